@@ -1,0 +1,338 @@
+"""The TOML configuration, read into frozen pydantic models.
+
+Every problem is reported as one line naming the key path and what was expected, so that
+`hedged config check` can print them all at once. Secrets never live in the file: only the names of
+environment variables or files that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+NAME_RE = r"^[a-z0-9-]{1,16}$"
+SYMBOL_RE = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):([A-Z0-9]+)$")
+# Keys that would carry a secret inline; refused wherever they appear.
+INLINE_SECRET_KEYS = frozenset(
+    {"api_key", "apikey", "apiKey", "key", "secret", "api_secret", "password", "passphrase", "token",
+     "private_key", "privateKey", "uid"}
+)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_inline_secrets(data: Any, where: str) -> None:
+    if not isinstance(data, Mapping):
+        return
+    found = sorted(k for k in data if k in INLINE_SECRET_KEYS)
+    if found:
+        raise ValueError(
+            f"inline secret {where}{found[0]!r} refused: use api_key_env/secret_env "
+            "(environment variable names) or api_key_file/secret_file"
+        )
+
+
+class KeeperConfig(_Model):
+    name: Annotated[str, Field(pattern=NAME_RE)] = "main"
+    interval: Annotated[float, Field(gt=0, le=86400)] = 10.0
+    mode: Literal["live", "shadow"] = "live"
+    kill_file: str = ""
+    max_failures: Annotated[int, Field(ge=1)] = 5
+    keep_orders_on_exit: bool = False
+    markets_refresh: Annotated[float, Field(gt=0)] = 3600.0
+
+
+class VenueConfig(_Model):
+    exchange: Annotated[str, Field(pattern=r"^[a-z0-9]+$")]
+    sandbox: bool = False
+    url: str = ""
+    api_key_env: str = ""
+    secret_env: str = ""
+    password_env: str = ""
+    api_key_file: str = ""
+    secret_file: str = ""
+    password_file: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline(cls, data: Any) -> Any:
+        _no_inline_secrets(data, "")
+        if isinstance(data, Mapping):
+            _no_inline_secrets(data.get("options"), "options.")
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^\s]+$", v):
+            raise ValueError("expected an http(s) URL such as http://127.0.0.1:8080")
+        return v.rstrip("/")
+
+    def credentials(self, base: Path | None = None) -> dict[str, SecretStr]:
+        """Read the secrets named by this venue; raise ConfigError naming the field, never the value."""
+        out: dict[str, SecretStr] = {}
+        for field, env_key, file_key in (
+            ("apiKey", "api_key_env", "api_key_file"),
+            ("secret", "secret_env", "secret_file"),
+            ("password", "password_env", "password_file"),
+        ):
+            env_name = getattr(self, env_key)
+            file_name = getattr(self, file_key)
+            if env_name:
+                value = os.environ.get(env_name)
+                if not value:
+                    raise ConfigError([f"{env_key}: environment variable {env_name} is not set"])
+                out[field] = SecretStr(value)
+            elif file_name:
+                path = Path(file_name)
+                if base is not None and not path.is_absolute():
+                    path = base / path
+                try:
+                    out[field] = SecretStr(path.read_text().strip())
+                except OSError as exc:
+                    raise ConfigError([f"{file_key}: cannot read {path}: {exc.strerror}"]) from None
+        return out
+
+
+class HedgeConfig(_Model):
+    asset: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+    venue: str
+    instrument: str
+    ratio: Annotated[Decimal, Field(ge=0)] = Decimal(1)
+    sources: list[str] = Field(default_factory=list)
+    off_exchange: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    include_collateral: bool = True
+    beta: Annotated[Decimal, Field(gt=0)] = Decimal(1)
+    price_symbol: str = ""
+    band: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.01")
+    min_band_usd: Annotated[Decimal, Field(ge=0)] = Decimal(50)
+    until: datetime | None = None
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _until(cls, v: Any) -> Any:
+        if v == "":
+            return None
+        if isinstance(v, datetime) and v.tzinfo is None:
+            raise ValueError("expected an RFC 3339 time with a UTC offset, e.g. 2026-12-31T00:00:00Z")
+        return v
+
+    @field_validator("instrument")
+    @classmethod
+    def _instrument(cls, v: str) -> str:
+        if not SYMBOL_RE.match(v):
+            raise ValueError("expected a ccxt perpetual symbol BASE/QUOTE:SETTLE, e.g. BTC/USD:BTC")
+        return v
+
+    @property
+    def instrument_base(self) -> str:
+        m = SYMBOL_RE.match(self.instrument)
+        assert m is not None
+        return m.group(1)
+
+    @property
+    def counted_venues(self) -> tuple[str, ...]:
+        """Venues whose balance of `asset` counts: sources, plus the perp venue with collateral; once each."""
+        names = list(dict.fromkeys(self.sources))
+        if self.include_collateral and self.venue not in names:
+            names.append(self.venue)
+        return tuple(names)
+
+
+class LimitsConfig(_Model):
+    max_ratio: Annotated[Decimal, Field(ge=0, le=2)] = Decimal("1.05")
+    max_order_usd: Annotated[Decimal, Field(gt=0)] = Decimal(100000)
+    max_position_usd: Annotated[Decimal, Field(gt=0)] = Decimal(5000000)
+    max_orders_per_hour: Annotated[int, Field(ge=0)] = 60
+    max_daily_turnover_usd: Annotated[Decimal, Field(ge=0)] = Decimal(2000000)
+    max_price_deviation_bps: Annotated[Decimal, Field(gt=0)] = Decimal(50)
+    max_data_age: Annotated[Decimal, Field(gt=0)] = Decimal(30)
+    max_price_jump_bps: Annotated[Decimal, Field(gt=0)] = Decimal(1500)
+
+
+class ExecutionConfig(_Model):
+    post_only: bool = True
+    offset_ticks: int = 0
+    order_timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_reprices: Annotated[int, Field(ge=0)] = 10
+    escalate: bool = False
+    max_slippage_bps: Annotated[Decimal, Field(gt=0)] = Decimal(20)
+
+
+class AuditConfig(_Model):
+    url: str = "sqlite:///hedged.db"
+    auto_upgrade: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
+        return v
+
+
+class MqttConfig(_Model):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "hedged"
+    keepalive: Annotated[int, Field(ge=1, le=65535)] = 30
+    tls: bool = False
+    ca_file: str = ""
+    username: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    homeassistant: bool = False
+    discovery_prefix: str = "homeassistant"
+    commands: bool = False
+    command_secret_env: str = ""
+    queue_size: Annotated[int, Field(ge=1)] = 1000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline(cls, data: Any) -> Any:
+        _no_inline_secrets(data, "")
+        return data
+
+    @model_validator(mode="after")
+    def _commands_need_secret(self) -> MqttConfig:
+        if self.commands and not self.command_secret_env:
+            raise ValueError("commands = true needs command_secret_env (the variable holding the HMAC secret)")
+        return self
+
+
+class MonitorsConfig(_Model):
+    funding_apr_warning: Annotated[Decimal, Field(ge=0)] = Decimal(30)
+    basis_bps_warning: Annotated[Decimal, Field(ge=0)] = Decimal(100)
+    liquidation_warning_pct: Annotated[Decimal, Field(ge=0)] = Decimal(30)
+    liquidation_critical_pct: Annotated[Decimal, Field(ge=0)] = Decimal(15)
+    drift_cycles: Annotated[int, Field(ge=1)] = 6
+    cooldown: Annotated[float, Field(ge=0)] = 3600.0
+
+
+class Config(_Model):
+    keeper: KeeperConfig = Field(default_factory=KeeperConfig)
+    venues: dict[Annotated[str, Field(pattern=NAME_RE)], VenueConfig]
+    hedge: Annotated[list[HedgeConfig], Field(min_length=1)]
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    # Folder of the file this came from; relative paths (SQLite, secret files, kill file) resolve here.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        problems: list[str] = []
+        for i, h in enumerate(self.hedge):
+            where = f"hedge[{i}]"
+            if h.venue not in self.venues:
+                problems.append(f"{where}.venue: unknown venue {h.venue!r}, expected one of {sorted(self.venues)}")
+            for j, s in enumerate(h.sources):
+                if s not in self.venues:
+                    problems.append(
+                        f"{where}.sources[{j}]: unknown venue {s!r}, expected one of {sorted(self.venues)}"
+                    )
+            if h.ratio > self.limits.max_ratio:
+                problems.append(f"{where}.ratio: {h.ratio} exceeds limits.max_ratio {self.limits.max_ratio}")
+            if h.asset != h.instrument_base and not h.price_symbol:
+                problems.append(
+                    f"{where}.price_symbol: required when asset {h.asset} differs from the instrument's "
+                    f"base {h.instrument_base} (e.g. \"{h.asset}/USDT\")"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def audit_url(self) -> str:
+        """The audit URL with a relative SQLite path resolved against the config file's folder."""
+        url = self.audit.url
+        m = re.match(r"^(sqlite(?:\+\w+)?):///(.*)$", url)
+        if m and m.group(2) and not m.group(2).startswith("/") and m.group(2) != ":memory:":
+            return f"{m.group(1)}:///{(self.base_dir / m.group(2)).resolve()}"
+        return url
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "constrained-", "json-or-python", "lax-")) or part in (
+            "[key]",
+        ):
+            continue
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out: list[str] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = _loc(err["loc"])
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        for line in msg.split("\n"):
+            out.append(f"{loc}: {line}" if loc and not line.startswith(("hedge[", loc)) else line)
+    return out
+
+
+def parse_config(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raise ConfigError with one line per problem."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read config file: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+    return parse_config(data, p.parent.resolve())
