@@ -50,6 +50,45 @@ def config_check(file: Annotated[Path, typer.Argument(help="TOML config file.")]
     typer.echo("ok")
 
 
+@app.command()
+def plan(
+    config: ConfigOpt,
+    snapshot: Annotated[
+        Path | None, typer.Option(help="Snapshot v1 JSON; without it, live state is read (nothing is placed).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """One decision pass: what the keeper would do, given this state. Places nothing."""
+    from hedged.decide import decide
+    from hedged.exposure import PlanInputError
+    from hedged.model import TradingState
+    from hedged.report import dumps, plan_json, plan_table
+    from hedged.snapshot import SnapshotError, load_snapshot
+
+    cfg = load_or_exit(config)
+    if snapshot is None:
+        fail("--snapshot: expected a snapshot file (reading live state needs the venue layer)")
+    else:
+        try:
+            snap = load_snapshot(snapshot.read_text())
+        except OSError as exc:
+            fail(f"{snapshot}: cannot read snapshot: {exc.strerror}")
+        except SnapshotError as exc:
+            fail(f"{snapshot}: {exc}")
+    try:
+        the_plan, result = decide(cfg, snap, state=TradingState.RUNNING)
+    except PlanInputError as exc:
+        fail(str(exc))
+    if json_out:
+        typer.echo(dumps(plan_json(the_plan, result)))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        for table in plan_table(the_plan, result):
+            console.print(table)
+
+
 # --- commands registered by other modules --------------------------------------------------------
 # Each module exposes `register(app)`; keep one line per module here.
 

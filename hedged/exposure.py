@@ -1,0 +1,127 @@
+"""The math of DESIGN.md §2: coin exposure, hedge size, target. Pure functions; no I/O, no clock.
+
+Why collateral and inverse uPnL count: on a coin-margined account the coins posted as margin, and the
+coin-denominated PnL of the short, are coins the holder owns. Leaving them out under-hedges, and makes the
+keeper see drift on every price move (and churn fees) where there is none.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from hedged.config import HedgeConfig
+from hedged.model import Market, Snapshot, Ticker, VenueState
+
+ZERO = Decimal(0)
+
+
+class PlanInputError(ValueError):
+    """The snapshot lacks something the config needs (a venue, market or price); one line, names it."""
+
+
+def venue_state(snapshot: Snapshot, venue: str) -> VenueState:
+    try:
+        return snapshot.venues[venue]
+    except KeyError:
+        raise PlanInputError(f"venues.{venue}: venue is configured but missing from the snapshot") from None
+
+
+def contract_market(state: VenueState, venue: str, symbol: str) -> Market:
+    market = state.markets.get(symbol)
+    if market is None:
+        raise PlanInputError(f"venues.{venue}.markets: unknown instrument {symbol!r}")
+    if not market.is_contract:
+        raise PlanInputError(f"venues.{venue}.markets[{symbol!r}]: expected a linear or inverse perpetual, got spot")
+    return market
+
+
+def ticker_price(t: Ticker) -> Decimal | None:
+    """A ticker's best single price: mark, else last, else the mid."""
+    if t.mark is not None and t.mark > 0:
+        return t.mark
+    if t.last is not None and t.last > 0:
+        return t.last
+    if t.bid is not None and t.ask is not None and t.bid > 0 and t.ask > 0:
+        return (t.bid + t.ask) / 2
+    return None
+
+
+def instrument_mark(state: VenueState, venue: str, symbol: str) -> Decimal:
+    """`mark` = position markPrice, else ticker markPrice, else ticker last (DESIGN §2)."""
+    pos = state.positions.get(symbol)
+    if pos is not None and pos.mark_price is not None and pos.mark_price > 0:
+        return pos.mark_price
+    t = state.tickers.get(symbol)
+    price = ticker_price(t) if t is not None else None
+    if price is None:
+        raise PlanInputError(f"venues.{venue}.tickers[{symbol!r}]: no mark or last price for the instrument")
+    return price
+
+
+def to_coins(market: Market, contracts: Decimal, mark: Decimal) -> Decimal:
+    """Contracts → base coins. Linear: c × size. Inverse: c × size(USD) / mark."""
+    if market.kind == "inverse":
+        return contracts * market.contract_size / mark
+    return contracts * market.contract_size
+
+
+def to_contracts(market: Market, coins: Decimal, mark: Decimal) -> Decimal:
+    """Base coins → contracts (unrounded); the inverse of `to_coins`."""
+    if market.kind == "inverse":
+        return coins * mark / market.contract_size
+    return coins / market.contract_size
+
+
+def inverse_upnl(state: VenueState, coin: str) -> Decimal:
+    """Σ unrealised PnL of positions settled in `coin` on inverse contracts (it is paid in that coin)."""
+    total = ZERO
+    for symbol, pos in state.positions.items():
+        m = state.markets.get(symbol)
+        if m is not None and m.kind == "inverse" and m.settle == coin:
+            total += pos.unrealized_pnl
+    return total
+
+
+def coin_exposure(entry: HedgeConfig, snapshot: Snapshot) -> Decimal:
+    """E: coins of `entry.asset` the holder is long, over the counted venues, plus off-exchange coins."""
+    total = entry.off_exchange
+    for venue in entry.counted_venues:
+        state = venue_state(snapshot, venue)
+        total += state.balances.get(entry.asset, ZERO) + inverse_upnl(state, entry.asset)
+    return total
+
+
+def hedge_held(market: Market, state: VenueState, mark: Decimal) -> Decimal:
+    """H: the signed position on the instrument, in base coin (short negative)."""
+    pos = state.positions.get(market.symbol)
+    return to_coins(market, pos.contracts, mark) if pos is not None else ZERO
+
+
+def asset_price(entry: HedgeConfig, snapshot: Snapshot, instrument_price: Decimal) -> Decimal:
+    """P_A: the asset's USD price; the instrument's own when it hedges its own coin."""
+    if entry.asset == entry.instrument_base:
+        return instrument_price
+    venues = [entry.venue, *(v for v in snapshot.venues if v != entry.venue)]
+    for v in venues:
+        state = snapshot.venues.get(v)
+        t = state.tickers.get(entry.price_symbol) if state is not None else None
+        price = ticker_price(t) if t is not None else None
+        if price is not None:
+            return price
+    raise PlanInputError(f"tickers[{entry.price_symbol!r}]: no price for {entry.asset} in any venue of the snapshot")
+
+
+def ratio_at(entry: HedgeConfig, now: datetime) -> Decimal:
+    """ratio(t): the configured ratio until `until`, then 0, so the hedge unwinds by itself."""
+    if entry.until is not None and now >= entry.until:
+        return ZERO
+    return entry.ratio
+
+
+def target_coins(entry: HedgeConfig, exposure: Decimal, price_asset: Decimal, price_instrument: Decimal,
+                 ratio: Decimal) -> Decimal:
+    """T_A = −ratio × beta × E × P_A / P_I, in instrument base coin."""
+    if entry.asset == entry.instrument_base:
+        return -ratio * entry.beta * exposure
+    return -ratio * entry.beta * exposure * price_asset / price_instrument

@@ -1,0 +1,198 @@
+"""Frozen value types shared by the pure core: what the exchange told us, and what we decided.
+
+Quantities and prices are `Decimal`. ccxt's floats are converted once, in `hedged.snapshot`.
+Position sizes are signed here (short is negative), unlike ccxt's `contracts` + `side`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+MarketKind = Literal["spot", "linear", "inverse"]
+
+
+class TradingState(StrEnum):
+    RUNNING = "RUNNING"
+    REDUCING = "REDUCING"  # only orders that shrink |hedge|
+    HALTED = "HALTED"  # cancels only
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    symbol: str
+    base: str
+    quote: str
+    settle: str | None
+    kind: MarketKind
+    contract_size: Decimal  # base units per contract (linear), USD per contract (inverse), 1 for spot
+    tick: Decimal  # price step
+    lot: Decimal  # amount step, in contracts
+    min_amount: Decimal  # in contracts
+
+    @property
+    def is_contract(self) -> bool:
+        return self.kind != "spot"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    mark: Decimal | None
+    index: Decimal | None
+    timestamp: datetime | None
+    funding_rate: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    contracts: Decimal  # signed: short < 0
+    entry_price: Decimal | None
+    mark_price: Decimal | None
+    unrealized_pnl: Decimal  # in the settle currency
+    liquidation_price: Decimal | None
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    client_id: str
+    symbol: str
+    side: Side
+    amount: Decimal  # contracts
+    filled: Decimal
+    price: Decimal | None
+    status: str
+    reduce_only: bool
+    timestamp: datetime | None
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.amount - self.filled, Decimal(0))
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        return self.remaining if self.side == "buy" else -self.remaining
+
+
+@dataclass(frozen=True, slots=True)
+class VenueState:
+    """One trading account at one moment: exactly what ccxt's fetch_* calls returned."""
+
+    markets: Mapping[str, Market]
+    tickers: Mapping[str, Ticker]
+    balances: Mapping[str, Decimal]  # coin -> total (wallet balance, excluding unrealised PnL)
+    balance_time: datetime | None
+    positions: Mapping[str, Position]  # by symbol, one-way mode
+    open_orders: tuple[Order, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    time: datetime
+    venues: Mapping[str, VenueState]
+
+
+# --- decisions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A named reason: `code` is stable (for tests, alerts, dashboards); `detail` is for humans."""
+
+    code: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    venue: str
+    symbol: str
+    side: Side
+    amount: Decimal  # contracts, > 0
+    price: Decimal
+    reduce_only: bool
+    post_only: bool
+    client_id: str
+
+    @property
+    def signed_amount(self) -> Decimal:
+        return self.amount if self.side == "buy" else -self.amount
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeTarget:
+    """One [[hedge]] entry evaluated: the coins held and the hedge it asks for, in instrument base coin."""
+
+    asset: str
+    venue: str
+    instrument: str
+    exposure: Decimal  # coins of `asset` held (E)
+    price: Decimal  # USD price of `asset` (P_A)
+    ratio: Decimal  # ratio(t)
+    target: Decimal  # T_A, in instrument base coin, short negative
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentPlan:
+    """The state of one hedge instrument and what the planner wants done there, before the guard."""
+
+    venue: str
+    symbol: str
+    market: Market
+    hedge: Decimal  # H, base coin, signed
+    inflight: Decimal  # our open orders' remaining size, base coin, signed
+    target: Decimal  # T, base coin
+    drift: Decimal  # D = H + inflight - T
+    mark: Decimal
+    band: Decimal  # base coin
+    exposure_usd: Decimal  # USD value of what the entries on this instrument hedge (for the ratio cap)
+    intent: OrderIntent | None
+    reasons: tuple[Reason, ...] = ()
+    data_times: tuple[tuple[str, datetime | None], ...] = ()  # every timestamped input, labelled
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    hedges: tuple[HedgeTarget, ...]
+    instruments: tuple[InstrumentPlan, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecentOrder:
+    """An order we sent earlier, for the rate and turnover caps."""
+
+    time: datetime
+    notional_usd: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The guard's verdict on one instrument: trade (maybe cut), hold, or blocked, with named reasons."""
+
+    plan: InstrumentPlan
+    action: Literal["trade", "hold", "blocked"]
+    order: OrderIntent | None
+    reasons: tuple[Reason, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class GuardResult:
+    decisions: tuple[Decision, ...]
+
+    @property
+    def orders(self) -> tuple[OrderIntent, ...]:
+        return tuple(d.order for d in self.decisions if d.order is not None)

@@ -1,0 +1,179 @@
+"""Exposure + hedge config → target per instrument → at most one limit order per instrument.
+
+Pure: the same config and snapshot always give the same plan, so `hedged plan --snapshot` replays
+exactly what the keeper decided. The guard (hedged.guard) then approves, cuts or blocks each intent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+
+from hedged.config import Config, HedgeConfig
+from hedged.exposure import (
+    ZERO,
+    asset_price,
+    coin_exposure,
+    contract_market,
+    hedge_held,
+    instrument_mark,
+    ratio_at,
+    target_coins,
+    to_coins,
+    to_contracts,
+    venue_state,
+)
+from hedged.model import (
+    HedgeTarget,
+    InstrumentPlan,
+    Market,
+    OrderIntent,
+    Plan,
+    Reason,
+    Side,
+    Snapshot,
+    VenueState,
+)
+
+
+def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """`value` to a whole multiple of `step` (half-even: never more than half a step off)."""
+    return (value / step).to_integral_value(rounding=rounding) * step
+
+
+def limit_price(market: Market, state: VenueState, side: Side, offset_ticks: int, mark: Decimal) -> Decimal | None:
+    """At the touch (sell at best ask, buy at best bid), moved `offset_ticks` away from the other side.
+
+    A positive offset is more passive, a negative one steps into the spread. The price is rounded to the
+    tick grid on the passive side, so rounding never makes a post-only order cross.
+    """
+    t = state.tickers.get(market.symbol)
+    if t is None:
+        return None
+    offset = market.tick * offset_ticks
+    if side == "sell":
+        if t.ask is None or t.ask <= 0:
+            return None
+        price = round_to_step(t.ask + offset, market.tick, ROUND_CEILING)
+        if t.bid is not None and price <= t.bid:
+            price = round_to_step(t.bid + market.tick, market.tick, ROUND_CEILING)
+    else:
+        if t.bid is None or t.bid <= 0:
+            return None
+        price = round_to_step(t.bid - offset, market.tick, ROUND_FLOOR)
+        if t.ask is not None and price >= t.ask:
+            price = round_to_step(t.ask - market.tick, market.tick, ROUND_FLOOR)
+    return price if price > 0 else None
+
+
+def inflight_contracts(state: VenueState, symbol: str, prefix: str) -> Decimal:
+    """Our own open orders' remaining size (client id `<name>-…`), signed; other orders are not ours."""
+    return sum(
+        (o.signed_remaining for o in state.open_orders if o.symbol == symbol and o.client_id.startswith(prefix)),
+        ZERO,
+    )
+
+
+def _data_times(config: Config, snapshot: Snapshot, entries: Sequence[HedgeConfig]) -> tuple[
+        tuple[str, datetime | None], ...]:
+    """Every timestamped input this instrument's decision rests on, labelled for the staleness check."""
+    first = entries[0]
+    out: dict[str, datetime | None] = {}
+    state = snapshot.venues[first.venue]
+    t = state.tickers.get(first.instrument)
+    out[f"{first.venue} ticker {first.instrument}"] = t.timestamp if t is not None else None
+    pos = state.positions.get(first.instrument)
+    if pos is not None:
+        out[f"{first.venue} position {first.instrument}"] = pos.timestamp
+    for e in entries:
+        for v in e.counted_venues:
+            out[f"{v} balance"] = snapshot.venues[v].balance_time
+        if e.price_symbol:
+            for name, vs in snapshot.venues.items():
+                pt = vs.tickers.get(e.price_symbol)
+                if pt is not None:
+                    out[f"{name} ticker {e.price_symbol}"] = pt.timestamp
+                    break
+    return tuple(out.items())
+
+
+def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
+    """One decision pass: a HedgeTarget per [[hedge]] entry and an InstrumentPlan per instrument."""
+    groups: dict[tuple[str, str], list[HedgeConfig]] = {}
+    for entry in config.hedge:
+        groups.setdefault((entry.venue, entry.instrument), []).append(entry)
+
+    prefix = f"{config.keeper.name}-"
+    hedges: list[HedgeTarget] = []
+    instruments: list[InstrumentPlan] = []
+    for n, ((venue, symbol), entries) in enumerate(groups.items()):
+        state = venue_state(snapshot, venue)
+        market = contract_market(state, venue, symbol)
+        mark = instrument_mark(state, venue, symbol)
+
+        target = ZERO
+        exposure_usd = ZERO
+        for e in entries:
+            exposure = coin_exposure(e, snapshot)
+            p_asset = asset_price(e, snapshot, mark)
+            ratio = ratio_at(e, snapshot.time)
+            t = target_coins(e, exposure, p_asset, mark, ratio)
+            target += t
+            exposure_usd += e.beta * exposure * p_asset
+            hedges.append(HedgeTarget(e.asset, venue, symbol, exposure, p_asset, ratio, t))
+
+        held = hedge_held(market, state, mark)
+        inflight = to_coins(market, inflight_contracts(state, symbol, prefix), mark)
+        drift = held + inflight - target
+        band = max(
+            max(e.band for e in entries) * abs(target),
+            max(e.min_band_usd for e in entries) / mark,
+            to_coins(market, market.lot, mark),
+        )
+        times = _data_times(config, snapshot, entries)
+
+        intent: OrderIntent | None = None
+        reasons: list[Reason] = []
+        if abs(drift) <= band:
+            reasons.append(Reason("within_band", f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
+        else:
+            contracts = round_to_step(to_contracts(market, -drift, mark), market.lot)
+            side: Side = "buy" if contracts > 0 else "sell"
+            price = limit_price(market, state, side, config.execution.offset_ticks, mark)
+            if abs(contracts) < market.min_amount or contracts == 0:
+                reasons.append(Reason(
+                    "below_min_size", f"{_fmt(abs(contracts))} contracts < minimum {_fmt(market.min_amount)}"))
+            elif price is None:
+                reasons.append(Reason("no_quote", f"no {'ask' if side == 'sell' else 'bid'} for {symbol}"))
+            else:
+                pos = state.positions.get(symbol)
+                pos_contracts = pos.contracts if pos is not None else ZERO
+                reduce_only = (
+                    pos_contracts != 0
+                    and (pos_contracts > 0) != (contracts > 0)
+                    and abs(contracts) <= abs(pos_contracts)
+                )
+                intent = OrderIntent(
+                    venue=venue,
+                    symbol=symbol,
+                    side=side,
+                    amount=abs(contracts),
+                    price=price,
+                    reduce_only=reduce_only,
+                    post_only=config.execution.post_only,
+                    client_id=f"{prefix}{order_tag}-{n}",
+                )
+                reasons.append(Reason("drift", f"{_fmt(drift)} beyond band {_fmt(band)}"))
+        instruments.append(InstrumentPlan(
+            venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=target,
+            drift=drift, mark=mark, band=band, exposure_usd=exposure_usd, intent=intent,
+            reasons=tuple(reasons), data_times=times,
+        ))
+    return Plan(hedges=tuple(hedges), instruments=tuple(instruments))
+
+
+def _fmt(d: Decimal) -> str:
+    """Short human form for reasons: 8 significant digits, no exponent."""
+    q = d.quantize(Decimal("1e-8")) if abs(d) < Decimal("1e12") else d
+    return format(q.normalize(), "f")

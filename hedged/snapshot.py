@@ -1,0 +1,261 @@
+"""Snapshot format v1: ccxt-unified structures per venue, and their conversion into the core's types.
+
+This is the venue boundary: ccxt's floats become `Decimal` here and nowhere else, so a snapshot dumped
+from a live account and the keeper's own fetches go through the very same code. See docs/snapshot.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueState
+
+VERSION = 1
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be used; the message is one line naming the field."""
+
+
+def to_decimal(value: Any, where: str, *, optional: bool = False) -> Decimal | None:
+    """ccxt number (float, int, numeric string) → Decimal, via its shortest repr so 0.1 stays 0.1."""
+    if value is None or value == "":
+        if optional:
+            return None
+        raise SnapshotError(f"{where}: expected a number, got nothing")
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise SnapshotError(f"{where}: expected a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SnapshotError(f"{where}: expected a finite number, got {value}")
+    try:
+        d = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise SnapshotError(f"{where}: expected a number, got {str(value)[:40]!r}") from None
+    if not d.is_finite():
+        raise SnapshotError(f"{where}: expected a finite number, got {value}")
+    return d
+
+
+def _num(value: Any, where: str) -> Decimal:
+    d = to_decimal(value, where)
+    assert d is not None
+    return d
+
+
+def _opt(value: Any, where: str) -> Decimal | None:
+    return to_decimal(value, where, optional=True)
+
+
+def _positive(value: Any, where: str) -> Decimal:
+    d = _num(value, where)
+    if d <= 0:
+        raise SnapshotError(f"{where}: expected a number > 0, got {d}")
+    return d
+
+
+def parse_time(value: Any, where: str) -> datetime | None:
+    """ccxt millisecond timestamps or RFC 3339 strings → aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise SnapshotError(f"{where}: expected a timestamp in ms or an RFC 3339 time")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise SnapshotError(f"{where}: expected a timestamp in ms, got {value}")
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise SnapshotError(f"{where}: expected an RFC 3339 time, got {value[:40]!r}") from None
+        if dt.tzinfo is None:
+            raise SnapshotError(f"{where}: expected an RFC 3339 time with a UTC offset, got {value!r}")
+        return dt.astimezone(UTC)
+    raise SnapshotError(f"{where}: expected a timestamp in ms or an RFC 3339 time")
+
+
+def _obj(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SnapshotError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise SnapshotError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SnapshotError(f"{where}: expected a non-empty string")
+    return value
+
+
+def parse_market(raw: Any, where: str) -> Market:
+    m = _obj(raw, where)
+    symbol = _str(m.get("symbol"), f"{where}.symbol")
+    kind: MarketKind
+    if m.get("spot") or m.get("type") == "spot":
+        kind = "spot"
+    elif m.get("inverse"):
+        kind = "inverse"
+    elif m.get("linear"):
+        kind = "linear"
+    else:
+        raise SnapshotError(f"{where}: expected spot, or a contract with linear or inverse true")
+    precision = _obj(m.get("precision", {}), f"{where}.precision")
+    limits = _obj(m.get("limits", {}), f"{where}.limits")
+    amount_limits = _obj(limits.get("amount") or {}, f"{where}.limits.amount")
+    lot = _positive(precision.get("amount"), f"{where}.precision.amount")
+    min_amount = _opt(amount_limits.get("min"), f"{where}.limits.amount.min") or lot
+    return Market(
+        symbol=symbol,
+        base=_str(m.get("base"), f"{where}.base"),
+        quote=_str(m.get("quote"), f"{where}.quote"),
+        settle=m.get("settle") or None,
+        kind=kind,
+        contract_size=(
+            Decimal(1) if kind == "spot" else _positive(m.get("contractSize"), f"{where}.contractSize")
+        ),
+        tick=_positive(precision.get("price"), f"{where}.precision.price"),
+        lot=lot,
+        min_amount=min_amount,
+    )
+
+
+def parse_ticker(raw: Any, where: str, symbol: str) -> Ticker:
+    t = _obj(raw, where)
+    info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
+    assert isinstance(info, Mapping)
+    funding = t.get("fundingRate", info.get("fundingRate"))
+    return Ticker(
+        symbol=t.get("symbol") or symbol,
+        bid=_opt(t.get("bid"), f"{where}.bid"),
+        ask=_opt(t.get("ask"), f"{where}.ask"),
+        last=_opt(t.get("last"), f"{where}.last"),
+        mark=_opt(t.get("markPrice"), f"{where}.markPrice"),
+        index=_opt(t.get("indexPrice"), f"{where}.indexPrice"),
+        timestamp=parse_time(t.get("timestamp"), f"{where}.timestamp"),
+        funding_rate=_opt(funding, f"{where}.fundingRate"),
+    )
+
+
+def parse_position(raw: Any, where: str) -> Position:
+    p = _obj(raw, where)
+    contracts = _opt(p.get("contracts"), f"{where}.contracts") or Decimal(0)
+    side = p.get("side")
+    if contracts != 0 and side not in ("long", "short"):
+        raise SnapshotError(f"{where}.side: expected 'long' or 'short', got {side!r}")
+    if contracts < 0:
+        raise SnapshotError(f"{where}.contracts: expected a number >= 0 (the side says short), got {contracts}")
+    return Position(
+        symbol=_str(p.get("symbol"), f"{where}.symbol"),
+        contracts=-contracts if side == "short" else contracts,
+        entry_price=_opt(p.get("entryPrice"), f"{where}.entryPrice"),
+        mark_price=_opt(p.get("markPrice"), f"{where}.markPrice"),
+        unrealized_pnl=_opt(p.get("unrealizedPnl"), f"{where}.unrealizedPnl") or Decimal(0),
+        liquidation_price=_opt(p.get("liquidationPrice"), f"{where}.liquidationPrice"),
+        timestamp=parse_time(p.get("timestamp"), f"{where}.timestamp"),
+    )
+
+
+def parse_order(raw: Any, where: str) -> Order:
+    o = _obj(raw, where)
+    side = o.get("side")
+    if side not in ("buy", "sell"):
+        raise SnapshotError(f"{where}.side: expected 'buy' or 'sell', got {side!r}")
+    amount = _num(o.get("amount"), f"{where}.amount")
+    filled = _opt(o.get("filled"), f"{where}.filled")
+    if filled is None:
+        remaining = _opt(o.get("remaining"), f"{where}.remaining")
+        filled = amount - remaining if remaining is not None else Decimal(0)
+    return Order(
+        id=str(o.get("id") or ""),
+        client_id=str(o.get("clientOrderId") or ""),
+        symbol=_str(o.get("symbol"), f"{where}.symbol"),
+        side=side,
+        amount=amount,
+        filled=filled,
+        price=_opt(o.get("price"), f"{where}.price"),
+        status=str(o.get("status") or "open"),
+        reduce_only=bool(o.get("reduceOnly")),
+        timestamp=parse_time(o.get("timestamp"), f"{where}.timestamp"),
+    )
+
+
+def parse_balance(raw: Any, where: str) -> tuple[dict[str, Decimal], datetime | None]:
+    b = _obj(raw, where)
+    totals: dict[str, Decimal] = {}
+    total_map = b.get("total")
+    if isinstance(total_map, Mapping):
+        for coin, v in total_map.items():
+            d = _opt(v, f"{where}.total.{coin}")
+            if d is not None:
+                totals[coin] = d
+    for coin, v in b.items():
+        if coin in ("info", "timestamp", "datetime", "free", "used", "total", "debt") or coin in totals:
+            continue
+        if isinstance(v, Mapping) and "total" in v:
+            d = _opt(v.get("total"), f"{where}.{coin}.total")
+            if d is not None:
+                totals[coin] = d
+    return totals, parse_time(b.get("timestamp"), f"{where}.timestamp")
+
+
+def parse_venue(raw: Any, where: str) -> VenueState:
+    v = _obj(raw, where)
+    markets = {
+        sym: parse_market(m, f"{where}.markets[{sym!r}]")
+        for sym, m in _obj(v.get("markets", {}), f"{where}.markets").items()
+    }
+    tickers = {
+        sym: parse_ticker(t, f"{where}.tickers[{sym!r}]", sym)
+        for sym, t in _obj(v.get("tickers", {}), f"{where}.tickers").items()
+    }
+    balances, balance_time = parse_balance(v.get("balance", {}), f"{where}.balance")
+    positions: dict[str, Position] = {}
+    for i, p in enumerate(_list(v.get("positions", []), f"{where}.positions")):
+        pos = parse_position(p, f"{where}.positions[{i}]")
+        if pos.symbol in positions:
+            # one-way mode: a second entry for the same symbol would be hedge mode, which we refuse
+            raise SnapshotError(f"{where}.positions[{i}]: second position for {pos.symbol} (hedge mode?)")
+        positions[pos.symbol] = pos
+    orders = tuple(
+        parse_order(o, f"{where}.open_orders[{i}]")
+        for i, o in enumerate(_list(v.get("open_orders", []), f"{where}.open_orders"))
+    )
+    return VenueState(
+        markets=markets,
+        tickers=tickers,
+        balances=balances,
+        balance_time=balance_time,
+        positions=positions,
+        open_orders=orders,
+    )
+
+
+def parse_snapshot(data: Any) -> Snapshot:
+    d = _obj(data, "snapshot")
+    if d.get("version") != VERSION:
+        raise SnapshotError(f"version: expected {VERSION}, got {d.get('version')!r}")
+    time = parse_time(d.get("time"), "time")
+    if time is None:
+        raise SnapshotError("time: expected an RFC 3339 time, got nothing")
+    venues = {
+        name: parse_venue(v, f"venues.{name}") for name, v in _obj(d.get("venues"), "venues").items()
+    }
+    return Snapshot(time=time, venues=venues)
+
+
+def load_snapshot(text: str) -> Snapshot:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SnapshotError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return parse_snapshot(data)
