@@ -1,0 +1,3 @@
+from hedged.cli import main
+
+main()
