@@ -1,0 +1,171 @@
+"""Canonical JSON and the hash chain over audit events.
+
+Why: months later the log must prove it was not edited. Each event's hash covers its content and the
+previous event's hash, so changing, deleting, inserting or reordering a row breaks the chain at that row.
+The JSON form is canonical (sorted keys, no whitespace, Decimals as strings, RFC 3339 UTC times) so that
+the same content always hashes the same on SQLite and Postgres, today and after a round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+GENESIS = "0" * 64
+CHAIN_VERSION = 1
+
+JsonValue = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def rfc3339(ts: datetime) -> str:
+    """UTC, always six fractional digits: one spelling per instant."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: audit times must carry a timezone")
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def decimal_str(d: Decimal) -> str:
+    """Plain notation (no exponent) so '1E+1' and '10' are stored the same way."""
+    if not d.is_finite():
+        return str(d)
+    return format(d, "f")
+
+
+def to_json(value: Any) -> JsonValue:
+    """Turn a payload into plain JSON values; Decimals/floats become strings so nothing is rounded."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Enum):
+        return to_json(value.value)
+    if isinstance(value, Decimal):
+        return decimal_str(value)
+    if isinstance(value, float):
+        # Floats are not exact; keep the shortest repr that round-trips, as a string.
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [to_json(v) for v in value]
+        if isinstance(value, set | frozenset):
+            items.sort(key=canonical_json)
+        return items
+    if hasattr(value, "model_dump"):  # pydantic models
+        return to_json(value.model_dump())
+    if hasattr(value, "__dataclass_fields__"):
+        return to_json({k: getattr(value, k) for k in value.__dataclass_fields__})
+    raise TypeError(f"cannot store {type(value).__name__} in the audit log")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        to_json(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def event_content(
+    *,
+    ts: datetime,
+    keeper: str,
+    cycle: int | None,
+    kind: str,
+    venue: str | None,
+    symbol: str | None,
+    asset: str | None,
+    payload: Any,
+    prev_hash: str,
+) -> dict[str, Any]:
+    """Everything an event's hash covers (the id is not covered: order is carried by prev_hash)."""
+    return {
+        "v": CHAIN_VERSION,
+        "ts": rfc3339(ts),
+        "keeper": keeper,
+        "cycle": cycle,
+        "kind": kind,
+        "venue": venue,
+        "symbol": symbol,
+        "asset": asset,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+
+
+def event_hash(content: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    """The stored columns of one event, as read back for verification."""
+
+    id: int
+    ts: datetime
+    keeper: str
+    cycle: int | None
+    kind: str
+    venue: str | None
+    symbol: str | None
+    asset: str | None
+    payload: Any
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events: int
+    problem: str = ""
+    bad_id: int | None = None
+    heads: Mapping[str, str] | None = None
+
+
+class ChainWalker:
+    """Verify rows fed in id order (any number of keepers interleaved); stops at the first problem."""
+
+    def __init__(self) -> None:
+        self.heads: dict[str, tuple[int | None, str]] = {}
+        self.count = 0
+        self.problem = ""
+        self.bad_id: int | None = None
+
+    def feed(self, rows: Iterable[ChainRow]) -> bool:
+        return all(self._check(row) for row in rows)
+
+    def _check(self, row: ChainRow) -> bool:
+        prev_id, expected_prev = self.heads.get(row.keeper, (None, GENESIS))
+        content = event_content(
+            ts=row.ts, keeper=row.keeper, cycle=row.cycle, kind=row.kind, venue=row.venue,
+            symbol=row.symbol, asset=row.asset, payload=row.payload, prev_hash=row.prev_hash,
+        )
+        if event_hash(content) != row.hash:
+            return self._fail(row, "content does not match its hash (edited)")
+        if row.prev_hash != expected_prev:
+            after = f"event {prev_id}" if prev_id is not None else "the start of the chain"
+            return self._fail(
+                row, f"does not follow {after} (a row was deleted, inserted or reordered before it)"
+            )
+        self.heads[row.keeper] = (row.id, row.hash)
+        self.count += 1
+        return True
+
+    def _fail(self, row: ChainRow, why: str) -> bool:
+        self.problem = f"event {row.id} (keeper {row.keeper}, {row.kind}): {why}"
+        self.bad_id = row.id
+        return False
+
+    def result(self) -> VerifyResult:
+        heads = {k: h for k, (_, h) in self.heads.items()}
+        if self.problem:
+            return VerifyResult(False, self.count, self.problem, self.bad_id, heads)
+        return VerifyResult(True, self.count, heads=heads)

@@ -1,0 +1,946 @@
+"""AuditStore: the keeper's durable, hash-chained record of decisions and actions.
+
+Why: an unattended trader must answer "why did it place this order?" months later, must never lose an
+order across a crash, and must not act when it cannot record. So every write is one transaction that
+appends a chained event (and updates its projection row), committed durably before the call returns;
+any failure raises AuditWriteError at once, which the keeper turns into "do not send, halt, alert".
+Appends are serialised per keeper (an asyncio lock in-process; BEGIN IMMEDIATE on SQLite, a transaction
+advisory lock on Postgres across processes) so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hedged.audit.chain import (
+    GENESIS,
+    ChainRow,
+    ChainWalker,
+    JsonValue,
+    VerifyResult,
+    event_content,
+    event_hash,
+    to_json,
+)
+from hedged.audit.models import Cycle, Event, Fill, Order
+from hedged.audit.scrub import Scrubber
+from hedged.log import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class AuditError(Exception):
+    """Base class: something about the audit store is wrong."""
+
+
+class AuditWriteError(AuditError):
+    """A write did not commit (or may not have). The caller must not act on it: do not send, halt, alert."""
+
+
+class AuditSchemaError(AuditError):
+    """The database has no audit tables or an older schema; run `hedged db upgrade`."""
+
+
+class EventKind(StrEnum):
+    START = "start"
+    STOP = "stop"
+    CYCLE = "cycle"
+    INTENT = "intent"
+    SENT = "sent"
+    ACK = "ack"
+    ORDER = "order"  # a later status of an order (poll, reconciliation, lost)
+    FILL = "fill"
+    CANCEL = "cancel"
+    REJECT = "reject"
+    ERROR = "error"
+    STATE = "state"
+    ALERT = "alert"
+    COMMAND = "command"
+    SHADOW = "shadow"
+
+
+class OrderStatus(StrEnum):
+    INTENT = "intent"  # written before the request: may or may not have reached the exchange
+    SENT = "sent"  # request issued, no reply yet
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    LOST = "lost"  # could not be found on the exchange after a crash/timeout
+
+
+class TradingState(StrEnum):
+    RUNNING = "RUNNING"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+UNSETTLED = (OrderStatus.INTENT, OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+_RANK = {
+    OrderStatus.INTENT: 0, OrderStatus.SENT: 1, OrderStatus.OPEN: 2, OrderStatus.PARTIALLY_FILLED: 3,
+    OrderStatus.FILLED: 4, OrderStatus.CANCELLED: 4, OrderStatus.REJECTED: 4, OrderStatus.LOST: -1,
+}
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    ts: datetime
+    keeper: str
+    cycle: int | None
+    kind: str
+    venue: str | None
+    symbol: str | None
+    asset: str | None
+    payload: Any
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, JsonValue]:
+        out = to_json({f.name: getattr(self, f.name) for f in fields(self)})
+        assert isinstance(out, dict)
+        return out
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    client_order_id: str
+    keeper: str
+    venue: str
+    symbol: str
+    side: str
+    amount: Decimal
+    price: Decimal | None
+    reduce_only: bool
+    post_only: bool
+    status: str
+    exchange_order_id: str | None
+    filled: Decimal
+    average: Decimal | None
+    fee: Decimal | None
+    fee_currency: str | None
+    notional_usd: Decimal | None
+    reason: str
+    cycle: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.amount - self.filled, Decimal(0))
+
+
+@dataclass(frozen=True)
+class FillRecord:
+    id: int
+    keeper: str
+    venue: str
+    trade_id: str
+    client_order_id: str | None
+    symbol: str | None
+    side: str | None
+    amount: Decimal
+    price: Decimal
+    fee: Decimal | None
+    fee_currency: str | None
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    id: int
+    keeper: str
+    cycle: int
+    ts: datetime
+    venue: str
+    symbol: str
+    exposure: Decimal | None
+    hedge: Decimal | None
+    inflight: Decimal | None
+    target: Decimal | None
+    drift: Decimal | None
+    mark: Decimal | None
+    band: Decimal | None
+    funding_rate: Decimal | None
+    basis: Decimal | None
+    action: str
+    reasons: Any
+
+
+# --- engines -----------------------------------------------------------------------------------------
+
+
+def async_url(url: str) -> URL:
+    """Map sqlite:// and postgresql:// to their asyncio drivers; refuse anything else."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise AuditError(f"audit url {url!r} is not a database URL") from None
+    if u.drivername in ("sqlite", "sqlite+aiosqlite"):
+        return u.set(drivername="sqlite+aiosqlite")
+    if u.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return u.set(drivername="postgresql+asyncpg")
+    raise AuditError(f"audit url driver {u.drivername!r} unsupported: use sqlite:/// or postgresql://")
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with any password hidden, for messages."""
+    u = url if isinstance(url, URL) else make_url(url)
+    return u.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The database file of a SQLite URL (None for Postgres or in-memory)."""
+    u = url if isinstance(url, URL) else make_url(url)
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:":
+        return None
+    db = u.database
+    if db.startswith("file:"):
+        db = db[5:]
+    return Path(db)
+
+
+def create_engine(url: str | URL, *, write_timeout: float = 5.0, read_only: bool = False) -> AsyncEngine:
+    """An async engine with durable settings: SQLite WAL + synchronous=FULL; bounded waits everywhere."""
+    u = async_url(url) if isinstance(url, str) else url
+    if u.drivername.startswith("sqlite"):
+        path = sqlite_path(u)
+        if read_only and path is not None:
+            # mode=ro makes SQLite itself refuse writes (chmod does not stop root).
+            u = u.set(database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"})
+        engine = create_async_engine(u, connect_args={"timeout": write_timeout})
+        _sqlite_events(engine, write_timeout, read_only)
+        return engine
+    ms = int(write_timeout * 1000)
+    return create_async_engine(
+        u,
+        pool_pre_ping=True,
+        pool_size=3,
+        max_overflow=2,
+        pool_timeout=write_timeout,
+        connect_args={
+            "timeout": write_timeout,
+            "command_timeout": write_timeout,
+            "server_settings": {
+                "application_name": "hedged-audit",
+                "lock_timeout": str(ms),
+                "statement_timeout": str(ms * 6),
+                "idle_in_transaction_session_timeout": str(ms * 12),
+            },
+        },
+    )
+
+
+def _sqlite_events(engine: AsyncEngine, write_timeout: float, read_only: bool) -> None:
+    @sa_event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (IMMEDIATE for writes), so the driver must not.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(write_timeout * 1000)}")
+        cur.close()
+
+    @sa_event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("hedged_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _chain_lock_key(keeper: str) -> int:
+    digest = hashlib.sha256(f"hedged-chain:{keeper}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+CHAIN_LOCK_CLASS = 0x68656467  # "hedg": namespace of the two-int advisory locks used for appends
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def who() -> dict[str, JsonValue]:
+    """Where a command came from: user, host and pid."""
+    try:
+        user = os.getlogin()
+    except OSError:
+        user = os.environ.get("USER", "") or str(os.getuid())
+    return {"user": user, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+# --- the store ---------------------------------------------------------------------------------------
+
+
+class AuditStore:
+    """Async API over the audit database for one keeper (its events, orders, cycles)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keeper: str,
+        *,
+        scrubber: Scrubber,
+        write_timeout: float,
+        read_only: bool,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.engine = engine
+        self.keeper = keeper
+        self.read_only = read_only
+        self.cycle: int | None = None
+        self._scrubber = scrubber
+        self._timeout = write_timeout
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._is_pg = engine.dialect.name == "postgresql"
+        self._write_engine = engine.execution_options(hedged_write=True)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        keeper: str,
+        *,
+        secrets: Iterable[str] = (),
+        allow_keys: Iterable[str] = (),
+        write_timeout: float = 5.0,
+        read_only: bool = False,
+        clock: Callable[[], datetime] = _now,
+    ) -> AuditStore:
+        """Connect and check the schema exists (AuditSchemaError if not; run `hedged db upgrade`)."""
+        u = async_url(url)
+        path = sqlite_path(u)
+        if read_only and path is not None and not path.exists():
+            raise AuditSchemaError(f"no audit database at {path}: run `hedged db upgrade`")
+        engine = create_engine(u, write_timeout=write_timeout, read_only=read_only)
+        store = cls(
+            engine, keeper, scrubber=Scrubber(allow_keys, secrets), write_timeout=write_timeout,
+            read_only=read_only, clock=clock,
+        )
+        try:
+            async with engine.connect() as conn:
+                has = await conn.run_sync(lambda c: sa.inspect(c).has_table("events"))
+                if not has:
+                    raise AuditSchemaError(f"no audit tables in {safe_url(u)}: run `hedged db upgrade`")
+                last = await conn.scalar(sa.select(sa.func.max(Event.cycle)).where(Event.keeper == keeper))
+                store.cycle = int(last) if last is not None else None
+        except AuditError:
+            await engine.dispose()
+            raise
+        except Exception as exc:
+            await engine.dispose()
+            raise AuditError(f"cannot open audit store {safe_url(u)}: {_short(exc)}") from exc
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def register_secrets(self, values: Iterable[str]) -> None:
+        """Values (API keys, secrets) that must never appear in a stored string."""
+        self._scrubber.register_secrets(values)
+
+    def allow_keys(self, keys: Iterable[str]) -> None:
+        """Extra payload key names to keep (e.g. venue names used as keys)."""
+        self._scrubber.allow(keys)
+
+    def start_cycle(self) -> int:
+        """Number the next cycle; later events carry it until the next call."""
+        self.cycle = (self.cycle or 0) + 1
+        return self.cycle
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def _payload(self, payload: Mapping[str, Any] | None, base: Mapping[str, Any] | None = None) -> JsonValue:
+        merged: dict[str, Any] = dict(payload or {})
+        merged.update({k: v for k, v in (base or {}).items() if v is not None})
+        return self._scrubber.scrub(to_json(merged))
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        if self.read_only:
+            raise AuditWriteError("audit store opened read-only")
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self._timeout * 3):
+                    async with self._write_engine.connect() as conn:
+                        await conn.begin()
+                        if self._is_pg:
+                            await conn.execute(
+                                sa.select(sa.func.pg_advisory_xact_lock(
+                                    CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
+                            )
+                        result = await work(conn)
+                        await conn.commit()
+                        return result
+            except AuditError:
+                raise
+            except Exception as exc:
+                log.error("audit.write_failed", error=_short(exc), keeper=self.keeper)
+                raise AuditWriteError(f"audit write failed: {_short(exc)}") from exc
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        payload: JsonValue,
+        *,
+        venue: str | None,
+        symbol: str | None,
+        asset: str | None,
+        cycle: int | None,
+        ts: datetime,
+    ) -> EventRecord:
+        head = await conn.scalar(
+            sa.select(Event.hash).where(Event.keeper == self.keeper).order_by(Event.id.desc()).limit(1)
+        )
+        prev = head or GENESIS
+        content = event_content(
+            ts=ts, keeper=self.keeper, cycle=cycle, kind=kind, venue=venue, symbol=symbol, asset=asset,
+            payload=payload, prev_hash=prev,
+        )
+        digest = event_hash(content)
+        row_id = await conn.scalar(
+            sa.insert(Event).values(
+                ts=ts, keeper=self.keeper, cycle=cycle, kind=kind, venue=venue, symbol=symbol, asset=asset,
+                payload=payload, prev_hash=prev, hash=digest,
+            ).returning(Event.id)
+        )
+        assert row_id is not None
+        return EventRecord(row_id, ts, self.keeper, cycle, kind, venue, symbol, asset, payload, prev, digest)
+
+    async def append(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        venue: str | None = None,
+        symbol: str | None = None,
+        asset: str | None = None,
+        cycle: int | None = None,
+    ) -> EventRecord:
+        """Append one event (start, stop, alert, shadow, …); committed durably when this returns."""
+        body = self._payload(payload)
+        ts = self._clock()
+        cyc = cycle if cycle is not None else self.cycle
+
+        async def work(conn: AsyncConnection) -> EventRecord:
+            return await self._append(conn, str(kind), body, venue=venue, symbol=symbol, asset=asset,
+                                      cycle=cyc, ts=ts)
+
+        return await self._write(work)
+
+    async def intent(
+        self,
+        client_order_id: str,
+        *,
+        venue: str,
+        symbol: str,
+        side: str,
+        amount: Decimal,
+        price: Decimal | None,
+        reduce_only: bool = False,
+        post_only: bool = False,
+        reason: str = "",
+        notional_usd: Decimal | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> OrderRecord:
+        """Write-ahead: record the order before the request is sent. Raises if the id is already used."""
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side must be buy or sell, not {side!r}")
+        _exact(amount=amount, price=price, notional_usd=notional_usd)
+        ts = self._clock()
+        reason = self._scrubber.text(reason)
+        body = self._payload(payload, {
+            "client_order_id": client_order_id, "side": side, "amount": amount, "price": price,
+            "reduce_only": reduce_only, "post_only": post_only, "reason": reason,
+            "notional_usd": notional_usd,
+        })
+        row: dict[str, Any] = {
+            "client_order_id": client_order_id, "keeper": self.keeper, "venue": venue, "symbol": symbol,
+            "side": side, "amount": amount, "price": price, "reduce_only": reduce_only,
+            "post_only": post_only, "status": OrderStatus.INTENT.value, "exchange_order_id": None,
+            "filled": Decimal(0), "average": None, "fee": None, "fee_currency": None,
+            "notional_usd": notional_usd, "reason": reason, "cycle": self.cycle, "created_at": ts,
+            "updated_at": ts,
+        }
+
+        async def work(conn: AsyncConnection) -> OrderRecord:
+            exists = await conn.scalar(
+                sa.select(Order.client_order_id).where(Order.client_order_id == client_order_id)
+            )
+            if exists is not None:
+                raise AuditWriteError(f"client order id {client_order_id} already recorded")
+            await self._append(conn, EventKind.INTENT, body, venue=venue, symbol=symbol, asset=None,
+                               cycle=self.cycle, ts=ts)
+            await conn.execute(sa.insert(Order).values(**row))
+            return OrderRecord(**row)
+
+        return await self._write(work)
+
+    async def sent(self, client_order_id: str, payload: Mapping[str, Any] | None = None) -> OrderRecord:
+        """The request is going out now (called just before the HTTP call)."""
+        return await self._order_event(EventKind.SENT, client_order_id, OrderStatus.SENT, payload=payload)
+
+    async def ack(
+        self,
+        client_order_id: str,
+        *,
+        exchange_order_id: str,
+        status: OrderStatus = OrderStatus.OPEN,
+        filled: Decimal | None = None,
+        average: Decimal | None = None,
+        fee: Decimal | None = None,
+        fee_currency: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> OrderRecord:
+        """The exchange accepted the order and gave it an id."""
+        return await self._order_event(
+            EventKind.ACK, client_order_id, status, exchange_order_id=exchange_order_id, filled=filled,
+            average=average, fee=fee, fee_currency=fee_currency, payload=payload,
+        )
+
+    async def update_order(
+        self,
+        client_order_id: str,
+        *,
+        status: OrderStatus,
+        exchange_order_id: str | None = None,
+        filled: Decimal | None = None,
+        average: Decimal | None = None,
+        fee: Decimal | None = None,
+        fee_currency: str | None = None,
+        reason: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> OrderRecord:
+        """A later observation of the order (poll, reconciliation, or LOST when it cannot be found)."""
+        return await self._order_event(
+            EventKind.ORDER, client_order_id, status, exchange_order_id=exchange_order_id, filled=filled,
+            average=average, fee=fee, fee_currency=fee_currency, reason=reason, payload=payload,
+        )
+
+    async def cancel(
+        self,
+        client_order_id: str,
+        reason: str = "",
+        *,
+        confirmed: bool = True,
+        filled: Decimal | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> OrderRecord:
+        """A cancel: `confirmed=False` records the request only, True marks the order cancelled."""
+        status = OrderStatus.CANCELLED if confirmed else None
+        return await self._order_event(
+            EventKind.CANCEL, client_order_id, status, filled=filled, reason=reason,
+            payload={**(payload or {}), "confirmed": confirmed},
+        )
+
+    async def reject(
+        self, client_order_id: str, reason: str, payload: Mapping[str, Any] | None = None
+    ) -> OrderRecord:
+        """The exchange refused the order (or we decided not to send it after the intent)."""
+        return await self._order_event(
+            EventKind.REJECT, client_order_id, OrderStatus.REJECTED, reason=reason, payload=payload
+        )
+
+    async def _order_event(
+        self,
+        kind: EventKind,
+        client_order_id: str,
+        status: OrderStatus | None,
+        *,
+        exchange_order_id: str | None = None,
+        filled: Decimal | None = None,
+        average: Decimal | None = None,
+        fee: Decimal | None = None,
+        fee_currency: str | None = None,
+        reason: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> OrderRecord:
+        _exact(filled=filled, average=average, fee=fee)
+        ts = self._clock()
+        if reason is not None:
+            reason = self._scrubber.text(reason)
+        body = self._payload(payload, {
+            "client_order_id": client_order_id, "status": status.value if status else None,
+            "exchange_order_id": exchange_order_id, "filled": filled, "average": average, "fee": fee,
+            "fee_currency": fee_currency, "reason": reason or None,
+        })
+
+        async def work(conn: AsyncConnection) -> OrderRecord:
+            current = await self._get_order(conn, client_order_id)
+            if current is None:
+                raise AuditWriteError(f"unknown client order id {client_order_id} (no intent recorded)")
+            values: dict[str, Any] = {"updated_at": ts}
+            if status is not None and _advances(current.status, status):
+                values["status"] = status.value
+            if exchange_order_id:
+                values["exchange_order_id"] = exchange_order_id
+            if filled is not None and filled >= current.filled:
+                values["filled"] = filled
+                if average is not None:
+                    values["average"] = average
+            elif average is not None and current.average is None:
+                values["average"] = average
+            if fee is not None:
+                values["fee"] = fee
+                values["fee_currency"] = fee_currency
+            if reason:
+                values["reason"] = (current.reason + "; " + reason) if current.reason else reason
+            await self._append(conn, kind, body, venue=current.venue, symbol=current.symbol, asset=None,
+                               cycle=self.cycle, ts=ts)
+            await conn.execute(
+                sa.update(Order).where(Order.client_order_id == client_order_id).values(**values)
+            )
+            updated = await self._get_order(conn, client_order_id)
+            assert updated is not None
+            return updated
+
+        return await self._write(work)
+
+    async def fill(
+        self,
+        client_order_id: str | None,
+        *,
+        venue: str,
+        trade_id: str,
+        amount: Decimal,
+        price: Decimal,
+        fee: Decimal | None = None,
+        fee_currency: str | None = None,
+        ts: datetime | None = None,
+        symbol: str | None = None,
+        side: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record a trade; False (and nothing written) if this venue's trade id is already recorded."""
+        _exact(amount=amount, price=price, fee=fee)
+        now = self._clock()
+        trade_ts = ts or now
+        body = self._payload(payload, {
+            "client_order_id": client_order_id, "trade_id": trade_id, "amount": amount, "price": price,
+            "fee": fee, "fee_currency": fee_currency, "timestamp": trade_ts, "side": side,
+        })
+
+        async def work(conn: AsyncConnection) -> bool:
+            dup = await conn.scalar(
+                sa.select(Fill.id).where(Fill.venue == venue, Fill.trade_id == trade_id)
+            )
+            if dup is not None:
+                return False
+            order = await self._get_order(conn, client_order_id) if client_order_id else None
+            sym = symbol or (order.symbol if order else None)
+            sd = side or (order.side if order else None)
+            await self._append(conn, EventKind.FILL, body, venue=venue, symbol=sym, asset=None,
+                               cycle=self.cycle, ts=now)
+            await conn.execute(sa.insert(Fill).values(
+                keeper=self.keeper, venue=venue, trade_id=trade_id, client_order_id=client_order_id,
+                symbol=sym, side=sd, amount=amount, price=price, fee=fee, fee_currency=fee_currency,
+                ts=trade_ts,
+            ))
+            if order is not None:
+                await self._apply_fills(conn, order, now)
+            return True
+
+        return await self._write(work)
+
+    async def _apply_fills(self, conn: AsyncConnection, order: OrderRecord, now: datetime) -> None:
+        rows = (await conn.execute(
+            sa.select(Fill.amount, Fill.price, Fill.fee, Fill.fee_currency)
+            .where(Fill.client_order_id == order.client_order_id)
+        )).all()
+        total = sum((r.amount for r in rows), Decimal(0))
+        values: dict[str, Any] = {"updated_at": now}
+        if total >= order.filled and total > 0:
+            values["filled"] = total
+            values["average"] = sum((r.amount * r.price for r in rows), Decimal(0)) / total
+            currencies = {r.fee_currency for r in rows if r.fee is not None}
+            if len(currencies) == 1:
+                values["fee"] = sum((r.fee for r in rows if r.fee is not None), Decimal(0))
+                values["fee_currency"] = currencies.pop()
+            status = OrderStatus.FILLED if total >= order.amount else OrderStatus.PARTIALLY_FILLED
+            if _advances(order.status, status):
+                values["status"] = status.value
+        await conn.execute(
+            sa.update(Order).where(Order.client_order_id == order.client_order_id).values(**values)
+        )
+
+    async def error(
+        self,
+        message: str,
+        *,
+        client_order_id: str | None = None,
+        venue: str | None = None,
+        symbol: str | None = None,
+        error_type: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> EventRecord:
+        """An error worth remembering (shown by `hedged status` as the last error)."""
+        return await self.append(
+            EventKind.ERROR,
+            {**(payload or {}), "message": self._scrubber.text(message), "client_order_id": client_order_id,
+             "error_type": error_type},
+            venue=venue, symbol=symbol,
+        )
+
+    async def alert(
+        self, name: str, level: str, message: str, payload: Mapping[str, Any] | None = None, *,
+        venue: str | None = None, symbol: str | None = None, asset: str | None = None,
+    ) -> EventRecord:
+        return await self.append(
+            EventKind.ALERT, {**(payload or {}), "name": name, "level": level, "message": message},
+            venue=venue, symbol=symbol, asset=asset,
+        )
+
+    async def record_cycle(
+        self,
+        *,
+        venue: str,
+        symbol: str,
+        action: str,
+        reasons: Iterable[str] = (),
+        exposure: Decimal | None = None,
+        hedge: Decimal | None = None,
+        inflight: Decimal | None = None,
+        target: Decimal | None = None,
+        drift: Decimal | None = None,
+        mark: Decimal | None = None,
+        band: Decimal | None = None,
+        funding_rate: Decimal | None = None,
+        basis: Decimal | None = None,
+        asset: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> CycleRecord:
+        """One instrument's inputs and decision for the current cycle (start_cycle() first)."""
+        cycle = self.cycle if self.cycle is not None else self.start_cycle()
+        nums = {"exposure": exposure, "hedge": hedge, "inflight": inflight, "target": target, "drift": drift,
+                "mark": mark, "band": band, "funding_rate": funding_rate, "basis": basis}
+        _exact(**nums)
+        reason_list = [self._scrubber.text(str(r)) for r in reasons]
+        ts = self._clock()
+        body = self._payload(payload, {**nums, "action": action, "reasons": reason_list})
+        row: dict[str, Any] = {"keeper": self.keeper, "cycle": cycle, "ts": ts, "venue": venue, "symbol": symbol, **nums,
+               "action": action, "reasons": reason_list}
+
+        async def work(conn: AsyncConnection) -> CycleRecord:
+            await self._append(conn, EventKind.CYCLE, body, venue=venue, symbol=symbol, asset=asset,
+                               cycle=cycle, ts=ts)
+            row_id = await conn.scalar(sa.insert(Cycle).values(**row).returning(Cycle.id))
+            assert row_id is not None
+            return CycleRecord(id=row_id, **row)
+
+        return await self._write(work)
+
+    async def record_state(
+        self, state: TradingState, reason: str = "", payload: Mapping[str, Any] | None = None
+    ) -> EventRecord:
+        """The keeper's trading state changed (or was confirmed at start)."""
+        return await self.append(
+            EventKind.STATE, {**(payload or {}), "state": TradingState(state).value, "reason": reason}
+        )
+
+    async def command(
+        self, state: TradingState, *, via: str, reason: str = "", by: Mapping[str, Any] | None = None
+    ) -> EventRecord:
+        """Request a trading state (CLI halt/resume/reduce-only, MQTT, kill file)."""
+        origin = dict(by) if by is not None else who()
+        return await self.append(
+            EventKind.COMMAND,
+            {"state": TradingState(state).value, "via": via, "reason": reason, "by": origin},
+        )
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    async def _get_order(self, conn: AsyncConnection, client_order_id: str) -> OrderRecord | None:
+        row = (await conn.execute(
+            sa.select(Order).where(Order.client_order_id == client_order_id)
+        )).mappings().first()
+        return OrderRecord(**row) if row is not None else None
+
+    async def get_order(self, client_order_id: str) -> OrderRecord | None:
+        async with self.engine.connect() as conn:
+            return await self._get_order(conn, client_order_id)
+
+    async def _orders(self, where: Iterable[sa.ColumnElement[bool]]) -> list[OrderRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                sa.select(Order).where(Order.keeper == self.keeper, *where).order_by(Order.created_at)
+            )).mappings().all()
+        return [OrderRecord(**r) for r in rows]
+
+    async def unsettled_orders(self, venue: str | None = None) -> list[OrderRecord]:
+        """Orders whose fate is not final (intent, sent, open, partially filled): reconcile these on start."""
+        where: list[sa.ColumnElement[bool]] = [Order.status.in_([s.value for s in UNSETTLED])]
+        if venue is not None:
+            where.append(Order.venue == venue)
+        return await self._orders(where)
+
+    async def open_orders(self, venue: str | None = None) -> list[OrderRecord]:
+        """Orders known to rest on the book (open, partially filled)."""
+        where: list[sa.ColumnElement[bool]] = [Order.status.in_([s.value for s in LIVE])]
+        if venue is not None:
+            where.append(Order.venue == venue)
+        return await self._orders(where)
+
+    async def recent_orders(self, since: datetime, venue: str | None = None) -> list[OrderRecord]:
+        """Orders created at or after `since` (rate and turnover caps; sum notional_usd yourself)."""
+        where: list[sa.ColumnElement[bool]] = [Order.created_at >= since]
+        if venue is not None:
+            where.append(Order.venue == venue)
+        return await self._orders(where)
+
+    async def fills_for(self, client_order_id: str) -> list[FillRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                sa.select(Fill).where(Fill.client_order_id == client_order_id).order_by(Fill.id)
+            )).mappings().all()
+        return [FillRecord(**r) for r in rows]
+
+    async def last_cycles(self) -> list[CycleRecord]:
+        """The latest cycle row of each (venue, symbol)."""
+        latest = (
+            sa.select(sa.func.max(Cycle.id))
+            .where(Cycle.keeper == self.keeper)
+            .group_by(Cycle.venue, Cycle.symbol)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                sa.select(Cycle).where(Cycle.id.in_(latest)).order_by(Cycle.venue, Cycle.symbol)
+            )).mappings().all()
+        return [CycleRecord(**r) for r in rows]
+
+    async def last_event(self, kind: str) -> EventRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                sa.select(Event).where(Event.keeper == self.keeper, Event.kind == str(kind))
+                .order_by(Event.id.desc()).limit(1)
+            )).mappings().first()
+        return EventRecord(**row) if row is not None else None
+
+    async def last_error(self) -> EventRecord | None:
+        return await self.last_event(EventKind.ERROR)
+
+    async def requested_state(self) -> TradingState:
+        """The state most recently requested by a command; RUNNING if none ever was."""
+        event = await self.last_event(EventKind.COMMAND)
+        if event is None or not isinstance(event.payload, dict):
+            return TradingState.RUNNING
+        try:
+            return TradingState(str(event.payload.get("state")))
+        except ValueError:
+            return TradingState.RUNNING
+
+    async def current_state(self) -> TradingState | None:
+        """The state the keeper last recorded (None if it never did)."""
+        event = await self.last_event(EventKind.STATE)
+        if event is None or not isinstance(event.payload, dict):
+            return None
+        try:
+            return TradingState(str(event.payload.get("state")))
+        except ValueError:
+            return None
+
+    async def tail(self, n: int = 20, *, all_keepers: bool = False) -> list[EventRecord]:
+        """The last n events, oldest first."""
+        query = sa.select(Event).order_by(Event.id.desc()).limit(n)
+        if not all_keepers:
+            query = query.where(Event.keeper == self.keeper)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [EventRecord(**r) for r in reversed(rows)]
+
+    async def events_after(
+        self, after_id: int, limit: int = 1000, *, all_keepers: bool = False, since: datetime | None = None
+    ) -> list[EventRecord]:
+        query = sa.select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
+        if not all_keepers:
+            query = query.where(Event.keeper == self.keeper)
+        if since is not None:
+            query = query.where(Event.ts >= since)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [EventRecord(**r) for r in rows]
+
+    async def iter_events(
+        self, since: datetime | None = None, *, all_keepers: bool = False, batch: int = 1000
+    ) -> AsyncIterator[EventRecord]:
+        """All events in order, fetched in batches (for export)."""
+        after = 0
+        while True:
+            rows = await self.events_after(after, batch, all_keepers=all_keepers, since=since)
+            for row in rows:
+                yield row
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    async def verify(self, batch: int = 2000) -> VerifyResult:
+        """Walk every keeper's chain in this database; stop at the first bad row."""
+        walker = ChainWalker()
+        after = 0
+        async with self.engine.connect() as conn:
+            while True:
+                rows = (await conn.execute(
+                    sa.select(Event).where(Event.id > after).order_by(Event.id).limit(batch)
+                )).mappings().all()
+                if not walker.feed(ChainRow(**r) for r in rows):
+                    break
+                if len(rows) < batch:
+                    break
+                after = rows[-1]["id"]
+        return walker.result()
+
+    async def count_events(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
+
+
+def _advances(current: str, new: OrderStatus) -> bool:
+    """Statuses only move forward; a LOST order may be found again; terminal states stay put."""
+    cur = OrderStatus(current)
+    if cur == new:
+        return False
+    if cur == OrderStatus.LOST:
+        return True
+    if cur in TERMINAL:
+        return False
+    return new == OrderStatus.LOST or _RANK[new] > _RANK[cur]
+
+
+def _exact(**values: Any) -> None:
+    for name, value in values.items():
+        if value is not None and not isinstance(value, Decimal):
+            raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
