@@ -91,6 +91,8 @@ def plan(
 
 # --- commands registered by other modules --------------------------------------------------------
 # Each module exposes `register(app)`; keep one line per module here.
+from hedged.audit.cli import register as register_audit  # noqa: E402, I001
+register_audit(app)
 
 
 def main() -> None:

@@ -190,6 +190,8 @@ class ExecutionConfig(_Model):
 class AuditConfig(_Model):
     url: str = "sqlite:///hedged.db"
     auto_upgrade: bool = True
+    # Longest wait for one audit write (SQLite busy lock, Postgres lock/command) before it fails loudly.
+    write_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     @field_validator("url")
     @classmethod

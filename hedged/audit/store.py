@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import pwd
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -42,6 +43,12 @@ from hedged.audit.chain import (
 from hedged.audit.models import Cycle, Event, Fill, Order
 from hedged.audit.scrub import Scrubber
 from hedged.log import get_logger
+from hedged.model import TradingState  # the core's enum: RUNNING, REDUCING, HALTED
+
+__all__ = [
+    "AuditError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind",
+    "EventRecord", "FillRecord", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
+]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -86,12 +93,6 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     LOST = "lost"  # could not be found on the exchange after a crash/timeout
-
-
-class TradingState(StrEnum):
-    RUNNING = "RUNNING"
-    REDUCING = "REDUCING"
-    HALTED = "HALTED"
 
 
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
@@ -233,6 +234,14 @@ def create_engine(url: str | URL, *, write_timeout: float = 5.0, read_only: bool
         _sqlite_events(engine, write_timeout, read_only)
         return engine
     ms = int(write_timeout * 1000)
+    settings = {
+        "application_name": "hedged-audit",
+        "lock_timeout": str(ms),
+        "statement_timeout": str(ms * 6),
+        "idle_in_transaction_session_timeout": str(ms * 12),
+    }
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
     return create_async_engine(
         u,
         pool_pre_ping=True,
@@ -242,12 +251,7 @@ def create_engine(url: str | URL, *, write_timeout: float = 5.0, read_only: bool
         connect_args={
             "timeout": write_timeout,
             "command_timeout": write_timeout,
-            "server_settings": {
-                "application_name": "hedged-audit",
-                "lock_timeout": str(ms),
-                "statement_timeout": str(ms * 6),
-                "idle_in_transaction_session_timeout": str(ms * 12),
-            },
+            "server_settings": settings,
         },
     )
 
@@ -285,8 +289,8 @@ def _now() -> datetime:
 def who() -> dict[str, JsonValue]:
     """Where a command came from: user, host and pid."""
     try:
-        user = os.getlogin()
-    except OSError:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
         user = os.environ.get("USER", "") or str(os.getuid())
     return {"user": user, "host": socket.gethostname(), "pid": os.getpid()}
 
@@ -746,8 +750,10 @@ class AuditStore:
         reason_list = [self._scrubber.text(str(r)) for r in reasons]
         ts = self._clock()
         body = self._payload(payload, {**nums, "action": action, "reasons": reason_list})
-        row: dict[str, Any] = {"keeper": self.keeper, "cycle": cycle, "ts": ts, "venue": venue, "symbol": symbol, **nums,
-               "action": action, "reasons": reason_list}
+        row: dict[str, Any] = {
+            "keeper": self.keeper, "cycle": cycle, "ts": ts, "venue": venue, "symbol": symbol, **nums,
+            "action": action, "reasons": reason_list,
+        }
 
         async def work(conn: AsyncConnection) -> CycleRecord:
             await self._append(conn, EventKind.CYCLE, body, venue=venue, symbol=symbol, asset=asset,

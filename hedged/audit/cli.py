@@ -1,0 +1,365 @@
+"""CLI commands over the audit store: db upgrade, audit verify|tail|export|lock, status, halt, resume,
+reduce-only. Heavy imports stay inside the commands so `hedged --help` is fast.
+
+Exit codes: 0 ok, 1 audit problem (bad chain, unreadable or unwritable store), 2 bad config,
+3 the trading account is locked by another keeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+import sys
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from hedged.audit.store import AuditStore, EventRecord
+    from hedged.config import Config
+
+T = TypeVar("T")
+EXIT_AUDIT = 1
+EXIT_LOCKED = 3
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Map audit/lock exceptions to one stderr line and an exit code (AccountLocked → 3, others → 1).
+
+    The keeper's `run` command wraps its asyncio.run(...) in this.
+    """
+    from hedged.audit.lock import AccountLocked
+    from hedged.audit.store import AuditError
+
+    try:
+        yield
+    except AccountLocked as exc:
+        _fail(str(exc), EXIT_LOCKED)
+    except AuditError as exc:
+        _fail(str(exc), EXIT_AUDIT)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    with exit_codes():
+        try:
+            return asyncio.run(coro)
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except OSError as exc:
+            _fail(f"{type(exc).__name__}: {exc}", EXIT_AUDIT)
+
+
+def _config(path: Path) -> Config:
+    import structlog
+
+    from hedged.cli import load_or_exit
+    from hedged.log import configure
+
+    if not structlog.is_configured():
+        configure(level="warning")  # stdout is for the command's output (export, --json)
+    return load_or_exit(path)
+
+
+async def _open(config: Config, *, read_only: bool) -> AuditStore:
+    from hedged.audit.store import AuditStore
+
+    return await AuditStore.open(
+        config.audit_url, config.keeper.name, read_only=read_only, write_timeout=config.audit.write_timeout,
+        allow_keys=config.venues.keys(),
+    )
+
+
+def parse_since(text: str) -> datetime:
+    """RFC 3339 time (`2025-01-31T00:00:00Z`, a date) or an age like `90m`, `24h`, `7d`."""
+    m = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(m.group(1))})
+    try:
+        ts = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter("expected an RFC 3339 time (2025-01-31T00:00:00Z) or an age (24h, 7d)") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _event_line(e: EventRecord) -> str:
+    from hedged.audit.chain import canonical_json
+
+    where = "/".join(x for x in (e.venue, e.symbol) if x) or "-"
+    cyc = f"c{e.cycle}" if e.cycle is not None else "-"
+    return f"{e.id:>6} {e.ts:%Y-%m-%d %H:%M:%S} {cyc:>6} {e.kind:<8} {where:<24} {canonical_json(e.payload)}"
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+def db_upgrade(config: ConfigOpt) -> None:
+    """Create or upgrade the audit tables to the latest schema."""
+    cfg = _config(config)
+
+    async def go() -> str | None:
+        from hedged.audit.migrate import upgrade
+
+        return await upgrade(cfg.audit_url)
+
+    from hedged.audit.store import async_url, safe_url
+
+    rev = _run(go())
+    typer.echo(f"audit database {safe_url(async_url(cfg.audit_url))} at revision {rev}")
+
+
+def audit_verify(config: ConfigOpt) -> None:
+    """Walk the hash chain: `ok N events`, or name the first bad row and exit 1."""
+    cfg = _config(config)
+
+    async def go() -> tuple[bool, str]:
+        async with await _open(cfg, read_only=True) as store:
+            result = await store.verify()
+        if result.ok:
+            return True, f"ok {result.events} events"
+        return False, f"bad {result.problem} ({result.events} events ok before it)"
+
+    ok, line = _run(go())
+    typer.echo(line)
+    if not ok:
+        raise typer.Exit(EXIT_AUDIT)
+
+
+def audit_tail(
+    config: ConfigOpt,
+    n: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many events.")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    as_json: JsonOpt = False,
+    all_keepers: Annotated[bool, typer.Option("--all", help="Events of every keeper in the store.")] = False,
+) -> None:
+    """The last N events of this keeper, oldest first; --follow waits for more."""
+    cfg = _config(config)
+
+    def show(e: EventRecord) -> None:
+        from hedged.audit.chain import canonical_json
+
+        typer.echo(canonical_json(e.as_dict()) if as_json else _event_line(e))
+
+    async def go() -> None:
+        async with await _open(cfg, read_only=True) as store:
+            events = await store.tail(n, all_keepers=all_keepers)
+            for e in events:
+                show(e)
+            last = events[-1].id if events else 0
+            while follow:
+                sys.stdout.flush()
+                await asyncio.sleep(0.5)
+                for e in await store.events_after(last, all_keepers=all_keepers):
+                    show(e)
+                    last = e.id
+
+    try:
+        _run(go())
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def audit_export(
+    config: ConfigOpt,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = ExportFormat.jsonl,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339 time or age (24h, 7d).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")] = None,
+    all_keepers: Annotated[bool, typer.Option("--all", help="Events of every keeper in the store.")] = False,
+) -> None:
+    """Every event (or those since TIME) as JSON lines or CSV, with hashes, for analysis or archiving."""
+    cfg = _config(config)
+    start = parse_since(since) if since else None
+
+    async def go() -> int:
+        from hedged.audit.chain import canonical_json
+
+        out = output.open("w", newline="") if output else sys.stdout
+        count = 0
+        try:
+            async with await _open(cfg, read_only=True) as store:
+                writer: Any = None
+                async for e in store.iter_events(start, all_keepers=all_keepers):
+                    row = e.as_dict()
+                    if fmt is ExportFormat.jsonl:
+                        out.write(canonical_json(row) + "\n")
+                    else:
+                        if writer is None:
+                            writer = csv.DictWriter(out, fieldnames=list(row))
+                            writer.writeheader()
+                        writer.writerow({**row, "payload": canonical_json(row["payload"])})
+                    count += 1
+        finally:
+            if output:
+                out.close()
+        return count
+
+    count = _run(go())
+    if output:
+        typer.echo(f"exported {count} events to {output}", err=True)
+
+
+def audit_lock(
+    config: ConfigOpt,
+    hold: Annotated[float, typer.Option("--hold", help="Seconds to hold (0: until interrupted).")] = 0.0,
+) -> None:
+    """Take this config's account locks and hold them: checks no keeper runs, or reserves the accounts."""
+    cfg = _config(config)
+
+    async def go() -> None:
+        from hedged.audit.lock import config_locks, hold_locks
+
+        async with hold_locks(config_locks(cfg)) as held:
+            for lock in held:
+                typer.echo(f"holding {lock.account}")
+            sys.stdout.flush()
+            if hold > 0:
+                await asyncio.sleep(hold)
+            else:
+                await asyncio.Event().wait()
+
+    from hedged.config import ConfigError
+
+    try:
+        _run(go())
+    except ConfigError as exc:
+        _fail("; ".join(exc.problems), 2)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
+    """Last cycle per instrument, unsettled orders, trading state and last error."""
+    cfg = _config(config)
+
+    async def go() -> dict[str, Any]:
+        async with await _open(cfg, read_only=True) as store:
+            return {
+                "keeper": cfg.keeper.name,
+                "requested_state": (await store.requested_state()).value,
+                "state": await store.last_event("state"),
+                "cycles": await store.last_cycles(),
+                "orders": await store.unsettled_orders(),
+                "last_error": await store.last_error(),
+            }
+
+    data = _run(go())
+    if as_json:
+        from hedged.audit.chain import canonical_json
+
+        typer.echo(canonical_json(data))
+        return
+    _render_status(data)
+
+
+def _render_status(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hedged.audit.chain import decimal_str
+
+    def num(v: Any) -> str:
+        return "" if v is None else decimal_str(v)
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    state = data["state"]
+    state_text = state.payload.get("state", "?") if state else "never recorded"
+    since = f" since {state.ts:%Y-%m-%d %H:%M:%S}Z" if state else ""
+    console.print(
+        f"[bold]keeper[/] {data['keeper']}   [bold]state[/] {state_text}{since}   "
+        f"[bold]requested[/] {data['requested_state']}"
+    )
+    cycles = Table(title="last cycle per instrument", title_justify="left")
+    for col in ("venue", "symbol", "cycle", "time", "exposure", "hedge", "in-flight", "target", "drift",
+                "band", "mark", "funding", "basis", "action", "reasons"):
+        cycles.add_column(col, justify="right" if col not in ("venue", "symbol", "action", "reasons") else "left")
+    for c in data["cycles"]:
+        cycles.add_row(
+            c.venue, c.symbol, str(c.cycle), f"{c.ts:%H:%M:%S}", num(c.exposure), num(c.hedge), num(c.inflight),
+            num(c.target), num(c.drift), num(c.band), num(c.mark), num(c.funding_rate), num(c.basis), c.action,
+            ", ".join(map(str, c.reasons or [])),
+        )
+    console.print(cycles)
+    orders = Table(title="unsettled orders", title_justify="left")
+    for col in ("client id", "venue", "symbol", "side", "amount", "price", "filled", "status", "flags",
+                "created"):
+        orders.add_column(col)
+    for o in data["orders"]:
+        flags = " ".join(f for f, on in (("reduce-only", o.reduce_only), ("post-only", o.post_only)) if on)
+        orders.add_row(o.client_order_id, o.venue, o.symbol, o.side, num(o.amount), num(o.price), num(o.filled),
+                       o.status, flags, f"{o.created_at:%Y-%m-%d %H:%M:%S}")
+    console.print(orders)
+    err = data["last_error"]
+    if err is None:
+        console.print("[bold]last error[/] none")
+    else:
+        console.print(f"[bold]last error[/] {err.ts:%Y-%m-%d %H:%M:%S}Z {err.payload.get('message', '')}",
+                      markup=False)
+
+
+def _command(config: Path, state_name: str, reason: str) -> None:
+    cfg = _config(config)
+
+    async def go() -> int:
+        from hedged.audit.store import TradingState
+
+        async with await _open(cfg, read_only=False) as store:
+            event = await store.command(TradingState(state_name), via="cli", reason=reason)
+            return event.id
+
+    event_id = _run(go())
+    typer.echo(f"requested {state_name} for keeper {cfg.keeper.name} (event {event_id})")
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why, for the audit log.")]
+
+
+def halt(config: ConfigOpt, reason: ReasonOpt = "") -> None:
+    """Ask the keeper to stop trading (cancels only) from its next cycle."""
+    _command(config, "HALTED", reason)
+
+
+def resume(config: ConfigOpt, reason: ReasonOpt = "") -> None:
+    """Ask the keeper to trade normally again."""
+    _command(config, "RUNNING", reason)
+
+
+def reduce_only(config: ConfigOpt, reason: ReasonOpt = "") -> None:
+    """Ask the keeper to place only orders that shrink the hedge."""
+    _command(config, "REDUCING", reason)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the audit commands to the main `hedged` app."""
+    db_app = typer.Typer(help="The audit database.", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    app.add_typer(db_app, name="db")
+    audit_app = typer.Typer(help="The audit log: verify, tail, export, lock.", no_args_is_help=True)
+    audit_app.command("verify")(audit_verify)
+    audit_app.command("tail")(audit_tail)
+    audit_app.command("export")(audit_export)
+    audit_app.command("lock")(audit_lock)
+    app.add_typer(audit_app, name="audit")
+    app.command("status")(status)
+    app.command("halt")(halt)
+    app.command("resume")(resume)
+    app.command("reduce-only")(reduce_only)
