@@ -1,0 +1,70 @@
+"""One helper that builds a ccxt bybit client pointed at a base URL (the emulator, or any Bybit v5
+compatible endpoint): the same helper the keeper's venue uses when a venue has `url` set.
+
+Options follow /work/shared/EXCHANGES.md: every REST URL key and the WS URLs overridden after sandbox
+mode, market types spot/linear/inverse only, currencies off, unified account preset (skips the
+query-api/account-info probe), rate limiting off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REST_KEYS = ("spot", "futures", "v2", "public", "private")
+
+
+def make_client(
+    base_url: str,
+    api_key: str | None = None,
+    secret: str | None = None,
+    *,
+    pro: bool = False,
+    options: dict[str, Any] | None = None,
+    timeout_ms: int = 10_000,
+    enable_rate_limit: bool = False,
+    **config: Any,
+) -> Any:
+    """Return `ccxt.async_support.bybit` (or `ccxt.pro.bybit` if `pro`) talking to `base_url`.
+
+    The caller owns the client and must `await client.close()`.
+    """
+    base = base_url.rstrip("/")
+    for bad in ("openapi", "unified/v3", "contract/v3"):
+        if bad in base:
+            raise ValueError(f"base URL must not contain {bad!r} (ccxt picks its signing scheme by substring)")
+    if pro:
+        import ccxt.pro as ccxt_mod
+    else:
+        import ccxt.async_support as ccxt_mod
+    opts: dict[str, Any] = {
+        "fetchMarkets": {"types": ["spot", "linear", "inverse"]},
+        "enableUnifiedMargin": False,
+        "enableUnifiedAccount": True,
+        "unifiedMarginStatus": 6,
+        "adjustForTimeDifference": False,
+        "recvWindow": 5000,
+    }
+    opts.update(options or {})
+    params: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": timeout_ms, "options": opts}
+    if api_key is not None:
+        params["apiKey"] = api_key
+    if secret is not None:
+        params["secret"] = secret
+    params.update(config)
+    client = ccxt_mod.bybit(params)
+    client.set_sandbox_mode(True)
+    client.has["fetchCurrencies"] = False
+    api = client.urls["api"]
+    for k in REST_KEYS:
+        api[k] = base
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+    api["ws"] = {
+        "public": {t: f"{ws_base}/v5/public/{t}" for t in ("spot", "linear", "inverse", "option")},
+        "private": {
+            "spot": {"unified": f"{ws_base}/v5/private", "nonUnified": f"{ws_base}/v5/private"},
+            "contract": f"{ws_base}/v5/private",
+            "usdc": f"{ws_base}/v5/private",
+            "trade": f"{ws_base}/v5/trade",
+        },
+    }
+    return client

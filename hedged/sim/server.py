@@ -1,0 +1,122 @@
+"""`Emulator`: the aiohttp server (REST, WebSocket, admin) around one engine, for tests, demo and CLI.
+
+    async with Emulator(default_settings(clock="manual")) as emu:
+        client = emu.client()            # ccxt.async_support.bybit pointed at emu.url
+        emu.engine.set_price(Decimal(71500), asset="BTC")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from hedged.log import get_logger
+from hedged.sim.admin import AdminFront
+from hedged.sim.auth import RateLimiter
+from hedged.sim.clock import Clock
+from hedged.sim.engine import Engine
+from hedged.sim.faults import FaultInjector
+from hedged.sim.rest import RestFront
+from hedged.sim.settings import EmulatorSettings, default_settings
+from hedged.sim.ws import WsFront
+
+log = get_logger(__name__)
+
+
+class Emulator:
+    """Local Bybit v5 exchange. Binds 127.0.0.1 with an OS-chosen port unless told otherwise."""
+
+    def __init__(
+        self,
+        settings: EmulatorSettings | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings or default_settings()
+        self.host = host
+        self.port = port
+        self.engine = Engine(self.settings, clock)
+        self.faults = FaultInjector(self.settings.seed)
+        for f in self.settings.faults:
+            self.faults.add(f)
+        self.limiter = RateLimiter(self.settings.rate_limit.requests, self.settings.rate_limit.per_seconds)
+        self.app = web.Application()
+        self.rest = RestFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
+        self.ws = WsFront(self.engine)
+        self.admin = AdminFront(self.engine, self.faults, self.limiter)
+        self.rest.routes(self.app)
+        self.ws.routes(self.app)
+        self.admin.routes(self.app)
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """HTTP base URL, e.g. http://127.0.0.1:41234 (no trailing slash)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[4:]
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._ticker = asyncio.create_task(self._tick_loop())
+        log.info("sim.started", url=self.url)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        await self.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _tick_loop(self) -> None:
+        """Runs price paths, taker flow and funding on the real/accelerated clock; tickers to WS."""
+        interval = self.settings.tick_seconds
+        pushes = 0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.engine.advance()
+                pushes += 1
+                if pushes * interval >= 1.0:
+                    pushes = 0
+                    self.ws.push_tickers()
+            except Exception:  # keep the exchange alive; the failure is logged
+                log.exception("sim.tick_failed")
+
+    def client(self, api_key: str = "demo-key", secret: str = "demo-secret", *, pro: bool = False,
+               **kwargs: Any) -> Any:
+        """A ccxt bybit client (async, or ccxt.pro with `pro=True`) pointed at this emulator."""
+        from hedged.sim.client import make_client
+
+        return make_client(self.url, api_key, secret, pro=pro, **kwargs)

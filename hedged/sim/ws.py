@@ -1,0 +1,220 @@
+"""The Bybit v5 WebSocket front for ccxt.pro: public tickers; private order, execution, position and
+wallet topics; auth (HMAC of "GET/realtime" + expires); ping/pong.
+
+Engine events arrive synchronously; each connection has a queue and a writer task so messages keep
+their order. Wallet updates are coalesced per loop iteration (a fill emits several).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hedged.sim import views
+from hedged.sim.auth import sign
+from hedged.sim.engine import Engine
+from hedged.sim.instruments import Instrument
+from hedged.sim.orders import Execution, Order
+
+PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
+_ids = itertools.count(1)
+
+
+@dataclass
+class Conn:
+    ws: web.WebSocketResponse
+    channel: str  # "spot" | "linear" | "inverse" | "private"
+    conn_id: str
+    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+    api_key: str | None = None
+    topics: set[str] = field(default_factory=set)
+
+    def push(self, msg: dict[str, Any]) -> None:
+        self.queue.put_nowait(msg)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class WsFront:
+    """Registers the WS routes and fans engine events out to subscribed connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conns: set[Conn] = set()
+        self._dirty_wallets: set[str] = set()
+        self._flush_scheduled = False
+        engine.listeners.append(self.on_event)
+
+    def routes(self, app: web.Application) -> None:
+        for channel in ("spot", "linear", "inverse"):
+            app.router.add_get(f"/v5/public/{channel}", self._handler(channel))
+        app.router.add_get("/v5/private", self._handler("private"))
+
+    async def close(self) -> None:
+        for c in list(self.conns):
+            c.queue.put_nowait(None)
+            await c.ws.close()
+
+    def _handler(self, channel: str) -> Any:
+        async def handle(request: web.Request) -> web.WebSocketResponse:
+            ws = web.WebSocketResponse(autoping=True)
+            await ws.prepare(request)
+            conn = Conn(ws, channel, f"sim-{next(_ids)}")
+            self.conns.add(conn)
+            writer = asyncio.create_task(self._writer(conn))
+            try:
+                async for msg in ws:
+                    if msg.type is not WSMsgType.TEXT:
+                        continue
+                    try:
+                        data = json.loads(msg.data)
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict):
+                        self._on_message(conn, data)
+            finally:
+                self.conns.discard(conn)
+                conn.queue.put_nowait(None)
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+            return ws
+
+        return handle
+
+    async def _writer(self, conn: Conn) -> None:
+        while True:
+            msg = await conn.queue.get()
+            if msg is None or conn.ws.closed:
+                return
+            try:
+                await conn.ws.send_str(json.dumps(msg))
+            except (ConnectionError, RuntimeError):
+                return
+
+    # ---- requests from the client --------------------------------------------------------------
+    def _on_message(self, conn: Conn, data: dict[str, Any]) -> None:
+        op = data.get("op")
+        req_id = data.get("req_id")
+        if op == "ping":
+            if conn.channel == "private":
+                conn.push({"req_id": req_id, "op": "pong", "args": [str(_now())], "conn_id": conn.conn_id})
+            else:
+                conn.push({"success": True, "ret_msg": "pong", "conn_id": conn.conn_id, "req_id": req_id,
+                           "op": "ping"})
+        elif op == "auth":
+            self._auth(conn, data.get("args") or [])
+        elif op in ("subscribe", "unsubscribe"):
+            self._subscribe(conn, op, req_id, [str(a) for a in data.get("args") or []])
+
+    def _auth(self, conn: Conn, args: list[Any]) -> None:
+        ok = False
+        msg = "Invalid apikey"
+        if conn.channel == "private" and len(args) == 3:
+            key, expires, signature = str(args[0]), str(args[1]), str(args[2])
+            acct = self.engine.accounts.get(key)
+            if acct is not None:
+                if not expires.isdigit() or int(expires) < _now():
+                    msg = "Params Error"  # expired
+                elif hmac.compare_digest(sign(acct.secret, "GET/realtime" + expires), signature.lower()):
+                    ok = True
+                    conn.api_key = key
+                else:
+                    msg = "Invalid sign"
+        conn.push({"success": ok, "ret_msg": "" if ok else msg, "op": "auth", "conn_id": conn.conn_id})
+
+    def _subscribe(self, conn: Conn, op: str, req_id: Any, topics: list[str]) -> None:
+        bad = []
+        for t in topics:
+            if conn.channel == "private":
+                valid = t in PRIVATE_TOPICS and conn.api_key is not None
+            else:
+                valid = t.startswith("tickers.") and self._public_inst(conn.channel, t[8:]) is not None
+            if not valid:
+                bad.append(t)
+        ok = not bad
+        conn.push({"success": ok, "ret_msg": "" if ok else f"Invalid topics: {','.join(bad)}",
+                   "conn_id": conn.conn_id, "req_id": req_id, "op": op})
+        if not ok:
+            return
+        for t in topics:
+            if op == "subscribe":
+                conn.topics.add(t)
+                inst = self._public_inst(conn.channel, t[8:]) if t.startswith("tickers.") else None
+                if inst is not None:
+                    conn.push(self._ticker_msg(inst))
+            else:
+                conn.topics.discard(t)
+
+    def _public_inst(self, channel: str, symbol_id: str) -> Instrument | None:
+        for inst in self.engine.instruments_in(channel):
+            if inst.id == symbol_id:
+                return inst
+        return None
+
+    # ---- pushes --------------------------------------------------------------------------------
+    def _ticker_msg(self, inst: Instrument) -> dict[str, Any]:
+        return {"topic": f"tickers.{inst.id}", "type": "snapshot", "data": views.ticker(self.engine, inst),
+                "cs": self.engine.seq, "ts": _now()}
+
+    def push_tickers(self) -> None:
+        """Periodic snapshot of every subscribed ticker (the venue streams them continuously)."""
+        for conn in list(self.conns):
+            if conn.channel == "private":
+                continue
+            for t in conn.topics:
+                inst = self._public_inst(conn.channel, t[8:])
+                if inst is not None:
+                    conn.push(self._ticker_msg(inst))
+
+    def _private(self, api_key: str, topic: str, data: list[dict[str, Any]]) -> None:
+        msg = {"id": f"{topic}-{self.engine.seq}", "topic": topic, "creationTime": _now(), "data": data}
+        for conn in list(self.conns):
+            if conn.api_key == api_key and topic in conn.topics:
+                conn.push(msg)
+
+    def on_event(self, kind: str, api_key: str | None, payload: Any) -> None:
+        if not self.conns:
+            return
+        if kind == "ticker" and isinstance(payload, Instrument):
+            msg = self._ticker_msg(payload)
+            topic = f"tickers.{payload.id}"
+            for conn in list(self.conns):
+                if conn.channel == payload.category.value and topic in conn.topics:
+                    conn.push(msg)
+            return
+        if api_key is None:
+            return
+        if kind == "order" and isinstance(payload, Order):
+            self._private(api_key, "order", [views.order(payload, with_category=True)])
+        elif kind == "execution" and isinstance(payload, Execution):
+            self._private(api_key, "execution", [views.execution(payload, with_category=True)])
+        elif kind == "position":
+            acct = self.engine.accounts[api_key]
+            self._private(api_key, "position", [views.position(self.engine, acct, payload, with_category=True)])
+        elif kind == "wallet":
+            self._dirty_wallets.add(api_key)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                try:
+                    asyncio.get_running_loop().call_soon(self._flush_wallets)
+                except RuntimeError:
+                    self._flush_wallets()
+
+    def _flush_wallets(self) -> None:
+        self._flush_scheduled = False
+        keys, self._dirty_wallets = self._dirty_wallets, set()
+        for key in keys:
+            acct = self.engine.accounts.get(key)
+            if acct is not None:
+                self._private(key, "wallet", [views.wallet(self.engine, acct)])
