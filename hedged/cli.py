@@ -93,6 +93,8 @@ def plan(
 # Each module exposes `register(app)`; keep one line per module here.
 from hedged.audit.cli import register as register_audit  # noqa: E402, I001
 register_audit(app)
+from hedged.sim.cli import register as register_sim  # noqa: E402, I001
+register_sim(app)
 
 
 def main() -> None:

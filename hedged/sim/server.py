@@ -77,7 +77,6 @@ class Emulator:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._ticker = asyncio.create_task(self._tick_loop())
-        log.info("sim.started", url=self.url)
 
     async def stop(self) -> None:
         if self._ticker is not None:
