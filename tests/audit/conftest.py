@@ -1,0 +1,94 @@
+"""Fixtures: every store test runs on SQLite and on a throwaway Postgres database.
+
+Postgres comes from HEDGED_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test, trust auth). One
+database is created per test run and dropped afterwards; each test gets a fresh `public` schema. Locally
+an unreachable server skips the Postgres half with the reason; with CI=true it fails instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from hedged.audit import migrate
+from hedged.audit.store import AuditStore
+
+ADMIN_DSN = os.environ.get("HEDGED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+FAKE_KEY = "FAKEKEY-Zq8w3LxTT0pA"
+FAKE_SECRET = "FAKESECRET-n4Vb7Yy1Kk9Rr"
+
+
+def _dsn(database: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN, timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def pg_execute(url: str, sql: str) -> None:
+    """Run SQL as the superuser on the test database (tampering, terminating backends)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"hedged_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        reason = f"Postgres not available at {ADMIN_DSN}: {type(exc).__name__}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: the Postgres service is required)")
+        pytest.skip(reason)
+    yield _dsn(name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def reset_pg(url: str) -> None:
+    asyncio.run(pg_execute(url, (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid();"
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    )))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend (no tables yet)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    reset_pg(url)
+    return url
+
+
+@pytest.fixture
+async def url(db_url: str) -> str:
+    """A database upgraded to head."""
+    await migrate.upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[AuditStore]:
+    s = await AuditStore.open(url, "main", secrets=[FAKE_KEY, FAKE_SECRET], write_timeout=2.0)
+    try:
+        yield s
+    finally:
+        await s.close()
