@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -65,10 +66,9 @@ async def test_ensure_schema_refuses_old_database_when_auto_upgrade_is_off(db_ur
 async def test_sqlite_commits_are_durable(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'd.db'}"
     await migrate.upgrade(url)
-    async with await AuditStore.open(url, "main") as store:
-        async with store.engine.connect() as conn:
-            assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
-            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2  # FULL
+    async with await AuditStore.open(url, "main") as store, store.engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2  # FULL
 
 
 async def test_write_ahead_sequence(store: AuditStore) -> None:
@@ -205,7 +205,7 @@ async def test_chain_links_and_verifies(store: AuditStore) -> None:
         await store.append("alert", {"name": "drift", "value": D(i)})
     events = await store.tail(10)
     assert events[0].prev_hash == GENESIS
-    for a, b in zip(events, events[1:], strict=False):
+    for a, b in itertools.pairwise(events):
         assert b.prev_hash == a.hash
     e = events[2]
     content = event_content(ts=e.ts, keeper=e.keeper, cycle=e.cycle, kind=e.kind, venue=e.venue,
@@ -363,4 +363,4 @@ def test_canonical_json_is_stable() -> None:
         '{"a":["0.00000001","1.5",true,null],"b":"10","s":"é","t":"2025-01-31T12:00:00.000005Z"}'
     )
     with pytest.raises(ValueError, match="naive"):
-        canonical_json({"t": datetime(2025, 1, 1)})  # noqa: DTZ001
+        canonical_json({"t": datetime(2025, 1, 1)})
