@@ -92,3 +92,19 @@ async def store(url: str) -> AsyncIterator[AuditStore]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database at head (for SQLite-only behaviour)."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    await migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def pg_url(pg_database: str) -> str:
+    """The Postgres test database, emptied and at head (for Postgres-only behaviour)."""
+    await asyncio.to_thread(reset_pg, pg_database)
+    await migrate.upgrade(pg_database)
+    return pg_database
