@@ -16,7 +16,8 @@ from hedged.audit.chain import JsonValue
 REDACTED = "[redacted]"
 DROPPED = "_dropped"
 
-# Key names whose value may be stored. Data-like keys (asset codes, symbols) are also allowed, below.
+# Key names whose value may be stored (ours and ccxt's unified order/trade/position fields).
+# Data-like keys (asset codes, symbols) are also allowed, below.
 ALLOWED_KEYS = frozenset(
     """
     account action active age alert amount approved ask asset attempt average balance balances band basis
@@ -29,7 +30,10 @@ ALLOWED_KEYS = frozenset(
     ratio reason reasons reduce_only remaining reprice reprices requested retries retry rule sandbox
     schedule seconds severity shadow side since size snapshot source sources spread state status symbol
     target threshold time_in_force timestamp total trade_id trades ts type unrealized_pnl until used user
-    value version venue via wanted
+    value version venue via wanted order request reply response result trade ticker
+    clientOrderId lastTradeTimestamp timeInForce reduceOnly postOnly triggerPrice stopPrice takerOrMaker
+    markPrice indexPrice fundingRate contractSize unrealizedPnl liquidationPrice entryPrice marginMode
+    percentage
     """.split()  # noqa: SIM905 (a word list reads better than 130 quoted strings)
 )
 ALWAYS_DROPPED = frozenset({"info"})  # ccxt's raw exchange reply: unbounded and may echo credentials
