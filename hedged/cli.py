@@ -95,6 +95,8 @@ from hedged.audit.cli import register as register_audit  # noqa: E402, I001
 register_audit(app)
 from hedged.sim.cli import register as register_sim  # noqa: E402, I001
 register_sim(app)
+from hedged.demo import register as register_demo  # noqa: E402, I001
+register_demo(app)
 
 
 def main() -> None:

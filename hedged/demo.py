@@ -1,0 +1,292 @@
+"""`hedged demo`: the keeper against the in-process exchange, with a live console. No keys needed.
+
+An emulated Bybit (seeded GBM prices with jumps, accelerated clock) holds BTC/ETH/SOL/USDT on the account
+`demo-key`; the keeper hedges BTC and ETH with the inverse perpetuals. Part-way through, coins are
+deposited so the hedge visibly follows. State (config + audit DB) stays in a directory for inspection.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from hedged.config import Config
+    from hedged.keeper import CycleResult
+    from hedged.model import Decision
+    from hedged.sim.server import Emulator
+    from hedged.sim.settings import EmulatorSettings
+
+API_KEY = "demo-key"
+SECRET = "demo-secret"
+KEY_ENV = "HEDGED_DEMO_KEY"
+SECRET_ENV = "HEDGED_DEMO_SECRET"
+DEPOSITS: tuple[tuple[str, Decimal], ...] = (("BTC", Decimal(2)), ("ETH", Decimal(20)))
+DEPOSIT_AFTER = 20.0  # seconds, when no --duration is given
+SPEED = 600.0  # exchange seconds per wall second: one minute of demo is ten hours of market
+
+CONFIG_TEMPLATE = """\
+# Written by `hedged demo`: the keeper against the in-process emulator (now stopped).
+# `hedged audit verify` and `hedged status` only need the audit DB below.
+
+[keeper]
+name = "demo"
+interval = 2
+
+[venues.sim]
+exchange = "bybit"
+url = "{url}"
+api_key_env = "{key_env}"
+secret_env = "{secret_env}"
+
+[[hedge]]
+asset = "BTC"
+venue = "sim"
+instrument = "BTC/USD:BTC"
+
+[[hedge]]
+asset = "ETH"
+venue = "sim"
+instrument = "ETH/USD:ETH"
+
+[limits]
+max_order_usd = 2000000
+max_position_usd = 20000000
+max_orders_per_hour = 1000
+max_daily_turnover_usd = 50000000
+max_price_deviation_bps = 200
+max_price_jump_bps = 3000
+
+[execution]
+order_timeout = 10
+
+[audit]
+url = "sqlite:///hedged.db"
+"""
+
+
+def demo_settings() -> EmulatorSettings:
+    """The default exchange with moving prices: seeded GBM, a little drift, occasional jumps, accelerated."""
+    from hedged.sim.settings import default_settings
+
+    def gbm(seed: int, vol: float) -> dict[str, Any]:
+        return {"kind": "gbm", "volatility": vol, "drift": 0.5, "jumps_per_day": 4.0,
+                "jump_mean": 0.0, "jump_stdev": 0.02, "seed": seed}
+
+    return default_settings(
+        seed=7,
+        speed=SPEED,
+        assets={
+            "BTC": {"price": Decimal(65000), "path": gbm(11, 0.8)},
+            "ETH": {"price": Decimal(3000), "path": gbm(12, 1.0)},
+            "SOL": {"price": Decimal(150), "path": gbm(13, 1.2)},
+        },
+    )
+
+
+def write_config(state_dir: Path, url: str) -> Path:
+    path = state_dir / "hedged.toml"
+    path.write_text(CONFIG_TEMPLATE.format(url=url, key_env=KEY_ENV, secret_env=SECRET_ENV))
+    return path
+
+
+def _num(v: Decimal, places: int = 4) -> str:
+    q = Decimal(1).scaleb(-places)
+    s = f"{v.quantize(q):,}"
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
+def _usd(v: Decimal) -> str:
+    return f"{v.quantize(Decimal(1)):,}"
+
+
+@dataclass
+class DemoView:
+    """What the console shows; updated by the keeper's on_cycle callback and by the deposit task."""
+
+    emu: Emulator
+    started: float = field(default_factory=time.monotonic)
+    cycles: int = 0
+    sent: int = 0
+    state: str = "STARTING"
+    error: str = ""
+    event: str = "keeper starting"
+    decisions: tuple[Decision, ...] = ()
+
+    def on_cycle(self, result: CycleResult, _snapshot: Any) -> None:
+        self.cycles += 1
+        self.sent += result.sent
+        self.state = result.state.value
+        self.error = result.error
+        if result.decisions:
+            self.decisions = result.decisions
+
+    def open_orders(self) -> int:
+        from hedged.sim.orders import OPEN_STATUSES
+
+        return sum(1 for o in self.emu.engine.orders_list() if o["api_key"] == API_KEY and o["status"] in OPEN_STATUSES)
+
+    def wallet(self, coin: str) -> Decimal:
+        return Decimal(self.emu.engine.account(API_KEY).wallet.get(coin, Decimal(0)))
+
+    @staticmethod
+    def _reason(d: Decision) -> str:
+        return str(d.reasons[0]) if d.reasons else ""
+
+    def line(self) -> str:
+        """One plain line per cycle, for logs (stdout not a terminal)."""
+        parts = [f"t={time.monotonic() - self.started:5.1f}s", f"cycle={self.cycles}", f"state={self.state}",
+                 f"sent={self.sent}", f"open={self.open_orders()}"]
+        for d in self.decisions:
+            p = d.plan
+            parts.append(f"{p.symbol} hedge={_num(p.hedge)} target={_num(p.target)} drift={_num(p.drift)} "
+                         f"band={_num(p.band)} mark={_num(p.mark, 2)} {d.action}"
+                         + (f" ({self._reason(d)})" if d.reasons else ""))
+        if self.error:
+            parts.append(f"error={self.error}")
+        parts.append(f"event: {self.event}")
+        return " | ".join(parts)
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        elapsed = time.monotonic() - self.started
+        head = Text.assemble(
+            ("hedged demo", "bold"), f"  {time.strftime('%H:%M:%S')}  +{elapsed:.0f}s  ",
+            ("state ", "dim"), (self.state, "bold green" if self.state == "RUNNING" else "bold yellow"),
+            ("  cycles ", "dim"), str(self.cycles), ("  orders sent ", "dim"), str(self.sent),
+            ("  open orders ", "dim"), str(self.open_orders()),
+        )
+        table = Table(expand=False, header_style="bold")
+        for col in ("instrument", "held", "exposure $", "target", "hedge", "drift", "band", "mark"):
+            table.add_column(col, justify="right" if col != "instrument" else "left")
+        table.add_column("action")
+        table.add_column("reason", overflow="fold", max_width=48)
+        for d in self.decisions:
+            p = d.plan
+            coin = p.symbol.split("/")[0]
+            style = {"trade": "cyan", "hold": "green", "blocked": "red"}[d.action]
+            table.add_row(p.symbol, _num(self.wallet(coin)), _usd(p.exposure_usd), _num(p.target),
+                          _num(p.hedge), _num(p.drift), _num(p.band), _num(p.mark, 2),
+                          Text(d.action, style=style), self._reason(d))
+        if not self.decisions:
+            table.add_row("(waiting for the first cycle)", *[""] * 9)
+        foot = Text.assemble(("last event: ", "dim"), self.event)
+        parts: list[Any] = [head, table, foot]
+        if self.error:
+            parts.append(Text.assemble(("error: ", "bold red"), self.error))
+        parts.append(Text("target/hedge/drift/band in base coin (inverse contracts × 1 USD / mark). Ctrl-C stops.",
+                          style="dim"))
+        return Group(*parts)
+
+
+async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> DemoView:
+    import asyncio
+
+    from hedged.config import load_config
+    from hedged.service import run_keeper
+    from hedged.sim.server import Emulator
+
+    async with Emulator(demo_settings()) as emu:
+        os.environ[KEY_ENV] = API_KEY
+        os.environ[SECRET_ENV] = SECRET
+        cfg_path = write_config(state_dir, emu.url)
+        cfg: Config = load_config(cfg_path)
+        view = DemoView(emu)
+        view.event = f"exchange up at {emu.url}; holding " + ", ".join(
+            f"{_num(view.wallet(c))} {c}" for c in ("BTC", "ETH"))
+        stop = asyncio.Event()
+        deposit_at = duration / 3 if duration is not None else DEPOSIT_AFTER
+
+        async def script() -> None:
+            await asyncio.sleep(deposit_at)
+            if stop.is_set():
+                return
+            for coin, amount in DEPOSITS:
+                emu.engine.credit(API_KEY, coin, amount)
+            view.event = (f"+{time.monotonic() - view.started:.0f}s deposited "
+                          + " and ".join(f"{_num(a)} {c}" for c, a in DEPOSITS) + "; the hedge follows")
+            if not live:
+                print(f"event: {view.event}", flush=True)
+            if duration is not None:
+                await asyncio.sleep(max(0.0, duration - deposit_at))
+                view.event = f"duration {duration:g}s reached; stopping (cancelling open orders)"
+                stop.set()
+
+        if live:
+            from rich.live import Live
+
+            with Live(view.render(), refresh_per_second=4, transient=False) as screen:
+
+                def on_cycle(result: CycleResult, snap: Any) -> None:
+                    view.on_cycle(result, snap)
+                    screen.update(view.render())
+
+                async def refresh() -> None:
+                    while True:
+                        await asyncio.sleep(0.5)
+                        screen.update(view.render())
+
+                tasks = [asyncio.create_task(script()), asyncio.create_task(refresh())]
+                try:
+                    await run_keeper(cfg, stop=stop, on_cycle=on_cycle, install_signals=True)
+                finally:
+                    for t in tasks:
+                        t.cancel()
+                    view.state = "STOPPED"
+                    screen.update(view.render())
+        else:
+
+            def on_cycle_plain(result: CycleResult, snap: Any) -> None:
+                view.on_cycle(result, snap)
+                print(view.line(), flush=True)
+
+            task = asyncio.create_task(script())
+            try:
+                await run_keeper(cfg, stop=stop, on_cycle=on_cycle_plain, install_signals=True)
+            finally:
+                task.cancel()
+                view.state = "STOPPED"
+        return view
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        duration: Annotated[float | None, typer.Option(
+            "--duration", min=1, help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
+        state_dir: Annotated[Path | None, typer.Option(
+            "--state-dir", help="Where to keep hedged.toml and hedged.db (default: a fresh temp dir).")] = None,
+    ) -> None:
+        """Run the keeper against a local emulated exchange with a live view. No keys, no network."""
+        import asyncio
+        import tempfile
+
+        from hedged.audit.cli import exit_codes
+        from hedged.log import configure
+
+        configure(level="warning")
+        if state_dir is None:
+            state_dir = Path(tempfile.mkdtemp(prefix="hedged-demo-"))
+        else:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = state_dir.resolve()
+        live = sys.stdout.isatty()
+        print(f"hedged demo: state in {state_dir}" + (f", running {duration:g}s" if duration else ", Ctrl-C stops"),
+              flush=True)
+        with exit_codes():
+            view = asyncio.run(run_demo(state_dir, duration, live=live))
+        cfg = state_dir / "hedged.toml"
+        print(f"\nstopped after {view.cycles} cycles, {view.sent} orders sent; open orders cancelled.")
+        print(f"config: {cfg}\naudit:  {state_dir / 'hedged.db'}\ninspect:")
+        print(f"  hedged audit verify --config {cfg}")
+        print(f"  hedged status --config {cfg}")
