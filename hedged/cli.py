@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from hedged.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from hedged.model import Snapshot
 
 app = typer.Typer(
     name="hedged",
@@ -67,7 +70,7 @@ def plan(
 
     cfg = load_or_exit(config)
     if snapshot is None:
-        fail("--snapshot: expected a snapshot file (reading live state needs the venue layer)")
+        snap = _live_snapshot(cfg)
     else:
         try:
             snap = load_snapshot(snapshot.read_text())
@@ -87,6 +90,68 @@ def plan(
         console = Console()
         for table in plan_table(the_plan, result):
             console.print(table)
+
+
+def _exchange_errors() -> tuple[type[Exception], ...]:
+    from ccxt.base.errors import BaseError
+
+    from hedged.snapshot import SnapshotError
+
+    return (BaseError, SnapshotError, OSError, ValueError)
+
+
+def _live_raw(cfg: Config) -> dict[str, Any]:
+    """Read live state from every venue (reads only); one-line error and exit 1 when it cannot."""
+    import asyncio
+
+    from hedged.service import opened_venues, raw_snapshot
+
+    async def read() -> dict[str, Any]:
+        async with opened_venues(cfg) as venues:
+            return await raw_snapshot(venues)
+
+    try:
+        return asyncio.run(read())
+    except ConfigError as exc:
+        fail(exc.problems[0])
+    except _exchange_errors() as exc:
+        fail(f"cannot read live state: {type(exc).__name__}: {str(exc)[:300]}", 1)
+
+
+def _live_snapshot(cfg: Config) -> Snapshot:
+    from hedged.snapshot import SnapshotError, parse_snapshot
+
+    try:
+        return parse_snapshot(_live_raw(cfg))
+    except SnapshotError as exc:
+        fail(f"live state: {exc}", 1)
+
+
+@app.command()
+def snapshot(config: ConfigOpt) -> None:
+    """Read live state (nothing is placed) and print it as snapshot v1 JSON on stdout."""
+    import json
+
+    cfg = load_or_exit(config)
+    typer.echo(json.dumps(_live_raw(cfg), indent=2, default=str))
+
+
+@app.command()
+def run(config: ConfigOpt) -> None:
+    """Run the keeper until SIGTERM/SIGINT. Exit 3 if another keeper holds one of the accounts."""
+    import asyncio
+
+    from hedged.audit.cli import exit_codes
+    from hedged.log import configure
+    from hedged.service import run_keeper
+
+    cfg = load_or_exit(config)
+    configure()
+    with exit_codes():
+        try:
+            asyncio.run(run_keeper(cfg))
+        except ConfigError as exc:
+            fail(exc.problems[0])
 
 
 # --- commands registered by other modules --------------------------------------------------------

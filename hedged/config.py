@@ -47,15 +47,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _no_inline_secrets(data: Any, where: str) -> None:
+def _no_inline_secrets(data: Any, where: str, instead: str = "api_key_env/secret_env or api_key_file/secret_file") -> None:
     if not isinstance(data, Mapping):
         return
     found = sorted(k for k in data if k in INLINE_SECRET_KEYS)
     if found:
-        raise ValueError(
-            f"inline secret {where}{found[0]!r} refused: use api_key_env/secret_env "
-            "(environment variable names) or api_key_file/secret_file"
-        )
+        raise ValueError(f"inline secret {where}{found[0]!r} refused: use {instead} (names, not values)")
 
 
 class KeeperConfig(_Model):
@@ -141,6 +138,11 @@ class HedgeConfig(_Model):
     def _until(cls, v: Any) -> Any:
         if v == "":
             return None
+        if isinstance(v, str):
+            try:
+                v = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError("expected an RFC 3339 time, e.g. 2026-12-31T00:00:00Z") from None
         if isinstance(v, datetime) and v.tzinfo is None:
             raise ValueError("expected an RFC 3339 time with a UTC offset, e.g. 2026-12-31T00:00:00Z")
         return v
@@ -221,7 +223,7 @@ class MqttConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _refuse_inline(cls, data: Any) -> Any:
-        _no_inline_secrets(data, "")
+        _no_inline_secrets(data, "", "password_env or password_file")
         return data
 
     @model_validator(mode="after")

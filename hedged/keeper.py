@@ -1,0 +1,300 @@
+"""The service: wake → cycle → sleep, with startup reconciliation, trading states and graceful shutdown.
+
+A cycle is snapshot (venues, in parallel) → follow our orders → plan → guard → execute → audit. It is
+woken by `Keeper.wake` — the timer today; streams or commands can set the same event later without any
+change here. Trading state is the most severe of: the last command in the audit store (`hedged halt`,
+`resume`, `reduce-only`), the kill-switch file, and the circuit breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ccxt.base import errors as cx
+
+from hedged.audit.store import AuditStore, AuditWriteError, OrderStatus
+from hedged.audit.store import TradingState as StoreState
+from hedged.config import Config
+from hedged.decide import decide
+from hedged.executor import Executor, trade_client_id
+from hedged.exposure import PlanInputError
+from hedged.log import get_logger
+from hedged.model import Decision, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
+from hedged.planner import round_to_step
+from hedged.snapshot import SnapshotError, parse_venue
+from hedged.venue import PERMANENT, CcxtVenue
+
+log = get_logger("hedged.keeper")
+SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+@dataclass
+class CycleResult:
+    decisions: tuple[Decision, ...] = ()
+    sent: int = 0
+    state: TradingState = TradingState.RUNNING
+    error: str = ""
+
+
+@dataclass
+class Keeper:
+    config: Config
+    store: AuditStore
+    venues: Mapping[str, CcxtVenue]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.executor = Executor(self.venues, self.store, self.config.execution)
+        self.failures = 0
+        self.cycles = 0
+        self.previous_marks: dict[tuple[str, str], Decimal] = {}
+        self.state = TradingState.RUNNING
+        self.audit_broken = False
+        self._stopping = False
+        self._seq = 0
+
+    # --- start ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load markets, then reconcile the store with the exchanges before any order is sent."""
+        await asyncio.gather(*(v.load_markets() for v in self.venues.values()))
+        await self.store.append("start", {"mode": self.config.keeper.mode, "venues": sorted(self.venues)})
+        await self.reconcile()
+
+    async def reconcile(self) -> None:
+        prefix = f"{self.config.keeper.name}-"
+        now = self.clock()
+        for name, venue in self.venues.items():
+            # 1. what the store thinks is unsettled: look every intent/sent up by client id
+            for rec in await self.store.unsettled_orders(name):
+                if rec.status in (OrderStatus.INTENT, OrderStatus.SENT):
+                    out = await self.executor.resolve(name, rec.client_order_id, rec.symbol, lost_if_missing=True)
+                    log.info("reconcile.lookup", venue=name, client_id=rec.client_order_id, status=out.status)
+            # 2. open orders on the exchange: adopt ours that the store does not know; sync the rest
+            open_orders = await venue.fetch_open_orders()
+            for o in open_orders:
+                cid = str(o.get("clientOrderId") or "")
+                if not cid.startswith(prefix):
+                    continue
+                known = await self.store.get_order(cid)
+                if known is None:
+                    await self._adopt(name, o)
+                else:
+                    await self.executor.sync(name, cid, o)
+            await self.executor.follow(name, open_orders, now)
+            # 3. fills that happened while we were down
+            since = int((now - timedelta(days=1)).timestamp() * 1000)
+            for symbol in venue.symbols:
+                for t in await venue.fetch_my_trades(symbol, since):
+                    trade_cid = trade_client_id(t)
+                    if trade_cid.startswith(prefix):  # only ours: the account may trade by hand too
+                        await self.executor.record_trade(name, t, trade_cid)
+        await self.store.append("state", {"state": "reconciled"})
+
+    async def _adopt(self, venue: str, o: Mapping[str, Any]) -> None:
+        cid = str(o["clientOrderId"])
+        amount = Decimal(str(o.get("amount") or 0))
+        price = Decimal(str(o["price"])) if o.get("price") is not None else None
+        await self.store.intent(client_order_id=cid, venue=venue, symbol=str(o["symbol"]), side=str(o["side"]),
+                                amount=amount, price=price, reduce_only=bool(o.get("reduceOnly")),
+                                post_only=bool(o.get("postOnly")), reason="adopted at startup")
+        await self.store.ack(cid, exchange_order_id=str(o.get("id") or ""))
+        await self.executor.sync(venue, cid, o)
+        log.info("reconcile.adopted", venue=venue, client_id=cid)
+
+    # --- trading state --------------------------------------------------------------------------------
+    async def trading_state(self) -> tuple[TradingState, str]:
+        requested = TradingState((await self.store.requested_state()).value)
+        state, why = requested, "command" if requested is not TradingState.RUNNING else ""
+        kill = self.config.keeper.kill_file
+        if kill and self.config.resolve(kill).exists():
+            state, why = TradingState.HALTED, f"kill file {kill} exists"
+        if self.audit_broken:
+            state, why = TradingState.HALTED, "audit store cannot be written"
+        return state, why
+
+    # --- one cycle ----------------------------------------------------------------------------------
+    async def cycle(self) -> CycleResult:
+        self.store.start_cycle()
+        self.cycles += 1
+        state, why = await self.trading_state()
+        if state is not self.state:
+            await self.store.record_state(StoreState(state.value), reason=why)
+            log.warning("keeper.state", state=state.value, reason=why)
+            self.state = state
+        if state is TradingState.HALTED:
+            cancelled = await self.executor.cancel_all("halted")
+            if cancelled:
+                log.warning("keeper.halt_cancelled", orders=cancelled)
+
+        # only fetch open orders where we have some in flight (the store knows every order we sent)
+        busy = {n: bool(await self.store.unsettled_orders(n)) for n in self.venues}
+        raw_states: dict[str, dict[str, Any]] = {}
+        names = list(self.venues)
+        results = await asyncio.gather(*(self.venues[n].fetch_state(with_orders=busy[n]) for n in names))
+        raw_states = dict(zip(names, results, strict=True))
+        now = self.clock()
+        touched: dict[str, set[str]] = {}
+        for n in names:
+            if busy[n]:
+                touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
+        snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()})
+
+        recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
+                  for r in await self.store.recent_orders(now - timedelta(days=1))]
+        self._seq += 1
+        tag = f"{_base36(int(time.time()))}{_base36(self._seq % 1296).rjust(2, '0')}"
+        plan, result = decide(self.config, snap, state=state, recent=recent, previous_marks=self.previous_marks,
+                              tag=tag)
+        unsettled = {(r.venue, r.symbol): r for r in await self.store.unsettled_orders()}
+        sent = 0
+        decisions: list[Decision] = []
+        for d in result.decisions:
+            p = d.plan
+            key = (p.venue, p.symbol)
+            self.previous_marks[key] = p.mark
+            if d.action == "hold" and abs(p.drift) <= p.band:
+                self.executor.settled(p.venue, p.symbol)
+            order = d.order
+            if order is not None and p.symbol in touched.get(p.venue, set()):
+                d = Decision(p, "hold", None, (*d.reasons, Reason("order_changed", "fills or cancels this cycle: "
+                                                                  "re-plan on fresh data")))
+                order = None
+            elif order is not None and key in unsettled and unsettled[key].status in (OrderStatus.INTENT,
+                                                                                       OrderStatus.SENT):
+                d = Decision(p, "blocked", None, (*d.reasons, Reason(
+                    "unresolved_order", f"{unsettled[key].client_order_id} not yet confirmed by the exchange")))
+                order = None
+            elif order is not None and self.executor.escalation_due(p.venue, p.symbol):
+                order = self._escalated(order, p.mark, p.market.tick)
+                d = Decision(p, d.action, order, (*d.reasons, Reason("escalate", "max reprices reached: "
+                                                                     "marketable limit within max_slippage_bps")))
+            decisions.append(d)
+            hedge_exposure = sum((h.exposure for h in plan.hedges if h.instrument == p.symbol and h.venue == p.venue),
+                                 Decimal(0))
+            await self.store.record_cycle(
+                venue=p.venue, symbol=p.symbol, action=d.action, reasons=[str(r) for r in d.reasons],
+                exposure=hedge_exposure, hedge=p.hedge, inflight=p.inflight, target=p.target, drift=p.drift,
+                mark=p.mark, band=p.band, funding_rate=self._funding(snap, p.venue, p.symbol),
+                basis=self._basis(snap, p.venue, p.symbol),
+            )
+            log.info("cycle", cycle=self.store.cycle, venue=p.venue, symbol=p.symbol, action=d.action,
+                     hedge=str(p.hedge), target=str(p.target), drift=str(p.drift), band=str(p.band),
+                     mark=str(p.mark), reasons=[str(r) for r in d.reasons])
+            if order is None:
+                continue
+            notional = order.amount * p.market.contract_size * (1 if p.market.kind == "inverse" else p.mark)
+            if self.config.keeper.mode == "shadow":
+                await self.store.append("shadow", {"client_order_id": order.client_id, "side": order.side,
+                                                   "amount": order.amount, "price": order.price,
+                                                   "reduce_only": order.reduce_only}, venue=p.venue, symbol=p.symbol)
+                continue
+            out = await self.executor.place(order, notional_usd=notional, reason="; ".join(str(r) for r in d.reasons))
+            sent += 1
+            log.info("order", client_id=order.client_id, side=order.side, amount=str(order.amount),
+                     price=str(order.price), status=out.status, detail=out.detail)
+            if out.status in ("rejected", "cancelled") and order.post_only:
+                self.wake.set()  # post-only bounced: re-plan at once at the new touch
+        return CycleResult(tuple(decisions), sent, state)
+
+    def _escalated(self, order: OrderIntent, mark: Decimal, tick: Decimal) -> OrderIntent:
+        slip = self.config.execution.max_slippage_bps / Decimal(10000)
+        if order.side == "buy":
+            price = round_to_step(mark * (1 + slip), tick, "ROUND_FLOOR")
+        else:
+            price = round_to_step(mark * (1 - slip), tick, "ROUND_CEILING")
+        return OrderIntent(order.venue, order.symbol, order.side, order.amount, price, order.reduce_only, False,
+                           order.client_id)
+
+    @staticmethod
+    def _funding(snap: Snapshot, venue: str, symbol: str) -> Decimal | None:
+        t = snap.venues[venue].tickers.get(symbol)
+        return t.funding_rate if t is not None else None
+
+    @staticmethod
+    def _basis(snap: Snapshot, venue: str, symbol: str) -> Decimal | None:
+        t = snap.venues[venue].tickers.get(symbol)
+        if t is None or t.mark is None or not t.index:
+            return None
+        return (t.mark - t.index) / t.index * 10000
+
+    # --- the loop -------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Cycle until `stop` is set; then no new orders, cancel ours (unless kept), record the stop."""
+        interval = self.config.keeper.interval
+        while not stop.is_set():
+            started = time.monotonic()
+            result = await self._guarded_cycle()
+            if self.on_cycle is not None:
+                self.on_cycle(result, None)
+            live = bool(await self._live_orders()) if not self.audit_broken else False
+            delay = max(0.0, (min(interval, FOLLOW_INTERVAL) if live else interval) - (time.monotonic() - started))
+            self.wake.clear()
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+        await self.shutdown()
+
+    async def _live_orders(self) -> list[Any]:
+        try:
+            return list(await self.store.unsettled_orders())
+        except Exception:
+            return []
+
+    async def _guarded_cycle(self) -> CycleResult:
+        try:
+            result = await self.cycle()
+            self.failures = 0
+            return result
+        except AuditWriteError as exc:
+            # no audit, no trade: halt in memory (the store cannot record it) and shout
+            self.audit_broken = True
+            log.critical("keeper.audit_failed", error=str(exc))
+            return CycleResult(error=f"audit: {exc}", state=TradingState.HALTED)
+        except (TimeoutError, cx.BaseError, PlanInputError, SnapshotError, OSError) as exc:
+            self.failures += 1
+            kind = "permanent" if isinstance(exc, PERMANENT) else "transient"
+            message = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("keeper.cycle_failed", error=message, failures=self.failures, kind=kind)
+            with contextlib.suppress(Exception):
+                await self.store.error(message, error_type=type(exc).__name__)
+                if isinstance(exc, PERMANENT):
+                    await self.store.alert("exchange_error", "critical", message)
+            if self.failures >= self.config.keeper.max_failures:
+                with contextlib.suppress(Exception):
+                    await self.store.command(StoreState.HALTED, via="circuit-breaker",
+                                             reason=f"{self.failures} consecutive failed cycles")
+                    await self.store.alert("circuit_breaker", "critical",
+                                           f"{self.failures} consecutive failed cycles: trading halted")
+                log.critical("keeper.circuit_breaker", failures=self.failures)
+            return CycleResult(error=message, state=self.state)
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        if not self.config.keeper.keep_orders_on_exit and not self.audit_broken:
+            try:
+                n = await asyncio.wait_for(self.executor.cancel_all("shutdown"), timeout=6)
+                log.info("keeper.shutdown_cancelled", orders=n)
+            except Exception as exc:
+                log.error("keeper.shutdown_cancel_failed", error=type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await self.store.append("stop", {"cycles": self.cycles})

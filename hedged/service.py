@@ -1,0 +1,87 @@
+"""The imperative shell around the keeper: credentials, account locks, the store, venues, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from hedged.audit.lock import config_locks, hold_locks
+from hedged.audit.migrate import ensure_schema
+from hedged.audit.store import AuditStore
+from hedged.config import Config
+from hedged.keeper import CycleResult, Keeper
+from hedged.log import get_logger
+from hedged.model import Snapshot
+from hedged.snapshot import VERSION
+from hedged.venue import CcxtVenue, build_exchange
+
+log = get_logger("hedged.service")
+
+
+def secrets_of(config: Config) -> list[str]:
+    """Every secret value the config points at, so the store can refuse to write any of them."""
+    out: list[str] = []
+    for v in config.venues.values():
+        out.extend(s.get_secret_value() for s in v.credentials(config.base_dir).values())
+    return [s for s in out if s]
+
+
+def make_venues(config: Config) -> dict[str, CcxtVenue]:
+    venues: dict[str, CcxtVenue] = {}
+    for name, vc in config.venues.items():
+        creds = {k: s.get_secret_value() for k, s in vc.credentials(config.base_dir).items()}
+        symbols = [h.instrument for h in config.hedge if h.venue == name]
+        prices = [h.price_symbol for h in config.hedge if h.price_symbol and h.venue == name]
+        venues[name] = CcxtVenue(name, vc, build_exchange(vc, creds), symbols, prices,
+                                 markets_refresh=config.keeper.markets_refresh)
+    return venues
+
+
+@asynccontextmanager
+async def opened_venues(config: Config) -> AsyncIterator[dict[str, CcxtVenue]]:
+    venues = make_venues(config)
+    try:
+        yield venues
+    finally:
+        await asyncio.gather(*(v.close() for v in venues.values()), return_exceptions=True)
+
+
+async def raw_snapshot(venues: dict[str, CcxtVenue]) -> dict[str, Any]:
+    """Live state as a snapshot v1 dict (docs/snapshot.md): what `hedged snapshot` prints."""
+    await asyncio.gather(*(v.load_markets() for v in venues.values()))
+    names = list(venues)
+    states = await asyncio.gather(*(venues[n].fetch_state() for n in names))
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"version": VERSION, "time": now, "venues": dict(zip(names, states, strict=True))}
+
+
+async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
+                     on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None,
+                     install_signals: bool = True) -> None:
+    """Lock the accounts, open (and upgrade) the store, reconcile, then cycle until stopped.
+
+    Raises AccountLocked (exit 3 at the CLI) when another keeper trades one of the accounts.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    async with hold_locks(config_locks(config)):
+        await ensure_schema(config.audit_url, config.audit.auto_upgrade)
+        store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
+                                      allow_keys=config.venues.keys())
+        try:
+            async with opened_venues(config) as venues:
+                keeper = Keeper(config, store, venues, on_cycle=on_cycle)
+                await keeper.start()
+                log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
+                         instruments=[h.instrument for h in config.hedge])
+                await keeper.run(stop)
+        finally:
+            await store.close()
+    log.info("keeper.stopped")

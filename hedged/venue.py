@@ -1,0 +1,290 @@
+"""CcxtVenue: one trading account behind ccxt.async_support — the keeper's only door to an exchange.
+
+Reads are batched (one call per market category, not per instrument) and retried on transient errors
+with exponential backoff and jitter; permanent errors surface at once. Orders are never retried here:
+an ambiguous create is resolved by the executor looking the client id up, never by sending again.
+Results come back as ccxt-unified dicts stamped with their fetch time, so the very same parser serves
+live cycles and `hedged plan --snapshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as cx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from hedged.config import VenueConfig
+from hedged.log import get_logger
+from hedged.model import OrderIntent
+
+log = get_logger("hedged.venue")
+T = TypeVar("T")
+
+# Errors worth another try; order matters for ccxt's hierarchy only in documentation.
+TRANSIENT: tuple[type[Exception], ...] = (
+    cx.RequestTimeout, cx.NetworkError, cx.ExchangeNotAvailable, cx.RateLimitExceeded, cx.InvalidNonce,
+)
+# Errors that another try cannot fix; they raise an alert.
+PERMANENT: tuple[type[Exception], ...] = (
+    cx.AuthenticationError, cx.PermissionDenied, cx.BadSymbol, cx.InsufficientFunds, cx.InvalidOrder,
+)
+# After these, a create_order may or may not have reached the book: look the client id up.
+AMBIGUOUS: tuple[type[Exception], ...] = (cx.RequestTimeout, cx.NetworkError, cx.ExchangeNotAvailable)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one ccxt exchange needs from us: constructor options and how far reads can be batched."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    bybit_batching: bool = False  # positions/tickers/open orders per category in one call each
+
+
+PROFILES: dict[str, Profile] = {
+    "bybit": Profile(
+        options={
+            "enableUnifiedAccount": True,
+            "enableUnifiedMargin": False,
+            "fetchMarkets": {"types": ["spot", "linear", "inverse"]},
+            "defaultType": "swap",
+        },
+        bybit_batching=True,
+    ),
+    "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False}),
+    "binanceusdm": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False}),
+    "binance": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False}),
+    "okx": Profile(options={"defaultType": "swap"}),
+    "deribit": Profile(options={"defaultType": "swap"}),
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def build_exchange(venue: VenueConfig, credentials: dict[str, str]) -> Any:
+    """A ccxt.async_support client for a venue: profile options, sandbox, then the URL override."""
+    profile = PROFILES.get(venue.exchange, Profile())
+    options = {**profile.options, **venue.options}
+    if venue.url:
+        if venue.exchange != "bybit":
+            raise ValueError(f"url: a REST override is supported for exchange bybit (the local exchange), "
+                             f"not {venue.exchange!r}")
+        from hedged.sim.client import make_client
+
+        return make_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""),
+                           options=options, timeout_ms=int(venue.timeout * 1000))
+    cls = getattr(ccxt_async, venue.exchange, None)
+    if cls is None:
+        raise ValueError(f"exchange: unknown ccxt exchange id {venue.exchange!r}")
+    ex = cls({**credentials, "options": options, "timeout": int(venue.timeout * 1000), "enableRateLimit": True})
+    if venue.sandbox:
+        ex.set_sandbox_mode(True)
+    return ex
+
+
+class CcxtVenue:
+    """One account. `fetch_state` is the per-cycle read; the rest serve the executor and reconciliation."""
+
+    def __init__(self, name: str, config: VenueConfig, exchange: Any, symbols: Iterable[str],
+                 price_symbols: Iterable[str] = (), *, attempts: int = 3, markets_refresh: float = 3600.0) -> None:
+        self.name = name
+        self.config = config
+        self.exchange = exchange
+        self.symbols = tuple(dict.fromkeys(symbols))
+        self.price_symbols = tuple(s for s in dict.fromkeys(price_symbols) if s not in self.symbols)
+        self.profile = PROFILES.get(config.exchange, Profile())
+        self.attempts = attempts
+        self.markets_refresh = markets_refresh
+        self.markets_loaded_at = 0.0
+        self.requests = 0  # exchange requests made, for the "≤ 4 per quiet cycle" budget and the bench
+
+    # --- plumbing ---------------------------------------------------------------------------------
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
+        attempts = self.attempts if retry else 1
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                n = attempt.retry_state.attempt_number
+                if n > 1:
+                    log.warning("venue.retry", venue=self.name, call=what, attempt=n)
+                self.requests += 1  # every call below is one HTTP request (load_markets aside)
+                return await fn()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    # --- markets ------------------------------------------------------------------------------------
+    async def load_markets(self, reload: bool = False) -> dict[str, Any]:
+        markets: dict[str, Any] = await self._call("load_markets", lambda: self.exchange.load_markets(reload))
+        self.markets_loaded_at = time.monotonic()
+        missing = [s for s in (*self.symbols, *self.price_symbols) if s not in markets]
+        if missing:
+            raise cx.BadSymbol(f"{self.name}: the exchange lists no market {missing[0]!r}")
+        return markets
+
+    async def refresh_markets_if_due(self) -> None:
+        if time.monotonic() - self.markets_loaded_at >= self.markets_refresh:
+            await self.load_markets(reload=True)
+
+    def market(self, symbol: str) -> dict[str, Any]:
+        m: dict[str, Any] = self.exchange.market(symbol)
+        return m
+
+    def _groups(self, symbols: Iterable[str]) -> dict[tuple[str, str], list[str]]:
+        """Symbols by (category, settle coin): bybit answers each group with one request."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for s in symbols:
+            m = self.market(s)
+            cat = "spot" if m.get("spot") else ("inverse" if m.get("inverse") else "linear")
+            out.setdefault((cat, m.get("settle") or m.get("quote") or ""), []).append(s)
+        return out
+
+    # --- the per-cycle read ---------------------------------------------------------------------------
+    async def fetch_state(self, *, with_orders: bool = True) -> dict[str, Any]:
+        """Balance, positions, tickers and (optionally) open orders, in parallel, each stamped when fetched."""
+        async def stamped(coro: Awaitable[T]) -> tuple[T, int]:
+            value = await coro
+            return value, now_ms()
+
+        jobs: list[Awaitable[tuple[Any, int]]] = [
+            stamped(self._call("fetch_balance", self.exchange.fetch_balance)),
+            stamped(self.fetch_positions()),
+            stamped(self.fetch_tickers()),
+        ]
+        if with_orders:
+            jobs.append(stamped(self.fetch_open_orders()))
+        results = await asyncio.gather(*jobs)
+        (balance, t_bal), (positions, t_pos), (tickers, t_tick) = results[0], results[1], results[2]
+        orders: list[dict[str, Any]] = results[3][0] if with_orders else []
+        balance["timestamp"] = t_bal
+        for p in positions:
+            p["timestamp"] = t_pos
+        for t in tickers.values():
+            t["timestamp"] = t_tick
+        return {
+            "markets": {s: self.market(s) for s in (*self.symbols, *self.price_symbols)},
+            "tickers": tickers,
+            "balance": balance,
+            "positions": positions,
+            "open_orders": orders,
+        }
+
+    async def fetch_positions(self) -> list[dict[str, Any]]:
+        wanted = set(self.symbols)
+        if not self.profile.bybit_batching:
+            got: list[dict[str, Any]] = await self._call(
+                "fetch_positions", lambda: self.exchange.fetch_positions(list(self.symbols)))
+            return [p for p in got if p.get("symbol") in wanted and p.get("contracts")]
+        out: list[dict[str, Any]] = []
+        groups = self._groups(self.symbols)
+        inverse_done = False
+        for (cat, settle), _ in groups.items():
+            if cat == "inverse":
+                if inverse_done:
+                    continue  # one call lists every inverse position
+                inverse_done = True
+                params: dict[str, Any] = {"subType": "inverse"}
+            else:
+                params = {"subType": cat, "settleCoin": settle}
+            got = await self._call("fetch_positions", partial(self.exchange.fetch_positions, None, params))
+            out.extend(p for p in got if p.get("symbol") in wanted and p.get("contracts"))
+        return out
+
+    async def fetch_tickers(self) -> dict[str, dict[str, Any]]:
+        symbols = (*self.symbols, *self.price_symbols)
+        out: dict[str, dict[str, Any]] = {}
+        categories: dict[str, list[str]] = {}
+        for (cat, _), syms in self._groups(symbols).items():
+            categories.setdefault(cat, []).extend(syms)
+        for syms in categories.values():
+            got: dict[str, dict[str, Any]] = await self._call(
+                "fetch_tickers", partial(self.exchange.fetch_tickers, syms))
+            out.update({s: t for s, t in got.items() if s in symbols})
+        return out
+
+    async def fetch_open_orders(self) -> list[dict[str, Any]]:
+        """Open orders on our instruments (everyone's: the planner keeps only ours, by client id prefix)."""
+        wanted = set(self.symbols)
+        out: list[dict[str, Any]] = []
+        if self.profile.bybit_batching:
+            # one call per (category, settle coin): bybit wants a settleCoin without a symbol
+            for (cat, settle), _ in self._groups(self.symbols).items():
+                got = await self._call("fetch_open_orders", partial(
+                    self.exchange.fetch_open_orders, None, None, None, {"subType": cat, "settleCoin": settle}))
+                out.extend(o for o in got if o.get("symbol") in wanted and o.get("status") == "open")
+            return out
+        for s in self.symbols:
+            got = await self._call("fetch_open_orders", partial(self.exchange.fetch_open_orders, s))
+            out.extend(got)
+        return out
+
+    # --- orders -------------------------------------------------------------------------------------
+    async def create_order(self, intent: OrderIntent) -> dict[str, Any]:
+        """Send once. Never retried: the caller resolves ambiguity by client id."""
+        params: dict[str, Any] = {"clientOrderId": intent.client_id}
+        if intent.post_only:
+            params["postOnly"] = True
+        if intent.reduce_only:
+            params["reduceOnly"] = True
+        order: dict[str, Any] = await self._call(
+            "create_order",
+            lambda: self.exchange.create_order(
+                intent.symbol, "limit", intent.side, float(intent.amount), float(intent.price), params),
+            retry=False,
+        )
+        return order
+
+    async def fetch_order(self, order_id: str, symbol: str) -> dict[str, Any]:
+        params = {"acknowledged": True} if self.profile.bybit_batching else {}
+        order: dict[str, Any] = await self._call(
+            "fetch_order", lambda: self.exchange.fetch_order(order_id, symbol, params))
+        return order
+
+    async def find_order(self, client_id: str, symbol: str) -> dict[str, Any] | None:
+        """Look an order up by client id, open or closed; None when the exchange has never seen it."""
+        if self.profile.bybit_batching:
+            m = self.market(symbol)
+            cat = "inverse" if m.get("inverse") else ("spot" if m.get("spot") else "linear")
+            for endpoint in ("privateGetV5OrderRealtime", "privateGetV5OrderHistory"):
+                raw = await self._call("find_order", partial(
+                    getattr(self.exchange, endpoint), {"category": cat, "symbol": m["id"], "orderLinkId": client_id}))
+                rows = raw.get("result", {}).get("list") or []
+                if rows:
+                    parsed: dict[str, Any] = self.exchange.parse_order(rows[0], m)
+                    return parsed
+            return None
+        try:
+            found: dict[str, Any] = await self._call(
+                "find_order", lambda: self.exchange.fetch_order(None, symbol, {"clientOrderId": client_id}))
+            return found
+        except cx.OrderNotFound:
+            return None
+
+    async def cancel_order(self, order_id: str, symbol: str) -> None:
+        # OrderNotFound: already filled or cancelled; the follow-up fetch tells which
+        with contextlib.suppress(cx.OrderNotFound):
+            await self._call("cancel_order", lambda: self.exchange.cancel_order(order_id, symbol))
+
+    async def fetch_my_trades(self, symbol: str, since: int | None = None) -> list[dict[str, Any]]:
+        trades: list[dict[str, Any]] = await self._call(
+            "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since, 100))
+        return trades
+
+    async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
+        t: dict[str, Any] = await self._call("fetch_ticker", lambda: self.exchange.fetch_ticker(symbol))
+        t["timestamp"] = now_ms()
+        return t

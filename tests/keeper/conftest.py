@@ -1,0 +1,74 @@
+"""Keeper integration fixtures: the local exchange in-process, real ccxt, a real audit store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hedged.audit.migrate import upgrade
+from hedged.audit.store import AuditStore
+from hedged.config import Config, parse_config
+from hedged.keeper import Keeper
+from hedged.service import make_venues, secrets_of
+from hedged.sim.server import Emulator
+from hedged.sim.settings import default_settings
+
+
+def keeper_config(url: str, db: Path, **sections: Any) -> Config:
+    hedges = sections.pop("hedge", [
+        {"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"},
+        {"asset": "ETH", "venue": "sim", "instrument": "ETH/USD:ETH"},
+    ])
+    data: dict[str, Any] = {
+        "keeper": {"name": "t1", "interval": 0.05, **sections.pop("keeper", {})},
+        "venues": {"sim": {"exchange": "bybit", "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
+                           "timeout": 2}},
+        "hedge": hedges,
+        "audit": {"url": f"sqlite:///{db}"},
+        "limits": {"max_order_usd": 10_000_000, "max_position_usd": 100_000_000,
+                   "max_daily_turnover_usd": 1_000_000_000, "max_orders_per_hour": 100_000,
+                   **sections.pop("limits", {})},
+        **sections,
+    }
+    return parse_config(data, db.parent)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
+    async with Emulator(default_settings(speed=1.0)) as emu:
+        yield emu
+
+
+class Harness:
+    def __init__(self, emu: Emulator, config: Config, store: AuditStore) -> None:
+        self.emu, self.config, self.store = emu, config, store
+        self.venues = make_venues(config)
+        self.keeper = Keeper(config, store, self.venues)
+
+    async def close(self) -> None:
+        for v in self.venues.values():
+            await v.close()
+        await self.store.close()
+
+
+@pytest.fixture
+async def harness_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Any]:
+    made: list[Harness] = []
+
+    async def make(**sections: Any) -> Harness:
+        cfg = keeper_config(emulator.url, tmp_path / f"k{len(made)}.db", **sections)
+        await upgrade(cfg.audit_url)
+        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
+        h = Harness(emulator, cfg, store)
+        await h.keeper.start()
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        await h.close()
