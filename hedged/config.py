@@ -47,7 +47,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _no_inline_secrets(data: Any, where: str, instead: str = "api_key_env/secret_env or api_key_file/secret_file") -> None:
+VENUE_SECRET_KEYS = "api_key_env/secret_env or api_key_file/secret_file"
+
+
+def _no_inline_secrets(data: Any, where: str, instead: str = VENUE_SECRET_KEYS) -> None:
     if not isinstance(data, Mapping):
         return
     found = sorted(k for k in data if k in INLINE_SECRET_KEYS)
