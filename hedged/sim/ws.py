@@ -28,7 +28,7 @@ PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
 _ids = itertools.count(1)
 
 
-@dataclass
+@dataclass(eq=False)
 class Conn:
     ws: web.WebSocketResponse
     channel: str  # "spot" | "linear" | "inverse" | "private"
@@ -131,7 +131,10 @@ class WsFront:
                     conn.api_key = key
                 else:
                     msg = "Invalid sign"
-        conn.push({"success": ok, "ret_msg": "" if ok else msg, "op": "auth", "conn_id": conn.conn_id})
+        reply: dict[str, Any] = {"success": ok, "ret_msg": "" if ok else msg, "op": "auth", "conn_id": conn.conn_id}
+        if not ok:
+            reply["request"] = {"op": "auth"}  # ccxt reads request.op to raise AuthenticationError
+        conn.push(reply)
 
     def _subscribe(self, conn: Conn, op: str, req_id: Any, topics: list[str]) -> None:
         bad = []

@@ -91,7 +91,7 @@ def test_funding_runs_on_the_clock(engine: Engine) -> None:
 
 def test_post_only_that_would_take_is_cancelled_and_never_fills(engine: Engine) -> None:
     inst = engine.instrument("BTC/USD:BTC")
-    o = engine.place_order(KEY, inst, "Buy", "Limit", D(1000), D(65000.5), time_in_force="PostOnly")
+    o = engine.place_order(KEY, inst, "Buy", "Limit", D(1000), D("65000.5"), time_in_force="PostOnly")
     engine.step(30)
     assert o.status == "Cancelled" and o.filled == 0
     assert o.reject_reason == "EC_PostOnlyWillTakeLiquidity"
@@ -122,7 +122,7 @@ def test_marketable_limit_takes_and_pays_taker_fee(engine: Engine) -> None:
 def test_taker_flow_partial_fills_and_zero_disables() -> None:
     e = Engine(default_settings(clock="manual", taker_flow_usd_per_s=D(100000)))
     inst = e.instrument("BTC/USD:BTC")
-    o = e.place_order(KEY, inst, "Sell", "Limit", D(650000), D(65000.5))
+    o = e.place_order(KEY, inst, "Sell", "Limit", D(650000), D("65000.5"))
     e.step(1)
     assert o.status == "PartiallyFilled" and o.filled == 100000
     e.taker_flow_usd_per_s = D(0)
