@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hedged plan --config examples/hedged.toml --snapshot examples/snapshot.json
+	$(BIN)/hedged demo --duration 60
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -128,10 +128,14 @@ class DemoView:
         if result.decisions:
             self.decisions = result.decisions
 
-    def open_orders(self) -> int:
+    def order_counts(self) -> tuple[int, int, int]:
+        """(open, filled, rejected post-only) of the demo account's orders, as the exchange sees them."""
         from hedged.sim.orders import OPEN_STATUSES
 
-        return sum(1 for o in self.emu.engine.orders_list() if o["api_key"] == API_KEY and o["status"] in OPEN_STATUSES)
+        mine = [o for o in self.emu.engine.orders_list() if o["api_key"] == API_KEY]
+        return (sum(1 for o in mine if o["status"] in OPEN_STATUSES),
+                sum(1 for o in mine if o["status"] == "Filled"),
+                sum(1 for o in mine if o["reject_reason"] == "EC_PostOnlyWillTakeLiquidity"))
 
     def wallet(self, coin: str) -> Decimal:
         return Decimal(self.emu.engine.account(API_KEY).wallet.get(coin, Decimal(0)))
@@ -143,7 +147,7 @@ class DemoView:
     def line(self) -> str:
         """One plain line per cycle, for logs (stdout not a terminal)."""
         parts = [f"t={time.monotonic() - self.started:5.1f}s", f"cycle={self.cycles}", f"state={self.state}",
-                 f"sent={self.sent}", f"open={self.open_orders()}"]
+                 f"sent={self.sent}", "open={} filled={} rejected={}".format(*self.order_counts())]
         for d in self.decisions:
             p = d.plan
             parts.append(f"{p.symbol} hedge={_num(p.hedge)} target={_num(p.target)} drift={_num(p.drift)} "
@@ -160,11 +164,13 @@ class DemoView:
         from rich.text import Text
 
         elapsed = time.monotonic() - self.started
+        n_open, n_filled, n_rejected = self.order_counts()
         head = Text.assemble(
             ("hedged demo", "bold"), f"  {time.strftime('%H:%M:%S')}  +{elapsed:.0f}s  ",
             ("state ", "dim"), (self.state, "bold green" if self.state == "RUNNING" else "bold yellow"),
             ("  cycles ", "dim"), str(self.cycles), ("  orders sent ", "dim"), str(self.sent),
-            ("  open orders ", "dim"), str(self.open_orders()),
+            ("  open ", "dim"), str(n_open), ("  filled ", "dim"), str(n_filled),
+            ("  post-only rejected ", "dim"), str(n_rejected),
         )
         table = Table(expand=False, header_style="bold")
         for col in ("instrument", "held", "exposure $", "target", "hedge", "drift", "band", "mark"):
