@@ -11,6 +11,7 @@ advisory lock on Postgres across processes) so the chain never forks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import pwd
@@ -407,7 +408,8 @@ class AuditStore:
             except AuditError:
                 raise
             except Exception as exc:
-                log.error("audit.write_failed", error=_short(exc), keeper=self.keeper)
+                with contextlib.suppress(Exception):  # a broken log sink must not hide the write error
+                    log.error("audit.write_failed", error=_short(exc), keeper=self.keeper)
                 raise AuditWriteError(f"audit write failed: {_short(exc)}") from exc
 
     async def _append(

@@ -9,10 +9,12 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from hedged.audit.store import AuditStore, TradingState
@@ -22,6 +24,13 @@ from .test_lock import HEDGED, env, write_config
 
 pytestmark = pytest.mark.timeout(60)
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """The CLI configures structlog onto the runner's (soon closed) stderr; undo that after each test."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
@@ -141,18 +150,17 @@ def test_db_upgrade_from_another_directory(tmp_path: Path) -> None:
     assert r.stdout == "ok 0 events\n"
 
 
-async def test_tail_follow_prints_new_events(tmp_path: Path) -> None:
+def test_tail_follow_prints_new_events(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, "sqlite:///audit.db")
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     from hedged.audit import migrate
 
-    await migrate.upgrade(url)
+    asyncio.run(migrate.upgrade(url))
     proc = subprocess.Popen([HEDGED, "audit", "tail", "--config", str(cfg), "--follow", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         time.sleep(1.0)
-        async with await AuditStore.open(url, "main") as store:
-            await store.append("alert", {"name": "followed"})
+        asyncio.run(_append(url))
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert json.loads(line)["payload"]["name"] == "followed"
@@ -162,6 +170,11 @@ async def test_tail_follow_prints_new_events(tmp_path: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+async def _append(url: str) -> None:
+    async with await AuditStore.open(url, "main") as store:
+        await store.append("alert", {"name": "followed"})
 
 
 def test_help_stays_light() -> None:
