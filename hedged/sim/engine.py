@@ -105,6 +105,8 @@ class Engine:
         self.accounts: dict[str, Account] = {}
         self.orders: list[Order] = []
         self.orders_by_id: dict[str, Order] = {}
+        self.open_orders: dict[str, Order] = {}  # insertion order = time priority
+        self.by_client_id: dict[tuple[str, str], Order] = {}
         self.executions: list[Execution] = []
         self.seq = 0
         self.start_ms = self.clock.now_ms()
@@ -208,8 +210,8 @@ class Engine:
             value = pos.value(inst.price)
             position_im += value / acct.leverage
             position_mm += value * self.mmr
-        for o in self.orders:
-            if o.api_key != acct.api_key or not o.is_open:
+        for o in self.open_orders.values():
+            if o.api_key != acct.api_key:
                 continue
             lock_coin, amount = self._order_hold(acct, o)
             if lock_coin != coin:
@@ -282,9 +284,7 @@ class Engine:
                 return o
             return None
         if client_id:
-            for o in reversed(self.orders):
-                if o.api_key == api_key and o.client_id == client_id:
-                    return o
+            return self.by_client_id.get((api_key, client_id))
         return None
 
     def place_order(
@@ -319,7 +319,7 @@ class Engine:
             raise EngineError(10001, "params error: price invalid")
         elif quantize(price, inst.tick) != price:
             raise EngineError(10001, f"params error: price {price} is not a multiple of tick {inst.tick}")
-        if client_id and any(o.api_key == api_key and o.client_id == client_id for o in self.orders):
+        if client_id and (api_key, client_id) in self.by_client_id:
             raise EngineError(110072, "OrderLinkedID is duplicate")
         if not inst.is_contract:
             reduce_only = False
@@ -346,6 +346,9 @@ class Engine:
         self._check_funds(acct, order)
         self.orders.append(order)
         self.orders_by_id[order.order_id] = order
+        self.open_orders[order.order_id] = order
+        if client_id:
+            self.by_client_id[(api_key, client_id)] = order
         marketable = self._marketable(order)
         if tif == "PostOnly" and (marketable or post_only_reject):
             self._close(order, "Cancelled", "EC_PostOnlyWillTakeLiquidity", "CancelByUser")
@@ -391,6 +394,7 @@ class Engine:
         if status == "Cancelled" and o.filled > 0:
             status = "PartiallyFilledCanceled"
         o.status = status
+        self.open_orders.pop(o.order_id, None)
         o.reject_reason = reason
         o.cancel_type = cancel_type
         o.updated_ms = self.now_ms()
@@ -473,6 +477,8 @@ class Engine:
         o.cum_fee += fee
         o.updated_ms = now
         o.status = "Filled" if o.remaining == 0 else "PartiallyFilled"
+        if o.status == "Filled":
+            self.open_orders.pop(o.order_id, None)
         inst.volume_24h += qty
         inst.turnover_24h += value
         ex = Execution(
@@ -492,7 +498,7 @@ class Engine:
         return qty
 
     def _open_orders(self, inst: Instrument) -> list[Order]:
-        return [o for o in self.orders if o.is_open and o.instrument is inst and o.price is not None]
+        return [o for o in self.open_orders.values() if o.instrument is inst and o.price is not None]
 
     def _match_resting(self, inst: Instrument) -> None:
         """Resting orders the new book trades through fill completely at their own price (maker)."""
