@@ -48,7 +48,7 @@ from hedged.model import TradingState  # the core's enum: RUNNING, REDUCING, HAL
 
 __all__ = [
     "AuditError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind",
-    "EventRecord", "FillRecord", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
+    "EventRecord", "FillRecord", "NewEvent", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
 ]
 
 log = get_logger(__name__)
@@ -188,6 +188,18 @@ class CycleRecord:
     basis: Decimal | None
     action: str
     reasons: Any
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append with AuditStore.append_many."""
+
+    kind: str
+    payload: Mapping[str, Any] | None = None
+    venue: str | None = None
+    symbol: str | None = None
+    asset: str | None = None
+    cycle: int | None = None
 
 
 # --- engines -----------------------------------------------------------------------------------------
@@ -423,11 +435,14 @@ class AuditStore:
         asset: str | None,
         cycle: int | None,
         ts: datetime,
+        prev_hash: str | None = None,
     ) -> EventRecord:
-        head = await conn.scalar(
-            sa.select(Event.hash).where(Event.keeper == self.keeper).order_by(Event.id.desc()).limit(1)
-        )
-        prev = head or GENESIS
+        if prev_hash is None:
+            head = await conn.scalar(
+                sa.select(Event.hash).where(Event.keeper == self.keeper).order_by(Event.id.desc()).limit(1)
+            )
+            prev_hash = head or GENESIS
+        prev = prev_hash
         content = event_content(
             ts=ts, keeper=self.keeper, cycle=cycle, kind=kind, venue=venue, symbol=symbol, asset=asset,
             payload=payload, prev_hash=prev,
@@ -460,6 +475,25 @@ class AuditStore:
         async def work(conn: AsyncConnection) -> EventRecord:
             return await self._append(conn, str(kind), body, venue=venue, symbol=symbol, asset=asset,
                                       cycle=cyc, ts=ts)
+
+        return await self._write(work)
+
+    async def append_many(self, events: Iterable[NewEvent]) -> list[EventRecord]:
+        """Append several events in one transaction (one durable commit): all or none."""
+        prepared = [(e, self._payload(e.payload)) for e in events]
+        ts = self._clock()
+
+        async def work(conn: AsyncConnection) -> list[EventRecord]:
+            out: list[EventRecord] = []
+            prev: str | None = None
+            for e, body in prepared:
+                rec = await self._append(
+                    conn, str(e.kind), body, venue=e.venue, symbol=e.symbol, asset=e.asset,
+                    cycle=e.cycle if e.cycle is not None else self.cycle, ts=ts, prev_hash=prev,
+                )
+                prev = rec.hash
+                out.append(rec)
+            return out
 
         return await self._write(work)
 

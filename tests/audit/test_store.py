@@ -364,3 +364,12 @@ def test_canonical_json_is_stable() -> None:
     )
     with pytest.raises(ValueError, match="naive"):
         canonical_json({"t": datetime(2025, 1, 1)})
+
+
+async def test_append_many_is_one_chained_transaction(store: AuditStore) -> None:
+    from hedged.audit.store import NewEvent
+
+    await store.append("start", {})
+    recs = await store.append_many([NewEvent("alert", {"count": i}, venue="bybit") for i in range(5)])
+    assert [r.prev_hash for r in recs[1:]] == [r.hash for r in recs[:-1]]
+    assert (await store.verify()).events == 6
