@@ -121,6 +121,8 @@ class RestFront:
                 await asyncio.sleep(faults.latency_ms / 1000)
             if faults.hang_s:
                 await asyncio.sleep(faults.hang_s)
+                if request.transport is None or request.transport.is_closing():
+                    return web.Response(status=408)  # the client gave up: do nothing
             if faults.http_status is not None:
                 reason = "Too Many Requests" if faults.http_status == 429 else "Service Unavailable"
                 return web.Response(status=faults.http_status, text=f"{faults.http_status} {reason}")

@@ -203,3 +203,16 @@ def test_gbm_path_drives_the_engine() -> None:
     e.step(60)
     assert e.index["BTC"] != 65000
     assert e.index["ETH"] == 3000
+
+
+def test_accelerated_and_manual_clock() -> None:
+    import time
+
+    from hedged.sim.clock import Clock
+
+    fast = Clock(speed=1000.0, start_ms=0)
+    time.sleep(0.05)
+    assert fast.now_ms() >= 40_000  # 50 ms of wall time = 50 s of exchange time
+    manual = Clock(manual=True, start_ms=0)
+    time.sleep(0.01)
+    assert manual.now_ms() == 0 and manual.step(2.5) == 2500
