@@ -150,7 +150,8 @@ class DemoView:
                  f"sent={self.sent}", "open={} filled={} rejected={}".format(*self.order_counts())]
         for d in self.decisions:
             p = d.plan
-            parts.append(f"{p.symbol} hedge={_num(p.hedge)} target={_num(p.target)} drift={_num(p.drift)} "
+            parts.append(f"{p.symbol} hedge={_num(p.hedge)} inflight={_num(p.inflight)} target={_num(p.target)} "
+                         f"drift={_num(p.drift)} "
                          f"band={_num(p.band)} mark={_num(p.mark, 2)} {d.action}"
                          + (f" ({self._reason(d)})" if d.reasons else ""))
         if self.error:
@@ -173,25 +174,25 @@ class DemoView:
             ("  post-only rejected ", "dim"), str(n_rejected),
         )
         table = Table(expand=False, header_style="bold")
-        for col in ("instrument", "held", "exposure $", "target", "hedge", "drift", "band", "mark"):
+        for col in ("instrument", "held", "exposure $", "target", "hedge", "in-flight", "drift", "band", "mark"):
             table.add_column(col, justify="right" if col != "instrument" else "left")
         table.add_column("action")
-        table.add_column("reason", overflow="fold", max_width=48)
+        table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=44)
         for d in self.decisions:
             p = d.plan
             coin = p.symbol.split("/")[0]
             style = {"trade": "cyan", "hold": "green", "blocked": "red"}[d.action]
             table.add_row(p.symbol, _num(self.wallet(coin)), _usd(p.exposure_usd), _num(p.target),
-                          _num(p.hedge), _num(p.drift), _num(p.band), _num(p.mark, 2),
+                          _num(p.hedge), _num(p.inflight), _num(p.drift), _num(p.band), _num(p.mark, 2),
                           Text(d.action, style=style), self._reason(d))
         if not self.decisions:
-            table.add_row("(waiting for the first cycle)", *[""] * 9)
+            table.add_row("(waiting for the first cycle)", *[""] * 10)
         foot = Text.assemble(("last event: ", "dim"), self.event)
         parts: list[Any] = [head, table, foot]
         if self.error:
             parts.append(Text.assemble(("error: ", "bold red"), self.error))
-        parts.append(Text("target/hedge/drift/band in base coin (inverse contracts × 1 USD / mark). Ctrl-C stops.",
-                          style="dim"))
+        parts.append(Text("target/hedge/in-flight/drift/band in base coin; drift = hedge + in-flight - target. "
+                          "Ctrl-C stops.", style="dim"))
         return Group(*parts)
 
 
