@@ -2,7 +2,7 @@
 
 Why: operators run `hedged db upgrade` (or let the keeper do it on start) without an alembic.ini or a
 particular working directory. The scripts live in the repository's `migrations/` folder, found relative
-to this package (editable install), or in `hedged/_migrations` when installed from a wheel.
+to this package (editable install), or in `hedged/migrations` when installed from a wheel.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ log = get_logger(__name__)
 
 def migrations_dir() -> Path:
     here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "migrations", here.parents[1] / "_migrations"):
+    # A source tree / editable install has <repo>/migrations; a wheel carries it as hedged/migrations
+    # (a symlink to ../migrations in the repository, copied by package-data when the wheel is built).
+    for candidate in (here.parents[2] / "migrations", here.parents[1] / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
     raise AuditError(f"alembic migrations not found beside {here.parents[1]}")
