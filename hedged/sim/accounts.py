@@ -74,8 +74,8 @@ class Account:
     """An API key's unified account: coin wallet balances and positions keyed by instrument."""
 
     api_key: str
-    secret: str
-    leverage: Decimal
+    secret: str = field(repr=False)  # never in logs or reprs
+    leverage: Decimal = Decimal(10)
     wallet: dict[str, Decimal] = field(default_factory=dict)
     cum_realised: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[tuple[Category, str], Position] = field(default_factory=dict)
