@@ -81,6 +81,9 @@ class Executor:
     store: AuditStore
     config: ExecutionConfig
     reprices: dict[tuple[str, str], int] = field(default_factory=dict)
+    # How long a sent order may stay unseen before it is declared lost: past the client timeout plus the
+    # exchange's receive window, a request that never arrived can no longer be accepted.
+    lost_after: float = 10.0
 
     # --- placing ---------------------------------------------------------------------------------------
     async def place(self, order: OrderIntent, *, notional_usd: Decimal, reason: str) -> Outcome:
@@ -94,6 +97,10 @@ class Executor:
         await self.store.sent(order.client_id)
         try:
             reply = await venue.create_order(order)
+        except cx.RateLimitExceeded as exc:
+            # refused at the door (HTTP 429 / 10006), before any matching: definitive, not ambiguous
+            await self.store.reject(order.client_id, reason=f"{type(exc).__name__}: rate limited")
+            return Outcome(order.client_id, "rejected", "rate limited")
         except AMBIGUOUS as exc:
             await self.store.error(f"create_order ambiguous: {type(exc).__name__}", client_order_id=order.client_id,
                                    venue=order.venue, symbol=order.symbol, error_type=type(exc).__name__)
@@ -201,7 +208,7 @@ class Executor:
                 else:
                     age = now - rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)
                     out = await self.resolve(venue_name, cid, rec.symbol,
-                                             lost_if_missing=age > timedelta(seconds=self.config.order_timeout))
+                                             lost_if_missing=age > timedelta(seconds=self.lost_after))
                     if out.status != "sent":
                         touched.add(rec.symbol)
                 continue

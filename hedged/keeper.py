@@ -63,7 +63,9 @@ class Keeper:
     on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None
 
     def __post_init__(self) -> None:
-        self.executor = Executor(self.venues, self.store, self.config.execution)
+        recv_window = 5.0  # seconds; requests older than this are refused by the exchange
+        self.executor = Executor(self.venues, self.store, self.config.execution, lost_after=max(
+            (v.config.timeout for v in self.venues.values()), default=10.0) + recv_window + 1.0)
         self.failures = 0
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
