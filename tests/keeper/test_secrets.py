@@ -18,6 +18,11 @@ from .conftest import Harness, keeper_config
 KEY, SECRET = "FAKEKEY-4c1d9e77b2", "FAKESECRET-91b2c0ffee"
 
 
+def database_bytes(folder: Path) -> bytes:
+    """The database file and its WAL/SHM companions, as raw bytes."""
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("audit.db"))
+
+
 async def test_secrets_never_reach_the_audit_store(tmp_path: Path) -> None:
     settings = default_settings(accounts=[{"api_key": KEY, "secret": SECRET,
                                            "balances": {"BTC": Decimal(10), "ETH": Decimal(100)}}])
@@ -37,7 +42,7 @@ async def test_secrets_never_reach_the_audit_store(tmp_path: Path) -> None:
         finally:
             await h.close()
     assert sent >= 2
-    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("audit.db"))
+    blob = database_bytes(tmp_path)
     assert b"intent" in blob  # the scan reads real content
     for secret in (KEY, SECRET):
         assert secret.encode() not in blob
