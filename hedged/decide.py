@@ -11,15 +11,19 @@ from hedged.model import GuardResult, Plan, RecentOrder, Snapshot, TradingState
 from hedged.planner import plan
 
 
-def order_tag(snapshot: Snapshot) -> str:
-    """A short, time-derived tag for client order ids: base-36 milliseconds of the snapshot time."""
-    n = int(snapshot.time.timestamp() * 1000)
+def base36(n: int) -> str:
+    """Compact digits for client order ids (exchanges cap them at 36 characters)."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while n:
         n, r = divmod(n, 36)
         out = digits[r] + out
     return out or "0"
+
+
+def order_tag(snapshot: Snapshot) -> str:
+    """A short, time-derived tag for client order ids: base-36 milliseconds of the snapshot time."""
+    return base36(int(snapshot.time.timestamp() * 1000))
 
 
 def decide(

@@ -20,9 +20,8 @@ from typing import Any
 from ccxt.base import errors as cx
 
 from hedged.audit.store import AuditStore, AuditWriteError, OrderStatus
-from hedged.audit.store import TradingState as StoreState
 from hedged.config import Config
-from hedged.decide import decide
+from hedged.decide import base36, decide
 from hedged.executor import Executor, trade_client_id
 from hedged.exposure import PlanInputError
 from hedged.log import get_logger
@@ -32,17 +31,7 @@ from hedged.snapshot import SnapshotError, parse_venue
 from hedged.venue import PERMANENT, CcxtVenue
 
 log = get_logger("hedged.keeper")
-SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while n:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-    return out or "0"
 
 
 @dataclass
@@ -124,7 +113,7 @@ class Keeper:
 
     # --- trading state --------------------------------------------------------------------------------
     async def trading_state(self) -> tuple[TradingState, str]:
-        requested = TradingState((await self.store.requested_state()).value)
+        requested = await self.store.requested_state()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
         kill = self.config.keeper.kill_file
         if kill and self.config.resolve(kill).exists():
@@ -139,7 +128,7 @@ class Keeper:
         self.cycles += 1
         state, why = await self.trading_state()
         if state is not self.state:
-            await self.store.record_state(StoreState(state.value), reason=why)
+            await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
             self.state = state
         if state is TradingState.HALTED:
@@ -149,7 +138,6 @@ class Keeper:
 
         # only fetch open orders where we have some in flight (the store knows every order we sent)
         busy = {n: bool(await self.store.unsettled_orders(n)) for n in self.venues}
-        raw_states: dict[str, dict[str, Any]] = {}
         names = list(self.venues)
         results = await asyncio.gather(*(self.venues[n].fetch_state(with_orders=busy[n]) for n in names))
         raw_states = dict(zip(names, results, strict=True))
@@ -163,7 +151,7 @@ class Keeper:
         recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
                   for r in await self.store.recent_orders(now - timedelta(days=1))]
         self._seq += 1
-        tag = f"{_base36(int(time.time()))}{_base36(self._seq % 1296).rjust(2, '0')}"
+        tag = f"{base36(int(time.time()))}{base36(self._seq % 1296).rjust(2, '0')}"
         plan, result = decide(self.config, snap, state=state, recent=recent, previous_marks=self.previous_marks,
                               tag=tag)
         unsettled = {(r.venue, r.symbol): r for r in await self.store.unsettled_orders()}
@@ -283,7 +271,7 @@ class Keeper:
                     await self.store.alert("exchange_error", "critical", message)
             if self.failures >= self.config.keeper.max_failures:
                 with contextlib.suppress(Exception):
-                    await self.store.command(StoreState.HALTED, via="circuit-breaker",
+                    await self.store.command(TradingState.HALTED, via="circuit-breaker",
                                              reason=f"{self.failures} consecutive failed cycles")
                     await self.store.alert("circuit_breaker", "critical",
                                            f"{self.failures} consecutive failed cycles: trading halted")

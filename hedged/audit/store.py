@@ -106,18 +106,8 @@ _RANK = {
 
 
 @dataclass(frozen=True)
-class EventRecord:
-    id: int
-    ts: datetime
-    keeper: str
-    cycle: int | None
-    kind: str
-    venue: str | None
-    symbol: str | None
-    asset: str | None
-    payload: Any
-    prev_hash: str
-    hash: str
+class EventRecord(ChainRow):
+    """An event as stored: the chain's columns, plus a JSON view for tail/export."""
 
     def as_dict(self) -> dict[str, JsonValue]:
         out = to_json({f.name: getattr(self, f.name) for f in fields(self)})
