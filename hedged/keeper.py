@@ -19,13 +19,13 @@ from typing import Any
 
 from ccxt.base import errors as cx
 
-from hedged.audit.store import AuditStore, AuditWriteError, OrderStatus
+from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatus
 from hedged.config import Config
 from hedged.decide import base36, decide
 from hedged.executor import Executor, trade_client_id
 from hedged.exposure import PlanInputError
 from hedged.log import get_logger
-from hedged.model import Decision, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
+from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
 from hedged.planner import round_to_step
 from hedged.snapshot import SnapshotError, parse_venue
 from hedged.venue import PERMANENT, CcxtVenue
@@ -137,7 +137,8 @@ class Keeper:
                 log.warning("keeper.halt_cancelled", orders=cancelled)
 
         # only fetch open orders where we have some in flight (the store knows every order we sent)
-        busy = {n: bool(await self.store.unsettled_orders(n)) for n in self.venues}
+        unsettled_now = await self.store.unsettled_orders()
+        busy = {n: any(r.venue == n for r in unsettled_now) for n in self.venues}
         names = list(self.venues)
         results = await asyncio.gather(*(self.venues[n].fetch_state(with_orders=busy[n]) for n in names))
         raw_states = dict(zip(names, results, strict=True))
@@ -154,8 +155,9 @@ class Keeper:
         tag = f"{base36(int(time.time()))}{base36(self._seq % 1296).rjust(2, '0')}"
         plan, result = decide(self.config, snap, state=state, recent=recent, previous_marks=self.previous_marks,
                               tag=tag)
-        unsettled = {(r.venue, r.symbol): r for r in await self.store.unsettled_orders()}
-        sent = 0
+        if any(busy.values()):  # following may have settled some
+            unsettled_now = await self.store.unsettled_orders()
+        unsettled = {(r.venue, r.symbol): r for r in unsettled_now}
         decisions: list[Decision] = []
         for d in result.decisions:
             p = d.plan
@@ -163,29 +165,22 @@ class Keeper:
             self.previous_marks[key] = p.mark
             if d.action == "hold" and abs(p.drift) <= p.band:
                 self.executor.settled(p.venue, p.symbol)
-            order = d.order
-            if order is not None and p.symbol in touched.get(p.venue, set()):
+            if d.order is not None and p.symbol in touched.get(p.venue, set()):
                 d = Decision(p, "hold", None, (*d.reasons, Reason("order_changed", "fills or cancels this cycle: "
                                                                   "re-plan on fresh data")))
-                order = None
-            elif order is not None and key in unsettled and unsettled[key].status in (OrderStatus.INTENT,
-                                                                                       OrderStatus.SENT):
+            elif d.order is not None and key in unsettled and unsettled[key].status in (OrderStatus.INTENT,
+                                                                                         OrderStatus.SENT):
                 d = Decision(p, "blocked", None, (*d.reasons, Reason(
                     "unresolved_order", f"{unsettled[key].client_order_id} not yet confirmed by the exchange")))
-                order = None
-            elif order is not None and self.executor.escalation_due(p.venue, p.symbol):
-                order = self._escalated(order, p.mark, p.market.tick)
-                d = Decision(p, d.action, order, (*d.reasons, Reason("escalate", "max reprices reached: "
-                                                                     "marketable limit within max_slippage_bps")))
+            elif d.order is not None and self.executor.escalation_due(p.venue, p.symbol):
+                d = Decision(p, d.action, self._escalated(d.order, p.mark, p.market.tick), (*d.reasons, Reason(
+                    "escalate", "max reprices reached: marketable limit within max_slippage_bps")))
             decisions.append(d)
-            hedge_exposure = sum((h.exposure for h in plan.hedges if h.instrument == p.symbol and h.venue == p.venue),
-                                 Decimal(0))
-            await self.store.record_cycle(
-                venue=p.venue, symbol=p.symbol, action=d.action, reasons=[str(r) for r in d.reasons],
-                exposure=hedge_exposure, hedge=p.hedge, inflight=p.inflight, target=p.target, drift=p.drift,
-                mark=p.mark, band=p.band, funding_rate=self._funding(snap, p.venue, p.symbol),
-                basis=self._basis(snap, p.venue, p.symbol),
-            )
+        # the why before the what: every instrument's decision is durable (one commit) before any order
+        await self.store.record_cycles(self._cycle_row(snap, plan.hedges, d) for d in decisions)
+        sent = 0
+        for d in decisions:
+            p, order = d.plan, d.order
             log.info("cycle", cycle=self.store.cycle, venue=p.venue, symbol=p.symbol, action=d.action,
                      hedge=str(p.hedge), target=str(p.target), drift=str(p.drift), band=str(p.band),
                      mark=str(p.mark), reasons=[str(r) for r in d.reasons])
@@ -213,6 +208,14 @@ class Keeper:
             price = round_to_step(mark * (1 - slip), tick, "ROUND_CEILING")
         return OrderIntent(order.venue, order.symbol, order.side, order.amount, price, order.reduce_only, False,
                            order.client_id)
+
+    def _cycle_row(self, snap: Snapshot, hedges: tuple[HedgeTarget, ...], d: Decision) -> NewCycle:
+        p = d.plan
+        exposure = sum((h.exposure for h in hedges if h.instrument == p.symbol and h.venue == p.venue), Decimal(0))
+        return NewCycle(venue=p.venue, symbol=p.symbol, action=d.action, reasons=[str(r) for r in d.reasons],
+                        exposure=exposure, hedge=p.hedge, inflight=p.inflight, target=p.target, drift=p.drift,
+                        mark=p.mark, band=p.band, funding_rate=self._funding(snap, p.venue, p.symbol),
+                        basis=self._basis(snap, p.venue, p.symbol))
 
     @staticmethod
     def _funding(snap: Snapshot, venue: str, symbol: str) -> Decimal | None:
