@@ -241,8 +241,24 @@ class MonitorsConfig(_Model):
     basis_bps_warning: Annotated[Decimal, Field(ge=0)] = Decimal(100)
     liquidation_warning_pct: Annotated[Decimal, Field(ge=0)] = Decimal(30)
     liquidation_critical_pct: Annotated[Decimal, Field(ge=0)] = Decimal(15)
+    leverage_warning: Annotated[Decimal, Field(gt=0)] = Decimal(3)
+    leverage_critical: Annotated[Decimal, Field(gt=0)] = Decimal(5)
     drift_cycles: Annotated[int, Field(ge=1)] = 6
     cooldown: Annotated[float, Field(ge=0)] = 3600.0
+    worsen_factor: Annotated[Decimal, Field(gt=1)] = Decimal("1.5")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitorsConfig:
+        problems = []
+        if self.liquidation_critical_pct > self.liquidation_warning_pct:
+            problems.append(f"monitors.liquidation_critical_pct: {self.liquidation_critical_pct} exceeds "
+                            f"liquidation_warning_pct {self.liquidation_warning_pct} (critical is the closer one)")
+        if self.leverage_critical < self.leverage_warning:
+            problems.append(f"monitors.leverage_critical: {self.leverage_critical} is below leverage_warning "
+                            f"{self.leverage_warning}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 class Config(_Model):

@@ -34,6 +34,7 @@ class Market:
     tick: Decimal  # price step
     lot: Decimal  # amount step, in contracts
     min_amount: Decimal  # in contracts
+    funding_interval_hours: Decimal | None = None  # hours between funding settlements, when the venue says
 
     @property
     def is_contract(self) -> bool:
@@ -49,7 +50,9 @@ class Ticker:
     mark: Decimal | None
     index: Decimal | None
     timestamp: datetime | None
-    funding_rate: Decimal | None = None
+    funding_rate: Decimal | None = None  # per funding interval, applied at next_funding_time
+    next_funding_rate: Decimal | None = None  # the one after, where the venue predicts it
+    next_funding_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

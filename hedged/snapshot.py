@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueState
 
 VERSION = 1
+T = TypeVar("T")
 
 
 class SnapshotError(ValueError):
@@ -97,6 +98,33 @@ def _str(value: Any, where: str) -> str:
     return value
 
 
+def _info(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    info = obj.get("info")
+    return info if isinstance(info, Mapping) else {}
+
+
+def _lenient(value: Any, parse: Callable[[Any, str], T | None], where: str) -> T | None:
+    """A field only the risk monitors read: unreadable means unknown, never an unusable snapshot."""
+    try:
+        return parse(value, where)
+    except SnapshotError:
+        return None
+
+
+def _ms_or_rfc3339(value: Any, where: str) -> datetime | None:
+    """Like `parse_time`, also taking numeric strings (Bybit's raw "1663689600000"); 0 or less is unknown."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+        return None
+    return parse_time(value, where)
+
+
+def _hours_from_minutes(value: Any, where: str) -> Decimal | None:
+    minutes = _opt(value, where)
+    return minutes / 60 if minutes is not None and minutes > 0 else None
+
+
 def parse_market(raw: Any, where: str) -> Market:
     m = _obj(raw, where)
     symbol = _str(m.get("symbol"), f"{where}.symbol")
@@ -126,14 +154,19 @@ def parse_market(raw: Any, where: str) -> Market:
         tick=_positive(precision.get("price"), f"{where}.precision.price"),
         lot=lot,
         min_amount=min_amount,
+        funding_interval_hours=(
+            None if kind == "spot"
+            else _lenient(_info(m).get("fundingInterval"), _hours_from_minutes, f"{where}.info.fundingInterval")
+        ),
     )
 
 
 def parse_ticker(raw: Any, where: str, symbol: str) -> Ticker:
     t = _obj(raw, where)
-    info = t.get("info") if isinstance(t.get("info"), Mapping) else {}
-    assert isinstance(info, Mapping)
+    info = _info(t)
     funding = t.get("fundingRate", info.get("fundingRate"))
+    next_time = t.get("fundingTimestamp", info.get("nextFundingTime"))
+    next_rate = t.get("nextFundingRate", info.get("nextFundingRate"))
     return Ticker(
         symbol=t.get("symbol") or symbol,
         bid=_opt(t.get("bid"), f"{where}.bid"),
@@ -143,6 +176,8 @@ def parse_ticker(raw: Any, where: str, symbol: str) -> Ticker:
         index=_opt(t.get("indexPrice"), f"{where}.indexPrice"),
         timestamp=parse_time(t.get("timestamp"), f"{where}.timestamp"),
         funding_rate=_opt(funding, f"{where}.fundingRate"),
+        next_funding_rate=_lenient(next_rate, _opt, f"{where}.nextFundingRate"),
+        next_funding_time=_lenient(next_time, _ms_or_rfc3339, f"{where}.fundingTimestamp"),
     )
 
 
