@@ -66,6 +66,9 @@ def guard(
         if state is TradingState.HALTED:
             decisions.append(_blocked(p, Reason("halted", "trading is halted: cancels only")))
             continue
+        if state is TradingState.PAUSED:
+            decisions.append(_blocked(p, Reason("paused", "trading is paused: no new orders")))
+            continue
         if state is TradingState.REDUCING and not intent.reduce_only:
             decisions.append(_blocked(p, Reason("reducing", "reduce-only state: order would not shrink |hedge|")))
             continue

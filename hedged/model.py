@@ -20,6 +20,7 @@ MarketKind = Literal["spot", "linear", "inverse"]
 class TradingState(StrEnum):
     RUNNING = "RUNNING"
     REDUCING = "REDUCING"  # only orders that shrink |hedge|
+    PAUSED = "PAUSED"  # no new orders; orders already on the book are left alone
     HALTED = "HALTED"  # cancels only
 
 

@@ -100,7 +100,8 @@ STABLE_COINS = frozenset({"USD", "USDT", "USDC"})
 CODES = ("funding", "basis", "liquidation", "leverage", "drift", "stale_data", "exchange_error", "state", "fill",
          "start", "stop")
 STATE_LEVEL: Mapping[TradingState, Level] = {
-    TradingState.RUNNING: "info", TradingState.REDUCING: "warning", TradingState.HALTED: "critical"}
+    TradingState.RUNNING: "info", TradingState.REDUCING: "warning", TradingState.PAUSED: "warning",
+    TradingState.HALTED: "critical"}
 
 
 # --- JSON-able values -----------------------------------------------------------------------------------

@@ -348,6 +348,11 @@ def reduce_only(config: ConfigOpt, reason: ReasonOpt = "") -> None:
     _command(config, "REDUCING", reason)
 
 
+def pause(config: ConfigOpt, reason: ReasonOpt = "") -> None:
+    """Ask the keeper to place no new orders, leaving those on the book alone."""
+    _command(config, "PAUSED", reason)
+
+
 def register(app: typer.Typer) -> None:
     """Add the audit commands to the main `hedged` app."""
     db_app = typer.Typer(help="The audit database.", no_args_is_help=True)
@@ -361,5 +366,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
     app.command("status")(status)
     app.command("halt")(halt)
+    app.command("pause")(pause)
     app.command("resume")(resume)
     app.command("reduce-only")(reduce_only)
