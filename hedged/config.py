@@ -104,22 +104,28 @@ class VenueConfig(_Model):
             ("secret", "secret_env", "secret_file"),
             ("password", "password_env", "password_file"),
         ):
-            env_name = getattr(self, env_key)
-            file_name = getattr(self, file_key)
-            if env_name:
-                value = os.environ.get(env_name)
-                if not value:
-                    raise ConfigError([f"{env_key}: environment variable {env_name} is not set"])
-                out[field] = SecretStr(value)
-            elif file_name:
-                path = Path(file_name)
-                if base is not None and not path.is_absolute():
-                    path = base / path
-                try:
-                    out[field] = SecretStr(path.read_text().strip())
-                except OSError as exc:
-                    raise ConfigError([f"{file_key}: cannot read {path}: {exc.strerror}"]) from None
+            value = read_secret(env_key, getattr(self, env_key), file_key, getattr(self, file_key), base)
+            if value is not None:
+                out[field] = value
         return out
+
+
+def read_secret(env_key: str, env_name: str, file_key: str, file_name: str, base: Path | None) -> SecretStr | None:
+    """A secret from the environment variable or file the config names (None if it names neither)."""
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise ConfigError([f"{env_key}: environment variable {env_name} is not set"])
+        return SecretStr(value)
+    if file_name:
+        path = Path(file_name)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        try:
+            return SecretStr(path.read_text().strip())
+        except OSError as exc:
+            raise ConfigError([f"{file_key}: cannot read {path}: {exc.strerror}"]) from None
+    return None
 
 
 class HedgeConfig(_Model):
@@ -228,6 +234,15 @@ class MqttConfig(_Model):
     def _refuse_inline(cls, data: Any) -> Any:
         _no_inline_secrets(data, "", "password_env or password_file")
         return data
+
+    def password(self, base: Path | None = None) -> SecretStr | None:
+        return read_secret("password_env", self.password_env, "password_file", self.password_file, base)
+
+    def command_secret(self) -> SecretStr | None:
+        """The HMAC secret for commands (None when commands are off)."""
+        if not self.commands:
+            return None
+        return read_secret("command_secret_env", self.command_secret_env, "", "", None)
 
     @model_validator(mode="after")
     def _commands_need_secret(self) -> MqttConfig:
