@@ -19,7 +19,9 @@ from typing import Any
 
 from ccxt.base import errors as cx
 
-from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatus
+from hedged.alerts.hub import AlertHub
+from hedged.alerts.monitors import Observation
+from hedged.audit.store import AuditStore, AuditWriteError, EventKind, NewCycle, OrderStatus
 from hedged.config import Config
 from hedged.decide import base36, decide
 from hedged.executor import Executor, trade_client_id
@@ -40,6 +42,7 @@ class CycleResult:
     sent: int = 0
     state: TradingState = TradingState.RUNNING
     error: str = ""
+    snapshot: Snapshot | None = None
 
 
 @dataclass
@@ -50,8 +53,11 @@ class Keeper:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None
+    alerts: AlertHub | None = None  # log + audit by default; the service adds MQTT
 
     def __post_init__(self) -> None:
+        self.hub = self.alerts or AlertHub(self.config, self.store)
+        self._fill_cursor = 0
         recv_window = 5.0  # seconds; requests older than this are refused by the exchange
         self.executor = Executor(self.venues, self.store, self.config.execution, lost_after=max(
             (v.config.timeout for v in self.venues.values()), default=10.0) + recv_window + 1.0)
@@ -67,7 +73,10 @@ class Keeper:
     async def start(self) -> None:
         """Load markets, then reconcile the store with the exchanges before any order is sent."""
         await asyncio.gather(*(v.load_markets() for v in self.venues.values()))
+        self._fill_cursor = await self.store.head_id()
         await self.store.append("start", {"mode": self.config.keeper.mode, "venues": sorted(self.venues)})
+        await self.hub.event("start", "info", f"keeper {self.config.keeper.name} started ({self.config.keeper.mode})",
+                             {"mode": self.config.keeper.mode, "venues": sorted(self.venues)}, self.clock())
         await self.reconcile()
 
     async def reconcile(self) -> None:
@@ -131,7 +140,7 @@ class Keeper:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
             self.state = state
-        if state is TradingState.HALTED:
+        if state is TradingState.HALTED:  # PAUSED leaves our orders on the book
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
                 log.warning("keeper.halt_cancelled", orders=cancelled)
@@ -198,7 +207,7 @@ class Keeper:
                      price=str(order.price), status=out.status, detail=out.detail)
             if out.status in ("rejected", "cancelled") and order.post_only:
                 self.wake.set()  # post-only bounced: re-plan at once at the new touch
-        return CycleResult(tuple(decisions), sent, state)
+        return CycleResult(tuple(decisions), sent, state, snapshot=snap)
 
     def _escalated(self, order: OrderIntent, mark: Decimal, tick: Decimal) -> OrderIntent:
         slip = self.config.execution.max_slippage_bps / Decimal(10000)
@@ -235,7 +244,7 @@ class Keeper:
         interval = self.config.keeper.interval
         while not stop.is_set():
             started = time.monotonic()
-            result = await self._guarded_cycle()
+            result = await self.step()
             if self.on_cycle is not None:
                 self.on_cycle(result, None)
             live = bool(await self._live_orders()) if not self.audit_broken else False
@@ -252,6 +261,32 @@ class Keeper:
             return list(await self.store.unsettled_orders())
         except Exception:
             return []
+
+    async def step(self) -> CycleResult:
+        """One guarded cycle, then its alerts and the published state (which never fail the cycle)."""
+        result = await self._guarded_cycle()
+        try:
+            now = self.clock()
+            await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,
+                                               result.decisions, result.error or None))
+            await self._fill_alerts(now)
+            self.hub.publish_state(result.state, now, result.snapshot, result.decisions)
+            self.hub.notify()
+        except AuditWriteError as exc:
+            self.audit_broken = True
+            log.critical("keeper.audit_failed", error=str(exc))
+        except Exception as exc:  # alerting must never stop trading
+            log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        return result
+
+    async def _fill_alerts(self, now: datetime) -> None:
+        fills = await self.store.events_after(self._fill_cursor, kinds=[EventKind.FILL])
+        for f in fills:
+            self._fill_cursor = f.id
+            p = f.payload if isinstance(f.payload, dict) else {}
+            await self.hub.event("fill", "info", f"filled {p.get('side') or ''} {p.get('amount')} {f.symbol} "
+                                 f"@ {p.get('price')}".replace("  ", " "),
+                                 {**p, "venue": f.venue, "symbol": f.symbol}, now)
 
     async def _guarded_cycle(self) -> CycleResult:
         try:
@@ -270,14 +305,16 @@ class Keeper:
             log.error("keeper.cycle_failed", error=message, failures=self.failures, kind=kind)
             with contextlib.suppress(Exception):
                 await self.store.error(message, error_type=type(exc).__name__)
-                if isinstance(exc, PERMANENT):
-                    await self.store.alert("exchange_error", "critical", message)
-            if self.failures >= self.config.keeper.max_failures:
+                if isinstance(exc, PERMANENT) and self.failures == 1:  # the monitors repeat it while it lasts
+                    await self.hub.event("exchange_error", "critical", message,
+                                         {"error_type": type(exc).__name__, "permanent": True}, self.clock())
+            if self.failures == self.config.keeper.max_failures:
                 with contextlib.suppress(Exception):
                     await self.store.command(TradingState.HALTED, via="circuit-breaker",
                                              reason=f"{self.failures} consecutive failed cycles")
-                    await self.store.alert("circuit_breaker", "critical",
-                                           f"{self.failures} consecutive failed cycles: trading halted")
+                    await self.hub.event("circuit_breaker", "critical",
+                                         f"{self.failures} consecutive failed cycles: trading halted",
+                                         {"failures": self.failures}, self.clock())
                 log.critical("keeper.circuit_breaker", failures=self.failures)
             return CycleResult(error=message, state=self.state)
 
@@ -291,3 +328,5 @@ class Keeper:
                 log.error("keeper.shutdown_cancel_failed", error=type(exc).__name__)
         with contextlib.suppress(Exception):
             await self.store.append("stop", {"cycles": self.cycles})
+            await self.hub.event("stop", "info", f"keeper {self.config.keeper.name} stopped after {self.cycles} cycles",
+                                 {"cycles": self.cycles}, self.clock())

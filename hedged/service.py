@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from hedged.alerts.commands import Verdict
+from hedged.alerts.hub import AlertHub, record_command
+from hedged.alerts.mqtt import MqttBridge
 from hedged.audit.lock import config_locks, hold_locks
 from hedged.audit.migrate import ensure_schema
 from hedged.audit.store import AuditStore
@@ -27,6 +30,10 @@ def secrets_of(config: Config) -> list[str]:
     out: list[str] = []
     for v in config.venues.values():
         out.extend(s.get_secret_value() for s in v.credentials(config.base_dir).values())
+    if config.mqtt.enabled:
+        for secret in (config.mqtt.password(config.base_dir), config.mqtt.command_secret()):
+            if secret is not None:
+                out.append(secret.get_secret_value())
     return [s for s in out if s]
 
 
@@ -39,6 +46,20 @@ def make_venues(config: Config) -> dict[str, CcxtVenue]:
         venues[name] = CcxtVenue(name, vc, build_exchange(vc, creds), symbols, prices,
                                  markets_refresh=config.keeper.markets_refresh)
     return venues
+
+
+def make_bridge(config: Config, store: AuditStore, wake: asyncio.Event) -> MqttBridge:
+    """The MQTT bridge; an accepted remote command is audited, then wakes the keeper to obey it."""
+    password = config.mqtt.password(config.base_dir)
+    secret = config.mqtt.command_secret()
+
+    async def on_command(verdict: Verdict, sig: str) -> None:
+        await record_command(store, verdict, sig)
+        if verdict.accepted:
+            wake.set()
+
+    return MqttBridge(config, store, password=password.get_secret_value() if password else None,
+                      command_secret=secret.get_secret_value() if secret else None, on_command=on_command)
 
 
 @asynccontextmanager
@@ -75,13 +96,21 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
                                       allow_keys=config.venues.keys())
+        bridge: MqttBridge | None = None
         try:
             async with opened_venues(config) as venues:
-                keeper = Keeper(config, store, venues, on_cycle=on_cycle)
+                wake = asyncio.Event()
+                if config.mqtt.enabled:
+                    bridge = make_bridge(config, store, wake)
+                    await bridge.start()
+                keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
+                                alerts=AlertHub(config, store, bridge))
                 await keeper.start()
                 log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
                          instruments=[h.instrument for h in config.hedge])
                 await keeper.run(stop)
         finally:
+            if bridge is not None:
+                await bridge.close()
             await store.close()
     log.info("keeper.stopped")

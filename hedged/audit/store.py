@@ -82,6 +82,7 @@ class EventKind(StrEnum):
     STATE = "state"
     ALERT = "alert"
     COMMAND = "command"
+    COMMAND_REFUSED = "command_refused"  # a remote command that failed authentication (never acted on)
     SHADOW = "shadow"
 
 
@@ -909,6 +910,11 @@ class AuditStore:
             )).mappings().first()
         return EventRecord(**row) if row is not None else None
 
+    async def head_id(self) -> int:
+        """The id of this keeper's newest event (0 if none): where a follower starts."""
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.max(Event.id)).where(Event.keeper == self.keeper)) or 0)
+
     async def last_error(self) -> EventRecord | None:
         return await self.last_event(EventKind.ERROR)
 
@@ -942,13 +948,17 @@ class AuditStore:
         return [EventRecord(**r) for r in reversed(rows)]
 
     async def events_after(
-        self, after_id: int, limit: int = 1000, *, all_keepers: bool = False, since: datetime | None = None
+        self, after_id: int, limit: int = 1000, *, all_keepers: bool = False, since: datetime | None = None,
+        kinds: Iterable[str] | None = None,
     ) -> list[EventRecord]:
+        """Events with id > after_id in id order (optionally of some kinds only): a cursor for followers."""
         query = sa.select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
         if not all_keepers:
             query = query.where(Event.keeper == self.keeper)
         if since is not None:
             query = query.where(Event.ts >= since)
+        if kinds is not None:
+            query = query.where(Event.kind.in_([str(k) for k in kinds]))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in rows]
