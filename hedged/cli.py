@@ -162,6 +162,8 @@ from hedged.sim.cli import register as register_sim  # noqa: E402, I001
 register_sim(app)
 from hedged.demo import register as register_demo  # noqa: E402, I001
 register_demo(app)
+from hedged.alerts.cli import register as register_alerts  # noqa: E402, I001
+register_alerts(app)
 
 
 def main() -> None:

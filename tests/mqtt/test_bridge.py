@@ -148,7 +148,8 @@ async def test_late_subscriber_sees_online_and_state_events_follow_orders_offlin
     await clear_retained(PORT, prefix, [f"{base}/status", f"{base}/state", *set(discovery)])
 
 
-def _toml(cfg_dir: Path, emu: Emulator, prefix: str, keepalive: int) -> Path:
+def _toml(cfg_dir: Path, emu: Emulator, prefix: str, keepalive: int, mqtt_extra: str = "") -> Path:
+    cfg_dir.mkdir(exist_ok=True)
     path = cfg_dir / "hedged.toml"
     path.write_text(f"""
 [keeper]
@@ -176,7 +177,7 @@ host = "{HOST}"
 port = {PORT}
 prefix = "{prefix}"
 keepalive = {keepalive}
-""")
+{mqtt_extra}""")
     return path
 
 
@@ -317,12 +318,28 @@ async def test_signed_commands_halt_and_resume_and_bad_ones_are_refused_and_audi
 
         assert (await send(signed_command(secret, "resume", ts=time.time())))["accepted"] is True
         await until(lambda: orders() > before, within=10, what="trading to resume")
+
+        # the operator's command line: signs, sends, prints the keeper's answer
+        cli_cfg = _toml(tmp_path / "operator", emulator, prefix, 2,
+                        mqtt_extra='commands = true\ncommand_secret_env = "HEDGED_TEST_CMD_SECRET"\n')
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hedged", "command", "pause", "--config", str(cli_cfg), "-r", "cli drill",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 0, err.decode()
+        assert json.loads(out)["state"] == "PAUSED"
+        await until(lambda: cycles[-1][1].state is TradingState.PAUSED, within=5, what="PAUSED")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hedged", "command", "liquidate", "--config", str(cli_cfg),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 2 and err.decode().count("\n") == 1 and "action" in err.decode()
     refusals = await audited(cfg, EventKind.COMMAND_REFUSED)
     reasons = [r.payload["reason"] for r in refusals]
     assert len(refusals) == 4, reasons
     assert reasons[0].startswith("malformed") and reasons[1] == "bad signature"
     assert reasons[2].startswith("replayed") and reasons[3].startswith("stale")
     accepted = [c.payload for c in await audited(cfg, EventKind.COMMAND) if c.payload["via"] == "mqtt"]
-    assert [c["state"] for c in accepted] == ["HALTED", "RUNNING"]
+    assert [c["state"] for c in accepted] == ["HALTED", "RUNNING", "PAUSED"]
     no_secrets(rec)
     await clear_retained(PORT, prefix, [f"{base}/status", f"{base}/state"])
