@@ -118,7 +118,8 @@ limit_values = st.fixed_dictionaries({
        p=prices, spread_ticks=st.sampled_from([1, 1, 1, 2, 5, 400]), age=st.sampled_from([0, 1, 3, 10, 40]),
        recent=st.lists(st.tuples(st.integers(min_value=0, max_value=2000), st.integers(min_value=0, max_value=10**6)),
                        max_size=4),
-       state=st.sampled_from([TradingState.RUNNING] * 4 + [TradingState.REDUCING, TradingState.HALTED]),
+       state=st.sampled_from([TradingState.RUNNING] * 4 + [TradingState.REDUCING, TradingState.PAUSED,
+                                                               TradingState.HALTED]),
        linear=st.booleans())
 def test_guard_never_approves_an_order_that_breaks_a_limit(limits, q, held, p, spread_ticks, age, recent,  # type: ignore[no-untyped-def]
                                                            state, linear) -> None:
@@ -150,7 +151,7 @@ def test_guard_never_approves_an_order_that_breaks_a_limit(limits, q, held, p, s
         if o is None:
             continue
         ip = d.plan
-        assert state is not TradingState.HALTED
+        assert state not in (TradingState.HALTED, TradingState.PAUSED)
         assert state is TradingState.RUNNING or o.reduce_only
         assert age <= lim.max_data_age
         assert count_hour < lim.max_orders_per_hour
