@@ -47,11 +47,12 @@ class OwnBroker:
     folder: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    config: str = ""  # the whole mosquitto.conf instead of the default one; it must listen on `port`
 
     def start(self) -> None:
         conf = self.folder / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                        f"persistence_location {self.folder}/\nautosave_interval 1\n")
+        conf.write_text(self.config or f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                                       f"persistence_location {self.folder}/\nautosave_interval 1\n")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -96,10 +97,12 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def subscribed(host: str, port: int, *topics: str, identifier: str | None = None,
-                     clean_session: bool | None = None) -> AsyncIterator[Recorder]:
+                     clean_session: bool | None = None, username: str | None = None,
+                     password: str | None = None) -> AsyncIterator[Recorder]:
     """Subscribe (QoS 1) and record in the background until the block exits."""
     rec = Recorder()
-    async with aiomqtt.Client(host, port, identifier=identifier, clean_session=clean_session) as client:
+    async with aiomqtt.Client(host, port, identifier=identifier, clean_session=clean_session, username=username,
+                              password=password) as client:
         for t in topics:
             await client.subscribe(t, qos=1)
 
