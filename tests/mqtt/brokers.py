@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import shutil
 import socket
@@ -51,8 +52,11 @@ class OwnBroker:
 
     def start(self) -> None:
         conf = self.folder / "mosquitto.conf"
+        # `user`: started as root, mosquitto would switch to its own user, which cannot write our folder,
+        # and persistence would silently do nothing
         conf.write_text(self.config or f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                                       f"persistence_location {self.folder}/\nautosave_interval 1\n")
+                                       f"persistence_location {self.folder}/\nautosave_interval 1\n"
+                                       f"user {getpass.getuser()}\n")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

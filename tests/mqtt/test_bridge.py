@@ -245,6 +245,7 @@ async def test_broker_outage_never_slows_cycles_and_alerts_arrive_in_order_as_au
                 await until(lambda: len(cycles) >= outage_start + 40, what="40 cycles in the outage")
                 during = _pace(cycles[outage_start + 2:])
                 assert len(await audited(cfg, EventKind.FILL)) > fills_before  # trading went on
+                assert (broker.folder / "mosquitto.db").exists()  # the watcher's session survives the restart
                 broker.start()
                 expected = [e.payload for e in await audited(cfg, EventKind.ALERT) if e.id > mark]
                 assert len(expected) >= 4
