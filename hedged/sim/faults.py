@@ -4,7 +4,7 @@ A rule is JSON like `{"endpoint": "/v5/order/create", "kind": "drop_reply", "rat
 `{"endpoint": "/v5/order/create", "kind": "http_5xx", "calls": [1, 3]}` (1-based calls counted from when the
 rule was added) or `{"kind": "latency", "latency_ms": 300, "count": 5}` (the next five calls). Kinds:
 
-- latency:          answer after `latency_ms`
+- latency:          read the request, wait `latency_ms`, then do it and answer (done even if the client left)
 - hang:             do nothing for `hang_s` (past the client's timeout), then answer normally
 - http_5xx:         answer HTTP `status` (default 503) with a plain-text body
 - http_429:         answer HTTP 429

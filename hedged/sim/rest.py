@@ -116,6 +116,14 @@ class RestFront:
         self, endpoint: str, handler: Handler, private: bool
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def serve(request: web.Request) -> web.StreamResponse:
+            if request.method == "POST":
+                # Take the whole request in before any fault delays it: from here the exchange has it, so a
+                # `latency` order is still placed when the client has given up or died meanwhile (as on a
+                # real venue). aiohttp keeps the body for `_answer`; unread, it is lost with the connection.
+                try:
+                    await request.read()
+                except ConnectionError:
+                    return web.Response(status=400)  # never fully arrived: nothing to do
             faults = self.faults.decide(endpoint)
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)

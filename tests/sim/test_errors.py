@@ -65,6 +65,19 @@ async def test_hang_past_timeout_is_request_timeout(client: Any, emu: Emulator) 
     assert await client.fetch_open_orders(INV) == []  # the client gave up before the work: nothing done
 
 
+async def test_latency_past_timeout_still_places_the_order(client: Any, emu: Emulator) -> None:
+    # the request reached the exchange in full: it is executed late even though the client gave up (or died)
+    await admin(emu, "faults", {"endpoint": "/v5/order/create", "kind": "latency", "latency_ms": 600, "count": 1})
+    client.timeout = 300
+    with pytest.raises(ccxt.RequestTimeout):
+        await client.create_order(INV, "limit", "buy", 100, 60000, {"clientOrderId": "late-1"})
+    client.timeout = 5000
+    assert await client.fetch_open_orders(INV) == []  # not yet
+    await asyncio.sleep(0.6)
+    late = await client.fetch_open_orders(INV)
+    assert [o["clientOrderId"] for o in late] == ["late-1"]
+
+
 async def test_5xx_is_exchange_not_available(client: Any, emu: Emulator) -> None:
     await admin(emu, "faults", {"endpoint": "/v5/position/list", "kind": "http_5xx", "calls": [1]})
     with pytest.raises(ccxt.ExchangeNotAvailable):
