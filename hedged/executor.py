@@ -37,11 +37,18 @@ CCXT_STATUS = {
 
 
 def order_status(raw: Mapping[str, Any]) -> OrderStatus:
-    """ccxt status → ours; an open order with fills is partially filled."""
+    """ccxt status → ours; an open order with fills is partially filled.
+
+    ccxt calls bybit's PartiallyFilledCanceled "closed" (ccxt issue 18685), the word it uses for filled:
+    a closed order with less filled than its amount was cancelled after a partial fill, not filled.
+    """
     status = str(raw.get("status") or "open")
+    filled = _dec(raw, "filled") or Decimal(0)
+    if status == "closed":
+        amount = _dec(raw, "amount")
+        return OrderStatus.CANCELLED if amount is not None and filled < amount else OrderStatus.FILLED
     if status in CCXT_STATUS:
         return CCXT_STATUS[status]
-    filled = to_decimal(raw.get("filled"), "order.filled", optional=True) or Decimal(0)
     return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.OPEN
 
 
@@ -131,6 +138,10 @@ class Executor:
             log.warning("executor.lookup_failed", client_id=client_id, error=type(exc).__name__)
             return Outcome(client_id, "sent", "lookup failed; will retry before anything else is sent")
         if found is None:
+            if lost_if_missing and await self._may_still_arrive(client_id):
+                # a request sent moments ago (by us, or by a keeper killed mid-request) can still be executed
+                # within the receive window: calling it lost now would let the next plan send it again
+                return Outcome(client_id, "sent", "not found yet; may still arrive")
             if lost_if_missing:
                 await self.store.update_order(client_id, status=OrderStatus.LOST,
                                               reason="not on the exchange after lookup by client id")
@@ -138,6 +149,14 @@ class Executor:
             return Outcome(client_id, "sent", "not found yet")
         rec = await self.sync(venue_name, client_id, found)
         return Outcome(client_id, rec.status)
+
+    async def _may_still_arrive(self, client_id: str) -> bool:
+        """Sent (not merely an intent: `place` writes `sent` before the request leaves) less than lost_after ago."""
+        rec = await self.store.get_order(client_id)
+        if rec is None or rec.status != OrderStatus.SENT:
+            return False
+        age = now_utc() - rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)
+        return age <= timedelta(seconds=self.lost_after)
 
     # --- following -----------------------------------------------------------------------------------
     async def sync(self, venue_name: str, client_id: str, raw: Mapping[str, Any]) -> OrderRecord:
