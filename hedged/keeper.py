@@ -161,7 +161,8 @@ class Keeper:
         recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
                   for r in await self.store.recent_orders(now - timedelta(days=1))]
         self._seq += 1
-        tag = f"{base36(int(time.time()))}{base36(self._seq % 1296).rjust(2, '0')}"
+        # milliseconds: a keeper restarted within the same second must not reuse an id
+        tag = f"{base36(int(time.time() * 1000))}{base36(self._seq % 1296).rjust(2, '0')}"
         plan, result = decide(self.config, snap, state=state, recent=recent, previous_marks=self.previous_marks,
                               tag=tag)
         if any(busy.values()):  # following may have settled some
