@@ -91,6 +91,7 @@ class Executor:
     # How long a sent order may stay unseen before it is declared lost: past the client timeout plus the
     # exchange's receive window, a request that never arrived can no longer be accepted.
     lost_after: float = 10.0
+    fills_recorded: int = 0  # new trades written to the store by this process (lets the keeper skip queries)
 
     # --- placing ---------------------------------------------------------------------------------------
     async def place(self, order: OrderIntent, *, notional_usd: Decimal, reason: str) -> Outcome:
@@ -204,11 +205,13 @@ class Executor:
         if amount is None or price is None or not t.get("id"):
             return False
         ts = t.get("timestamp")
-        return await self.store.fill(
+        recorded = await self.store.fill(
             client_id, venue=venue_name, trade_id=str(t["id"]), amount=amount, price=price, fee=fee,
             fee_currency=fee_ccy, ts=datetime.fromtimestamp(ts / 1000, tz=UTC) if isinstance(ts, int | float) else None,
             symbol=t.get("symbol"), side=t.get("side"),
         )
+        self.fills_recorded += recorded
+        return recorded
 
     async def follow(self, venue_name: str, open_orders: list[dict[str, Any]], now: datetime) -> set[str]:
         """Reconcile our unsettled orders on a venue with its open orders; cancel the timed-out ones.

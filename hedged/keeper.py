@@ -58,6 +58,7 @@ class Keeper:
     def __post_init__(self) -> None:
         self.hub = self.alerts or AlertHub(self.config, self.store)
         self._fill_cursor = 0
+        self._fills_alerted = 0
         recv_window = 5.0  # seconds; requests older than this are refused by the exchange
         self.executor = Executor(self.venues, self.store, self.config.execution, lost_after=max(
             (v.config.timeout for v in self.venues.values()), default=10.0) + recv_window + 1.0)
@@ -135,7 +136,8 @@ class Keeper:
     async def cycle(self) -> CycleResult:
         self.store.start_cycle()
         self.cycles += 1
-        state, why = await self.trading_state()
+        # independent store reads run together (each is a round trip to the database)
+        (state, why), unsettled_now = await asyncio.gather(self.trading_state(), self.store.unsettled_orders())
         if state is not self.state:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
@@ -144,13 +146,16 @@ class Keeper:
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
                 log.warning("keeper.halt_cancelled", orders=cancelled)
+                unsettled_now = await self.store.unsettled_orders()
 
         # only fetch open orders where we have some in flight (the store knows every order we sent)
-        unsettled_now = await self.store.unsettled_orders()
         busy = {n: any(r.venue == n for r in unsettled_now) for n in self.venues}
         names = list(self.venues)
-        results = await asyncio.gather(*(self.venues[n].fetch_state(with_orders=busy[n]) for n in names))
-        raw_states = dict(zip(names, results, strict=True))
+        day_ago = self.clock() - timedelta(days=1)
+        results, recent_rows = await asyncio.gather(
+            asyncio.gather(*(self.venues[n].fetch_state(with_orders=busy[n]) for n in names)),
+            self.store.recent_orders(day_ago))
+        raw_states: dict[str, dict[str, Any]] = dict(zip(names, results, strict=True))
         now = self.clock()
         touched: dict[str, set[str]] = {}
         for n in names:
@@ -159,7 +164,7 @@ class Keeper:
         snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()})
 
         recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
-                  for r in await self.store.recent_orders(now - timedelta(days=1))]
+                  for r in recent_rows]
         self._seq += 1
         # milliseconds: a keeper restarted within the same second must not reuse an id
         tag = f"{base36(int(time.time() * 1000))}{base36(self._seq % 1296).rjust(2, '0')}"
@@ -281,6 +286,9 @@ class Keeper:
         return result
 
     async def _fill_alerts(self, now: datetime) -> None:
+        if self.executor.fills_recorded == self._fills_alerted:
+            return  # nothing new: skip the query
+        self._fills_alerted = self.executor.fills_recorded
         fills = await self.store.events_after(self._fill_cursor, kinds=[EventKind.FILL])
         for f in fills:
             self._fill_cursor = f.id
