@@ -53,8 +53,8 @@ def make_bridge(config: Config, store: AuditStore, wake: asyncio.Event) -> MqttB
     password = config.mqtt.password(config.base_dir)
     secret = config.mqtt.command_secret()
 
-    async def on_command(verdict: Verdict, sig: str) -> None:
-        await record_command(store, verdict, sig)
+    async def on_command(verdict: Verdict) -> None:
+        await record_command(store, verdict)
         if verdict.accepted:
             wake.set()
 

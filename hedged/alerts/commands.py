@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets as _secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,10 +56,12 @@ class Verdict:
     state: TradingState | None = None
     nonce: str | None = None
     ts: float | None = None
+    sig: str = ""  # the message's signature if it is well-formed hex (not secret): remembered against replays
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "command": self.command, "nonce": self.nonce, "ts": self.ts,
-                "state": self.state.value if self.state is not None else None, "reason": self.reason}
+                "state": self.state.value if self.state is not None else None, "reason": self.reason,
+                "sig": self.sig}
 
 
 @dataclass
@@ -86,23 +89,24 @@ class CommandVerifier:
                 raise TypeError
         except (ValueError, TypeError, KeyError):
             return Verdict(False, 'malformed: expected {"body": "<JSON text>", "sig": "<hex HMAC-SHA256>"}')
-        if not hmac.compare_digest(sign(self.secret, body_text), sig.lower()):
-            return Verdict(False, "bad signature")
+        sig = sig.lower() if re.fullmatch(r"[0-9a-fA-F]{64}", sig) else ""
+        if not sig or not hmac.compare_digest(sign(self.secret, body_text), sig):
+            return Verdict(False, "bad signature", sig=sig)
         try:
             body = json.loads(body_text)
             command, ts = str(body["command"]), float(body["ts"])
             nonce, reason = str(body.get("nonce") or ""), str(body.get("reason") or "")
         except (ValueError, TypeError, KeyError):
-            return Verdict(False, "malformed body: expected command and ts (Unix seconds)")
+            return Verdict(False, "malformed body: expected command and ts (Unix seconds)", sig=sig)
 
         def refuse(why: str) -> Verdict:
-            return Verdict(False, why, command=command, nonce=nonce, ts=ts)
+            return Verdict(False, why, command=command, nonce=nonce, ts=ts, sig=sig)
 
         if abs(now - ts) > self.window:
             return refuse(f"stale: ts is {now - ts:.0f}s from now (window {self.window:.0f}s)")
-        if sig.lower() in self._seen:
+        if sig in self._seen:
             return refuse("replayed: this signed command was seen before")
-        self.remember(sig.lower(), ts)
+        self.remember(sig, ts)
         if command not in COMMANDS:
             return refuse(f"unknown command {command!r}: expected one of {', '.join(COMMANDS)}")
-        return Verdict(True, reason, command=command, state=COMMANDS[command], nonce=nonce, ts=ts)
+        return Verdict(True, reason, command=command, state=COMMANDS[command], nonce=nonce, ts=ts, sig=sig)

@@ -30,7 +30,6 @@ from hedged.log import get_logger
 from hedged.model import Decision, Snapshot, TradingState
 
 log = get_logger("hedged.alerts")
-_LOG_LEVEL = {"info": "info", "warning": "warning", "critical": "critical"}
 
 
 def state_message(keeper: str, state: TradingState, now: datetime, cycle: int | None,
@@ -50,7 +49,6 @@ class AlertHub:
     def __init__(self, config: Config, store: AuditStore, bridge: MqttBridge | None = None) -> None:
         self.config, self.store, self.bridge = config, store, bridge
         self.memory = MonitorState()
-        self.sent: list[Alert] = []  # this process's alerts, newest last (bounded): for tests and the demo
 
     async def observe(self, obs: Observation) -> tuple[Alert, ...]:
         self.memory, alerts = evaluate(self.config.monitors, obs, self.memory)
@@ -64,11 +62,10 @@ class AlertHub:
         return alert
 
     async def emit(self, alert: Alert) -> None:
-        getattr(log, _LOG_LEVEL[alert.level])("alert", code=alert.code, message=alert.message, alert_id=alert.id,
-                                              **{k: v for k, v in alert.data.items() if k in ("venue", "symbol")})
+        getattr(log, alert.level)("alert", code=alert.code, message=alert.message, alert_id=alert.id,
+                                  **{k: v for k, v in alert.data.items() if k in ("venue", "symbol")})
         await self.store.append(EventKind.ALERT, alert.as_json(), venue=alert.data.get("venue"),
                                 symbol=alert.data.get("symbol"))
-        self.sent = [*self.sent[-999:], alert]
         if self.bridge is not None:
             self.bridge.notify()
 
@@ -84,10 +81,10 @@ class AlertHub:
             self.bridge.notify()
 
 
-async def record_command(store: AuditStore, verdict: Verdict, sig: str) -> None:
+async def record_command(store: AuditStore, verdict: Verdict) -> None:
     """Audit a remote command: accepted ones as a `command` (the keeper obeys it from its next cycle),
     refused ones as `command_refused` (never acted on)."""
-    detail = {**verdict.as_json(), "sig": sig}
+    detail = verdict.as_json()
     if verdict.accepted and verdict.state is not None:
         await store.command(verdict.state, via="mqtt", reason=verdict.reason, by=detail)
         log.warning("command.accepted", command=verdict.command, nonce=verdict.nonce)

@@ -142,7 +142,7 @@ class MqttBridge:
         *,
         password: str | None = None,
         command_secret: str | None = None,
-        on_command: Callable[[Verdict, str], Awaitable[None]] | None = None,
+        on_command: Callable[[Verdict], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         backoff: tuple[float, float] = (0.5, 15.0),
     ) -> None:
@@ -295,9 +295,8 @@ class MqttBridge:
                 await self._discovery(client)
             elif topic == self.topics.cmd and self.verifier is not None:
                 verdict = self.verifier.check(payload)
-                sig = _sig_of(payload)
                 if self._on_command is not None:
-                    await self._on_command(verdict, sig)
+                    await self._on_command(verdict)
                 await client.publish(self.topics.cmd_result, _dumps(verdict.as_json()), qos=1)
 
     async def _remember_recent_commands(self) -> None:
@@ -322,14 +321,6 @@ async def _first_failure(*coros: Awaitable[None]) -> None:
             t.cancel()
     for t in done:
         t.result()
-
-
-def _sig_of(payload: bytes) -> str:
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        sig = json.loads(payload).get("sig")
-        if isinstance(sig, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sig):
-            return sig.lower()
-    return ""
 
 
 def _slug(text: str) -> str:
