@@ -91,7 +91,8 @@ class Executor:
     # How long a sent order may stay unseen before it is declared lost: past the client timeout plus the
     # exchange's receive window, a request that never arrived can no longer be accepted.
     lost_after: float = 10.0
-    fills_recorded: int = 0  # new trades written to the store by this process (lets the keeper skip queries)
+    # trades newly written to the store, until the keeper takes them for fill alerts
+    new_fills: list[dict[str, Any]] = field(default_factory=list)
 
     # --- placing ---------------------------------------------------------------------------------------
     async def place(self, order: OrderIntent, *, notional_usd: Decimal, reason: str) -> Outcome:
@@ -210,7 +211,10 @@ class Executor:
             fee_currency=fee_ccy, ts=datetime.fromtimestamp(ts / 1000, tz=UTC) if isinstance(ts, int | float) else None,
             symbol=t.get("symbol"), side=t.get("side"),
         )
-        self.fills_recorded += recorded
+        if recorded:
+            self.new_fills.append({"venue": venue_name, "symbol": t.get("symbol"), "side": t.get("side"),
+                                   "amount": amount, "price": price, "trade_id": str(t["id"]),
+                                   "client_order_id": client_id, "fee": fee, "fee_currency": fee_ccy})
         return recorded
 
     async def follow(self, venue_name: str, open_orders: list[dict[str, Any]], now: datetime) -> set[str]:

@@ -21,7 +21,7 @@ from ccxt.base import errors as cx
 
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
-from hedged.audit.store import AuditStore, AuditWriteError, EventKind, NewCycle, OrderStatus
+from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatus
 from hedged.config import Config
 from hedged.decide import base36, decide
 from hedged.executor import Executor, trade_client_id
@@ -57,8 +57,6 @@ class Keeper:
 
     def __post_init__(self) -> None:
         self.hub = self.alerts or AlertHub(self.config, self.store)
-        self._fill_cursor = 0
-        self._fills_alerted = 0
         recv_window = 5.0  # seconds; requests older than this are refused by the exchange
         self.executor = Executor(self.venues, self.store, self.config.execution, lost_after=max(
             (v.config.timeout for v in self.venues.values()), default=10.0) + recv_window + 1.0)
@@ -74,7 +72,6 @@ class Keeper:
     async def start(self) -> None:
         """Load markets, then reconcile the store with the exchanges before any order is sent."""
         await asyncio.gather(*(v.load_markets() for v in self.venues.values()))
-        self._fill_cursor = await self.store.head_id()
         await self.store.append("start", {"mode": self.config.keeper.mode, "venues": sorted(self.venues)})
         await self.hub.event("start", "info", f"keeper {self.config.keeper.name} started ({self.config.keeper.mode})",
                              {"mode": self.config.keeper.mode, "venues": sorted(self.venues)}, self.clock())
@@ -252,7 +249,7 @@ class Keeper:
             started = time.monotonic()
             result = await self.step()
             if self.on_cycle is not None:
-                self.on_cycle(result, None)
+                self.on_cycle(result, result.snapshot)
             live = bool(await self._live_orders()) if not self.audit_broken else False
             delay = max(0.0, (min(interval, FOLLOW_INTERVAL) if live else interval) - (time.monotonic() - started))
             self.wake.clear()
@@ -286,16 +283,11 @@ class Keeper:
         return result
 
     async def _fill_alerts(self, now: datetime) -> None:
-        if self.executor.fills_recorded == self._fills_alerted:
-            return  # nothing new: skip the query
-        self._fills_alerted = self.executor.fills_recorded
-        fills = await self.store.events_after(self._fill_cursor, kinds=[EventKind.FILL])
+        """One info alert per trade the executor recorded since the last step (including at reconciliation)."""
+        fills, self.executor.new_fills = self.executor.new_fills, []
         for f in fills:
-            self._fill_cursor = f.id
-            p = f.payload if isinstance(f.payload, dict) else {}
-            await self.hub.event("fill", "info", f"filled {p.get('side') or ''} {p.get('amount')} {f.symbol} "
-                                 f"@ {p.get('price')}".replace("  ", " "),
-                                 {**p, "venue": f.venue, "symbol": f.symbol}, now)
+            words = ["filled", f["side"], str(f["amount"]), f["symbol"], "@", str(f["price"])]
+            await self.hub.event("fill", "info", " ".join(w for w in words if w), f, now)
 
     async def _guarded_cycle(self) -> CycleResult:
         try:
