@@ -447,27 +447,10 @@ class AuditStore:
         asset: str | None,
         cycle: int | None,
         ts: datetime,
-        prev_hash: str | None = None,
     ) -> EventRecord:
-        if prev_hash is None:
-            head = await conn.scalar(
-                sa.select(Event.hash).where(Event.keeper == self.keeper).order_by(Event.id.desc()).limit(1)
-            )
-            prev_hash = head or GENESIS
-        prev = prev_hash
-        content = event_content(
-            ts=ts, keeper=self.keeper, cycle=cycle, kind=kind, venue=venue, symbol=symbol, asset=asset,
-            payload=payload, prev_hash=prev,
-        )
-        digest = event_hash(content)
-        row_id = await conn.scalar(
-            sa.insert(Event).values(
-                ts=ts, keeper=self.keeper, cycle=cycle, kind=kind, venue=venue, symbol=symbol, asset=asset,
-                payload=payload, prev_hash=prev, hash=digest,
-            ).returning(Event.id)
-        )
-        assert row_id is not None
-        return EventRecord(row_id, ts, self.keeper, cycle, kind, venue, symbol, asset, payload, prev, digest)
+        """Chain one event (payload already scrubbed) after this keeper's head, inside `conn`'s transaction."""
+        event = NewEvent(kind, None, venue=venue, symbol=symbol, asset=asset, cycle=cycle)
+        return (await self._append_batch(conn, [(event, payload)], ts))[0]
 
     async def _append_batch(
         self, conn: AsyncConnection, events: list[tuple[NewEvent, JsonValue]], ts: datetime
