@@ -159,14 +159,10 @@ class MqttBridge:
         self._backoff = backoff
         self.cursor = 0
         self.connected = asyncio.Event()
-        self.connects = 0
-        self.dropped_states = 0
 
     # --- what the keeper calls (never awaits the broker) --------------------------------------------
     def publish_state(self, state: Mapping[str, Any]) -> None:
-        if len(self._states) == self._states.maxlen:
-            self.dropped_states += 1  # deque(maxlen) drops the oldest
-        self._states.append(_dumps(state))
+        self._states.append(_dumps(state))  # full: deque(maxlen) drops the oldest
         self._wake.set()
 
     def notify(self) -> None:
@@ -183,19 +179,18 @@ class MqttBridge:
 
     async def close(self) -> None:
         """Flush what we can, publish `offline` (retained), disconnect — in a few seconds at most."""
-        timeout = CLOSE_TIMEOUT
         self._stopping = True
         self._wake.set()
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
                     await self._drain(client)
                     await client.publish(self.topics.status, b"offline", qos=1, retain=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, timeout)
+                await asyncio.wait_for(self._task, CLOSE_TIMEOUT)
 
     # --- the background task ------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -207,7 +202,6 @@ class MqttBridge:
                     self._client = client
                     await self._on_connect(client)
                     self.connected.set()
-                    self.connects += 1
                     delay = low
                     log.info("mqtt.connected", host=self.config.mqtt.host, port=self.config.mqtt.port)
                     await _first_failure(self._pump(client), self._listen(client))
@@ -281,10 +275,8 @@ class MqttBridge:
             return
         newest = self._states[-1]  # retained: only the newest matters; older ones are dropped
         await client.publish(self.topics.state, newest, qos=1, retain=True)
-        while self._states:
-            if self._states.popleft() is newest:
-                break
-            self.dropped_states += 1
+        while self._states and self._states.popleft() is not newest:
+            pass  # older states are dropped; any that arrived during the publish stay for the next drain
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
