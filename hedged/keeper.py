@@ -158,6 +158,10 @@ class Keeper:
         for n in names:
             if busy[n]:
                 touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
+                if touched[n]:  # fills or cancels landed around the read: read again and plan on that
+                    raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
+                    now = self.clock()
+                    touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
         snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()})
 
         recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
