@@ -66,6 +66,13 @@ def to_coins(market: Market, contracts: Decimal, mark: Decimal) -> Decimal:
     return contracts * market.contract_size
 
 
+def notional_usd(market: Market, contracts: Decimal, mark: Decimal) -> Decimal:
+    """Contracts → USD notional. Inverse: c × size (exact: inverse contracts are USD). Linear: c × size × mark."""
+    if market.kind == "inverse":
+        return contracts * market.contract_size
+    return contracts * market.contract_size * mark
+
+
 def to_contracts(market: Market, coins: Decimal, mark: Decimal) -> Decimal:
     """Base coins → contracts (unrounded); the inverse of `to_coins`."""
     if market.kind == "inverse":

@@ -12,18 +12,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from hedged.config import LimitsConfig
-from hedged.exposure import ZERO, to_coins, to_contracts
+from hedged.exposure import ZERO, notional_usd, to_coins, to_contracts
 from hedged.model import Decision, GuardResult, InstrumentPlan, OrderIntent, Plan, Reason, RecentOrder, TradingState
 from hedged.planner import round_to_step
 
 BPS = Decimal(10000)
 HOLD_CODES = frozenset({"within_band", "below_min_size"})
-
-
-def _notional_usd(p: InstrumentPlan, contracts: Decimal) -> Decimal:
-    if p.market.kind == "inverse":
-        return contracts * p.market.contract_size  # exact: inverse contracts are USD
-    return contracts * p.market.contract_size * p.mark
 
 
 def _stale(p: InstrumentPlan, now: datetime, max_age: Decimal) -> Reason | None:
@@ -113,7 +107,7 @@ def guard(
                 allowed = room
                 cuts.append(Reason("position_cap", f"|hedge| capped at {cap_usd:.2f} USD "
                                    f"(max_position_usd, max_ratio × exposure)"))
-        unit_usd = _notional_usd(p, Decimal(1))
+        unit_usd = notional_usd(p.market, Decimal(1), p.mark)
         by_order = limits.max_order_usd / unit_usd
         if by_order < allowed:
             allowed = by_order
@@ -132,6 +126,6 @@ def guard(
             venue=intent.venue, symbol=intent.symbol, side=intent.side, amount=amount, price=intent.price,
             reduce_only=intent.reduce_only, post_only=intent.post_only, client_id=intent.client_id)
         orders_last_hour += 1
-        turnover_today += _notional_usd(p, amount)
+        turnover_today += notional_usd(p.market, amount, p.mark)
         decisions.append(Decision(plan=p, action="trade", order=order, reasons=(*p.reasons, *cuts)))
     return GuardResult(decisions=tuple(decisions))

@@ -25,7 +25,7 @@ from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatu
 from hedged.config import Config
 from hedged.decide import base36, decide
 from hedged.executor import Executor, trade_client_id
-from hedged.exposure import PlanInputError
+from hedged.exposure import PlanInputError, notional_usd
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
 from hedged.planner import round_to_step
@@ -202,7 +202,7 @@ class Keeper:
                      mark=str(p.mark), reasons=[str(r) for r in d.reasons])
             if order is None:
                 continue
-            notional = order.amount * p.market.contract_size * (1 if p.market.kind == "inverse" else p.mark)
+            notional = notional_usd(p.market, order.amount, p.mark)
             if self.config.keeper.mode == "shadow":
                 await self.store.append("shadow", {"client_order_id": order.client_id, "side": order.side,
                                                    "amount": order.amount, "price": order.price,

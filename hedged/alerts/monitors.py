@@ -72,8 +72,8 @@ from typing import Any
 
 from hedged.alerts.dedupe import Condition, DedupeState, Level, Notice, iso, step
 from hedged.config import MonitorsConfig
-from hedged.exposure import ticker_price
-from hedged.model import Decision, InstrumentPlan, MarketKind, Snapshot, TradingState, VenueState
+from hedged.exposure import PlanInputError, instrument_mark, notional_usd, ticker_price
+from hedged.model import Decision, InstrumentPlan, MarketKind, Snapshot, TradingState
 
 __all__ = [
     "CODES",
@@ -333,14 +333,6 @@ def coin_usd_price(snapshot: Snapshot, venue: str, coin: str) -> Decimal | None:
     return None
 
 
-def _position_mark(state: VenueState, symbol: str) -> Decimal | None:
-    pos = state.positions.get(symbol)
-    if pos is not None and pos.mark_price is not None and pos.mark_price > 0:
-        return pos.mark_price
-    t = state.tickers.get(symbol)
-    return ticker_price(t) if t is not None else None
-
-
 def venue_risk(snapshot: Snapshot, venue: str, settle_coins: Sequence[str] = ()) -> VenueRisk:
     """Effective leverage of one perp account (see the module doc). `settle_coins`: the hedge
     instruments' settle coins there, which must be priced like those of the open positions."""
@@ -353,13 +345,13 @@ def venue_risk(snapshot: Snapshot, venue: str, settle_coins: Sequence[str] = ())
         if pos.contracts == 0:
             continue
         market = state.markets.get(symbol)
-        mark = _position_mark(state, symbol)
-        if market is None or not market.is_contract or mark is None:
+        try:
+            mark = instrument_mark(state, venue, symbol)
+        except PlanInputError:  # no price for it: leverage unknown
             return VenueRisk(venue, None)
-        if market.kind == "inverse":
-            notional += abs(pos.contracts) * market.contract_size
-        else:
-            notional += abs(pos.contracts) * market.contract_size * mark
+        if market is None or not market.is_contract:
+            return VenueRisk(venue, None)
+        notional += notional_usd(market, abs(pos.contracts), mark)
         coin = market.settle or market.quote
         upnl[coin] = upnl.get(coin, ZERO) + pos.unrealized_pnl
     equity = ZERO
