@@ -46,6 +46,14 @@ class Profile:
 
     options: dict[str, Any] = field(default_factory=dict)
     bybit_batching: bool = False  # positions/tickers/open orders per category in one call each
+    # Binance COIN-M's 24h ticker has no bid/ask and no mark: quotes come from the book ticker and the
+    # premium index (mark, index, funding) instead, two requests instead of one.
+    book_and_premium: bool = False
+    # ccxt's COIN-M balance total is marginBalance (wallet + unrealised PnL), bybit's is the wallet: the
+    # core adds inverse uPnL itself (exposure.coin_exposure), so take the wallet from the raw answer.
+    wallet_from_info: bool = False
+    # The local exchange speaks this venue's API (`url` override): make_client for bybit, else binance.
+    local: str = ""
 
 
 PROFILES: dict[str, Profile] = {
@@ -57,10 +65,14 @@ PROFILES: dict[str, Profile] = {
             "defaultType": "swap",
         },
         bybit_batching=True,
+        local="bybit",
     ),
-    "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False}),
+    "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False},
+                            book_and_premium=True, wallet_from_info=True, local="binancecoinm"),
     "binanceusdm": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False}),
-    "binance": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False}),
+    # `binance` is the spot account (coins held); COIN-M hedges use binancecoinm, USDT-M binanceusdm
+    "binance": Profile(options={"defaultType": "spot", "warnOnFetchOpenOrdersWithoutSymbol": False},
+                       local="binance"),
     "okx": Profile(options={"defaultType": "swap"}),
     "deribit": Profile(options={"defaultType": "swap"}),
 }
@@ -75,13 +87,17 @@ def build_exchange(venue: VenueConfig, credentials: dict[str, str]) -> Any:
     profile = PROFILES.get(venue.exchange, Profile())
     options = {**profile.options, **venue.options}
     if venue.url:
-        if venue.exchange != "bybit":
-            raise ValueError(f"url: a REST override is supported for exchange bybit (the local exchange), "
-                             f"not {venue.exchange!r}")
-        from hedged.sim.client import make_client
+        local = [n for n, p in PROFILES.items() if p.local]
+        if not profile.local:
+            raise ValueError(f"url: a REST override is supported for exchange {', '.join(local)} (the local "
+                             f"exchange), not {venue.exchange!r}")
+        from hedged.sim.client import make_binance_client, make_client
 
-        return make_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""),
-                           options=options, timeout_ms=int(venue.timeout * 1000))
+        if profile.local == "bybit":
+            return make_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""),
+                               options=options, timeout_ms=int(venue.timeout * 1000))
+        return make_binance_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""),
+                                   exchange_id=profile.local, options=options, timeout_ms=int(venue.timeout * 1000))
     cls = getattr(ccxt_async, venue.exchange, None)
     if cls is None:
         raise ValueError(f"exchange: unknown ccxt exchange id {venue.exchange!r}")
@@ -89,6 +105,23 @@ def build_exchange(venue: VenueConfig, credentials: dict[str, str]) -> Any:
     if venue.sandbox:
         ex.set_sandbox_mode(True)
     return ex
+
+
+def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
+    """Binance COIN-M: `total` per coin = walletBalance of the raw account answer (ccxt reports
+    marginBalance, which already holds the unrealised PnL the core adds once itself)."""
+    info = balance.get("info")
+    assets = info.get("assets") if isinstance(info, dict) else None
+    if not isinstance(assets, list):
+        return balance
+    total = dict(balance.get("total") or {})
+    for a in assets:
+        if isinstance(a, dict) and a.get("asset") in total and a.get("walletBalance") not in (None, ""):
+            coin = a["asset"]
+            total[coin] = float(a["walletBalance"])
+            if isinstance(balance.get(coin), dict):
+                balance[coin] = {**balance[coin], "total": total[coin]}
+    return {**balance, "total": total}
 
 
 class CcxtVenue:
@@ -170,6 +203,8 @@ class CcxtVenue:
         results = await asyncio.gather(*jobs)
         (balance, t_bal), (positions, t_pos), (tickers, t_tick) = results[0], results[1], results[2]
         orders: list[dict[str, Any]] = results[3][0] if with_orders else []
+        if self.profile.wallet_from_info:
+            balance = wallet_totals(balance)
         balance["timestamp"] = t_bal
         for p in positions:
             p["timestamp"] = t_pos
@@ -210,10 +245,30 @@ class CcxtVenue:
         categories: dict[str, list[str]] = {}
         for (cat, _), syms in self._groups(symbols).items():
             categories.setdefault(cat, []).extend(syms)
-        for syms in categories.values():
+        for cat, syms in categories.items():
+            if self.profile.book_and_premium and cat != "spot":
+                out.update(await self._book_and_premium(syms))
+                continue
             got: dict[str, dict[str, Any]] = await self._call(
                 "fetch_tickers", partial(self.exchange.fetch_tickers, syms))
             out.update({s: t for s, t in got.items() if s in symbols})
+        return out
+
+    async def _book_and_premium(self, symbols: list[str]) -> dict[str, dict[str, Any]]:
+        """Tickers for Binance contracts: bid/ask from the book ticker, mark/index/funding from premiumIndex,
+        merged into one ccxt ticker per symbol (the fields parse_ticker reads)."""
+        books, rates = await asyncio.gather(
+            self._call("fetch_bids_asks", partial(self.exchange.fetch_bids_asks, symbols)),
+            self._call("fetch_funding_rates", partial(self.exchange.fetch_funding_rates, symbols)))
+        out: dict[str, dict[str, Any]] = {}
+        for s in symbols:
+            if s not in books:
+                continue
+            t = dict(books[s])
+            r = rates.get(s) or {}
+            t.update({"markPrice": r.get("markPrice"), "indexPrice": r.get("indexPrice"),
+                      "fundingRate": r.get("fundingRate"), "fundingTimestamp": r.get("fundingTimestamp")})
+            out[s] = t
         return out
 
     async def fetch_open_orders(self) -> list[dict[str, Any]]:

@@ -79,6 +79,11 @@ class Account:
     wallet: dict[str, Decimal] = field(default_factory=dict)
     cum_realised: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[tuple[Category, str], Position] = field(default_factory=dict)
+    # Per-instrument settings where they differ from the account default (`leverage`, cross margin):
+    # what set-leverage / switch-isolated (Bybit) and leverage / marginType (Binance) change.
+    leverages: dict[tuple[Category, str], Decimal] = field(default_factory=dict)
+    margin_modes: dict[tuple[Category, str], str] = field(default_factory=dict)
+    hedge_mode: bool = False  # two-way positions; the engine trades one-way only and refuses orders then
 
     def credit(self, coin: str, delta: Decimal) -> None:
         self.wallet[coin] = self.wallet.get(coin, ZERO) + delta

@@ -29,7 +29,9 @@ def _dec(body: dict[str, Any], key: str) -> Decimal:
 
 
 class AdminFront:
-    def __init__(self, engine: Engine, faults: FaultInjector, limiter: RateLimiter) -> None:
+    def __init__(self, engine: Engine, faults: FaultInjector, limiter: RateLimiter, *,
+                 spot_wallets: bool = False) -> None:
+        self.spot_wallets = spot_wallets  # Binance: every account also has a spot wallet `<key>:spot`
         self.engine = engine
         self.faults = faults
         self.limiter = limiter
@@ -78,7 +80,13 @@ class AdminFront:
         return {"ok": True, "index": {a: str(p) for a, p in self.engine.index.items()}}
 
     def balance(self, body: dict[str, Any]) -> Any:
-        new = self.engine.credit(str(body.get("api_key", "")), str(body.get("coin", "")), _dec(body, "delta"))
+        key = str(body.get("api_key", ""))
+        wallet = body.get("wallet")
+        if wallet == "spot":  # Binance: the key's spot wallet (hedged.sim.binance.spot_key)
+            key = f"{key}:spot"
+        elif wallet not in (None, "", "futures"):
+            raise AdminError("'wallet' must be 'spot' or 'futures'")
+        new = self.engine.credit(key, str(body.get("coin", "")), _dec(body, "delta"))
         return {"ok": True, "balance": str(new)}
 
     def account(self, body: dict[str, Any]) -> Any:
@@ -87,6 +95,9 @@ class AdminFront:
             raise AdminError("give 'api_key' and 'secret'")
         balances = {str(c): Decimal(str(v)) for c, v in dict(body.get("balances", {})).items()}
         self.engine.add_account(key, secret, balances)
+        if self.spot_wallets:
+            spot = {str(c): Decimal(str(v)) for c, v in dict(body.get("spot_balances", {})).items()}
+            self.engine.add_account(f"{key}:spot", secret, spot)
         return {"ok": True}
 
     def set_faults(self, body: dict[str, Any]) -> Any:

@@ -68,3 +68,58 @@ def make_client(
         },
     }
     return client
+
+
+BINANCE_EXCEPTION_FAMILY = {"binance": "spot", "binancecoinm": "inverse"}
+
+
+def make_binance_client(
+    base_url: str,
+    api_key: str | None = None,
+    secret: str | None = None,
+    *,
+    exchange_id: str = "binancecoinm",
+    options: dict[str, Any] | None = None,
+    timeout_ms: int = 10_000,
+    enable_rate_limit: bool = False,
+    **config: Any,
+) -> Any:
+    """Return `ccxt.async_support.binance` (spot) or `.binancecoinm` (COIN-M) talking to `base_url`.
+
+    Sandbox mode first (it keeps ccxt off the /sapi endpoints: currencies, margin pairs), then every URL
+    key ccxt uses for spot and COIN-M pointed at `base_url` with Binance's path prefixes. ccxt picks an
+    error's exception class by the host name (api./dapi.binance.com); on any other host it only knows the
+    generic table, so the table of the real host is merged in: -2019 is InsufficientFunds and -5022 post-only
+    OrderNotFillable on COIN-M, exactly as against Binance itself.
+    """
+    import ccxt.async_support as ccxt_async
+
+    if exchange_id not in BINANCE_EXCEPTION_FAMILY:
+        raise ValueError(f"exchange: expected binance or binancecoinm, got {exchange_id!r}")
+    base = base_url.rstrip("/")
+    opts: dict[str, Any] = {"adjustForTimeDifference": False, "recvWindow": 5000,
+                            "warnOnFetchOpenOrdersWithoutSymbol": False,
+                            "fetchMarkets": {"types": ["spot"] if exchange_id == "binance" else ["inverse"]}}
+    opts.update(options or {})
+    params: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": timeout_ms, "options": opts}
+    if api_key is not None:
+        params["apiKey"] = api_key
+    if secret is not None:
+        params["secret"] = secret
+    params.update(config)
+    client = getattr(ccxt_async, exchange_id)(params)
+    client.set_sandbox_mode(True)
+    client.has["fetchCurrencies"] = False
+    api = client.urls["api"]
+    for k in ("public", "private"):
+        api[k] = f"{base}/api/v3"
+    api["v1"] = f"{base}/api/v1"
+    for k in ("dapiPublic", "dapiPrivate"):
+        api[k] = f"{base}/dapi/v1"
+    api["dapiPrivateV2"] = f"{base}/dapi/v2"
+    api["dapiData"] = f"{base}/futures/data"
+    family = client.exceptions.get(BINANCE_EXCEPTION_FAMILY[exchange_id], {})
+    client.exceptions = {**client.exceptions,
+                         "exact": {**client.exceptions.get("exact", {}), **family.get("exact", {})},
+                         "broad": {**client.exceptions.get("broad", {}), **family.get("broad", {})}}
+    return client

@@ -208,7 +208,7 @@ class Engine:
                 continue
             upnl += pos.upnl(inst.price)
             value = pos.value(inst.price)
-            position_im += value / acct.leverage
+            position_im += value / self.leverage_of(acct, inst)
             position_mm += value * self.mmr
         for o in self.open_orders.values():
             if o.api_key != acct.api_key:
@@ -240,16 +240,76 @@ class Engine:
         opening = o.remaining
         if pos is not None and pos.size != 0 and (pos.size > 0) != (o.side == "Buy"):
             opening = max(ZERO, o.remaining - abs(pos.size))
-        return self._settle_coin(inst), inst.value(opening, price) / acct.leverage
+        return self._settle_coin(inst), inst.value(opening, price) / self.leverage_of(acct, inst)
+
+    # ---- leverage and margin mode -------------------------------------------------------------
+    @staticmethod
+    def leverage_of(acct: Account, inst: Instrument) -> Decimal:
+        return acct.leverages.get(inst.key, acct.leverage)
+
+    @staticmethod
+    def margin_mode_of(acct: Account, inst: Instrument) -> str:
+        """"cross" (the whole settle-coin wallet backs the position) or "isolated" (only its own margin)."""
+        return acct.margin_modes.get(inst.key, "cross")
+
+    def set_leverage(self, api_key: str, inst: Instrument, leverage: Decimal) -> bool:
+        """Set one instrument's leverage; False when it already was that (fronts answer "not modified")."""
+        acct = self.account(api_key)
+        if not inst.is_contract:
+            raise EngineError(10001, f"{inst.symbol} has no leverage")
+        if leverage < 1 or leverage > 125:
+            raise EngineError(110013, f"leverage {leverage} outside [1, 125]")
+        if self.leverage_of(acct, inst) == leverage:
+            return False
+        acct.leverages[inst.key] = leverage
+        self.emit("position", api_key, acct.position(inst))
+        return True
+
+    def set_margin_mode(self, api_key: str, inst: Instrument, mode: str) -> bool:
+        """Switch cross/isolated; refused while the instrument has open orders (110025) or a position
+        (110024), as both venues do. False when nothing changes."""
+        acct = self.account(api_key)
+        if mode not in ("cross", "isolated") or not inst.is_contract:
+            raise EngineError(10001, f"params error: margin mode {mode!r} invalid")
+        if self.margin_mode_of(acct, inst) == mode:
+            return False
+        if any(o.api_key == api_key and o.instrument is inst for o in self.open_orders.values()):
+            raise EngineError(110025, "margin mode cannot be changed while there are open orders")
+        pos = acct.positions.get(inst.key)
+        if pos is not None and pos.size != 0:
+            raise EngineError(110024, "margin mode cannot be changed while there is a position")
+        acct.margin_modes[inst.key] = mode
+        return True
+
+    def set_hedge_mode(self, api_key: str, hedge: bool) -> bool:
+        """One-way (False) or two-way (True) positions; refused with positions or orders open."""
+        acct = self.account(api_key)
+        if acct.hedge_mode == hedge:
+            return False
+        if any(o.api_key == api_key for o in self.open_orders.values()) or any(
+                p.size != 0 for p in acct.positions.values()):
+            raise EngineError(110025, "position mode cannot be changed with open orders or positions")
+        acct.hedge_mode = hedge
+        return True
+
+    def isolated_margin(self, acct: Account, pos: Position) -> Decimal:
+        """Margin an isolated position holds: its value at entry over its leverage, in the settle coin."""
+        if pos.size == 0 or pos.entry == 0:
+            return ZERO
+        return pos.instrument.value(abs(pos.size), pos.entry) / self.leverage_of(acct, pos.instrument)
 
     def liquidation_price(self, acct: Account, pos: Position) -> Decimal | None:
-        """Approximation: cross margin on the settle coin's wallet alone (other collateral ignored),
-        maintenance margin `mmr`·value; solves wallet + uPnL(P) = mmr·value(P) for P. None if no such
-        price exists (e.g. a short inverse position fully backed by coin collateral)."""
+        """Approximation: the margin backing the position is the settle coin's wallet (cross; other
+        collateral ignored) or the position's own margin, value at entry / leverage (isolated);
+        maintenance margin `mmr`·value; solves margin + uPnL(P) = mmr·value(P) for P. None if no such
+        price exists (e.g. a short inverse position at 1x, or fully backed by coin collateral)."""
         if pos.size == 0 or pos.entry == 0:
             return None
         inst = pos.instrument
-        w = acct.wallet.get(self._settle_coin(inst), ZERO)
+        if self.margin_mode_of(acct, inst) == "isolated":
+            w = self.isolated_margin(acct, pos)
+        else:
+            w = acct.wallet.get(self._settle_coin(inst), ZERO)
         m = self.mmr
         n = abs(pos.size)
         e = pos.entry

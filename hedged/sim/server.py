@@ -17,18 +17,23 @@ from aiohttp import web
 from hedged.log import get_logger
 from hedged.sim.admin import AdminFront
 from hedged.sim.auth import RateLimiter
+from hedged.sim.binance import BinanceFront, spot_key
 from hedged.sim.clock import Clock
 from hedged.sim.engine import Engine
 from hedged.sim.faults import FaultInjector
 from hedged.sim.rest import RestFront
-from hedged.sim.settings import EmulatorSettings, default_settings
+from hedged.sim.settings import EmulatorSettings, binance_settings, default_settings
 from hedged.sim.ws import WsFront
 
 log = get_logger(__name__)
 
 
+EXCHANGES = ("bybit", "binance")
+
+
 class Emulator:
-    """Local Bybit v5 exchange. Binds 127.0.0.1 with an OS-chosen port unless told otherwise."""
+    """Local exchange speaking Bybit v5 (`exchange="bybit"`) or Binance spot + COIN-M (`"binance"`), over
+    the same engine, fault injection and admin API. Binds 127.0.0.1 with an OS-chosen port unless told."""
 
     def __init__(
         self,
@@ -37,21 +42,33 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Clock | None = None,
+        exchange: str = "bybit",
     ) -> None:
-        self.settings = settings or default_settings()
+        if exchange not in EXCHANGES:
+            raise ValueError(f"exchange: expected one of {', '.join(EXCHANGES)}, got {exchange!r}")
+        self.exchange = exchange
+        self.settings = settings or (binance_settings() if exchange == "binance" else default_settings())
         self.host = host
         self.port = port
         self.engine = Engine(self.settings, clock)
+        if exchange == "binance":  # spot coins live in a wallet of their own (hedged.sim.binance.spot_key)
+            for acc in self.settings.accounts:
+                self.engine.add_account(spot_key(acc.api_key), acc.secret, dict(acc.spot_balances))
         self.faults = FaultInjector(self.settings.seed)
         for f in self.settings.faults:
             self.faults.add(f)
         self.limiter = RateLimiter(self.settings.rate_limit.requests, self.settings.rate_limit.per_seconds)
         self.app = web.Application()
-        self.rest = RestFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
-        self.ws = WsFront(self.engine)
-        self.admin = AdminFront(self.engine, self.faults, self.limiter)
+        self.rest: RestFront | BinanceFront
+        if exchange == "binance":
+            self.rest = BinanceFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
+        else:
+            self.rest = RestFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
+        self.ws = WsFront(self.engine)  # Bybit's stream topics; a Binance emulator serves REST only
+        self.admin = AdminFront(self.engine, self.faults, self.limiter, spot_wallets=exchange == "binance")
         self.rest.routes(self.app)
-        self.ws.routes(self.app)
+        if exchange == "bybit":
+            self.ws.routes(self.app)
         self.admin.routes(self.app)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -114,8 +131,12 @@ class Emulator:
                 log.exception("sim.tick_failed")
 
     def client(self, api_key: str = "demo-key", secret: str = "demo-secret", *, pro: bool = False,
-               **kwargs: Any) -> Any:
-        """A ccxt bybit client (async, or ccxt.pro with `pro=True`) pointed at this emulator."""
-        from hedged.sim.client import make_client
+               kind: str = "", **kwargs: Any) -> Any:
+        """A ccxt client pointed at this emulator: bybit (async, or ccxt.pro with `pro=True`), or on a
+        Binance emulator `binance` (kind="spot") / `binancecoinm` (kind="coinm", the default)."""
+        from hedged.sim.client import make_binance_client, make_client
 
+        if self.exchange == "binance":
+            return make_binance_client(self.url, api_key, secret, exchange_id="binance" if kind == "spot"
+                                       else "binancecoinm", **kwargs)
         return make_client(self.url, api_key, secret, pro=pro, **kwargs)

@@ -103,6 +103,8 @@ class AccountSettings(_Model):
     api_key: str = Field(min_length=1)
     secret: str = Field(min_length=1)
     balances: dict[str, Decimal] = Field(default_factory=dict)
+    # Binance keeps spot coins in a wallet of their own: what the spot front (/api/v3) sees.
+    spot_balances: dict[str, Decimal] = Field(default_factory=dict)
     leverage: Decimal = Field(Decimal(10), gt=0)
 
 
@@ -184,6 +186,29 @@ def default_settings(**overrides: Any) -> EmulatorSettings:
                 },
             }
         ],
+    }
+    data.update(overrides)
+    return parse_settings(data)
+
+
+def binance_settings(**overrides: Any) -> EmulatorSettings:
+    """The built-in Binance exchange (`hedged emulator --exchange binance`): spot pairs, and COIN-M
+    perpetuals with Binance's contract sizes (BTCUSD_PERP 100 USD, ETHUSD_PERP 10 USD). The demo account
+    has coins in both its COIN-M wallet (collateral) and its spot wallet."""
+    coins = {"BTC": Decimal(10), "ETH": Decimal(100)}
+    data: dict[str, Any] = {
+        "assets": {"BTC": {"price": Decimal(65000)}, "ETH": {"price": Decimal(3000)}, "SOL": {"price": Decimal(150)}},
+        "instruments": [
+            {"symbol": "BTC/USD:BTC", "tick": Decimal("0.1"), "qty_step": Decimal(1), "contract_size": Decimal(100),
+             "taker_fee": Decimal("0.0005"), "maker_fee": Decimal("0.0001")},
+            {"symbol": "ETH/USD:ETH", "tick": Decimal("0.01"), "qty_step": Decimal(1), "contract_size": Decimal(10),
+             "taker_fee": Decimal("0.0005"), "maker_fee": Decimal("0.0001")},
+            {"symbol": "BTC/USDT", "tick": Decimal("0.01"), "qty_step": Decimal("0.00001")},
+            {"symbol": "ETH/USDT", "tick": Decimal("0.01"), "qty_step": Decimal("0.0001")},
+            {"symbol": "SOL/USDT", "tick": Decimal("0.01"), "qty_step": Decimal("0.001")},
+        ],
+        "accounts": [{"api_key": "demo-key", "secret": "demo-secret", "balances": dict(coins),
+                      "spot_balances": {**coins, "SOL": Decimal(1000), "USDT": Decimal(1_000_000)}}],
     }
     data.update(overrides)
     return parse_settings(data)

@@ -142,7 +142,8 @@ def position(engine: Engine, acct: Account, pos: Position, with_category: bool =
     mark = inst.price
     has = pos.size != 0
     value = pos.value(mark) if has else ZERO
-    im = value / acct.leverage
+    lev = engine.leverage_of(acct, inst)
+    im = value / lev
     mm = value * engine.mmr
     liq = engine.liquidation_price(acct, pos) if has else None
     d: dict[str, Any] = {
@@ -150,7 +151,8 @@ def position(engine: Engine, acct: Account, pos: Position, with_category: bool =
         "side": ("Buy" if pos.size > 0 else "Sell") if has else "",
         "size": fmt(abs(pos.size)), "avgPrice": fmt(pos.entry) if has else "0",
         "positionValue": fmt(value) if has else "",
-        "tradeMode": 0, "autoAddMargin": 0, "positionStatus": "Normal", "leverage": fmt(acct.leverage),
+        "tradeMode": 1 if engine.margin_mode_of(acct, inst) == "isolated" else 0, "autoAddMargin": 0,
+        "positionStatus": "Normal", "leverage": fmt(lev),
         "markPrice": fmt(mark), "liqPrice": fmt(liq) if liq is not None else "", "bustPrice": "",
         "positionIM": fmt(im), "positionMM": fmt(mm), "positionBalance": fmt(im),
         "takeProfit": "", "stopLoss": "", "trailingStop": "0", "sessionAvgPrice": "",
