@@ -73,7 +73,8 @@ async def test_cli_prints_one_line_and_stops_on_sigterm() -> None:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         assert line.startswith("listening on http://127.0.0.1:")
-        url = line.split()[-1]
+        assert line.rstrip().endswith("(bybit)")
+        url = line.split()[2]
         async with aiohttp.ClientSession() as s, s.get(f"{url}/v5/market/time") as r:
             assert (await r.json())["retCode"] == 0
         proc.send_signal(signal.SIGTERM)
