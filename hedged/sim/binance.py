@@ -84,7 +84,8 @@ def _dec(p: Params, key: str, required: bool = True) -> Decimal | None:
     try:
         d = Decimal(raw)
     except InvalidOperation:
-        raise BinanceError(-1100, f"Illegal characters found in parameter '{key}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.") from None
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{key}'; legal range is "
+                           "'^([0-9]{1,20})(\\.[0-9]{1,20})?$'.") from None
     if not d.is_finite():
         raise BinanceError(-1100, f"Illegal characters found in parameter '{key}'.")
     return d
@@ -455,7 +456,8 @@ class BinanceFront:
         d.pop("time", None)
         return d
 
-    def _find(self, req: Req, inst: Instrument, *, missing: tuple[int, str] = (-2013, "Order does not exist.")) -> Order:
+    def _find(self, req: Req, inst: Instrument, *,
+              missing: tuple[int, str] = (-2013, "Order does not exist.")) -> Order:
         oid = _int(req.params, "orderId")
         cid = req.params.get("origClientOrderId")
         if oid is None and not cid:
@@ -495,7 +497,8 @@ class BinanceFront:
         return [bv.order(o) for o in self.engine.open_orders.values()
                 if o.api_key == req.api_key and o.instrument in insts]
 
-    def _window(self, req: Req, items: list[Any], time_of: Callable[[Any], int], default: int, maximum: int) -> list[Any]:
+    def _window(self, req: Req, items: list[Any], time_of: Callable[[Any], int], default: int,
+                maximum: int) -> list[Any]:
         start, end = _int(req.params, "startTime"), _int(req.params, "endTime")
         limit = min(_int(req.params, "limit") or default, maximum)
         out = [x for x in items if (start is None or time_of(x) >= start) and (end is None or time_of(x) <= end)]

@@ -11,7 +11,8 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("emulator")
     def emulator(
-        config: Annotated[Path | None, typer.Option("--config", "-c", help="Emulator TOML file (for every exchange).")] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                    help="Emulator TOML file (for every exchange).")] = None,
         host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
         port: Annotated[int, typer.Option("--port", help="TCP port of the first exchange (the next get the "
                                                          "following ports); 0 picks free ones.")] = 0,
