@@ -28,6 +28,7 @@ from hedged.executor import Executor, trade_client_id
 from hedged.exposure import PlanInputError, notional_usd
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
+from hedged.outage import read_venues
 from hedged.planner import round_to_step
 from hedged.snapshot import SnapshotError, parse_venue
 from hedged.venue import PERMANENT, CcxtVenue
@@ -149,20 +150,21 @@ class Keeper:
         busy = {n: any(r.venue == n for r in unsettled_now) for n in self.venues}
         names = list(self.venues)
         day_ago = self.clock() - timedelta(days=1)
-        results, recent_rows = await asyncio.gather(
-            asyncio.gather(*(self.venues[n].fetch_state(with_orders=busy[n]) for n in names)),
-            self.store.recent_orders(day_ago))
-        raw_states: dict[str, dict[str, Any]] = dict(zip(names, results, strict=True))
+        # a venue whose reads fail is left out and listed in `down`: the planner blocks only what depends
+        # on it (hedged.outage); every venue failing still fails the cycle
+        (raw_states, down), recent_rows = await asyncio.gather(read_venues(self.venues, busy),
+                                                               self.store.recent_orders(day_ago))
         now = self.clock()
         touched: dict[str, set[str]] = {}
         for n in names:
-            if busy[n]:
+            if busy[n] and n in raw_states:
                 touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
                 if touched[n]:  # fills or cancels landed around the read: read again and plan on that
                     raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
                     now = self.clock()
                     touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
-        snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()})
+        snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()},
+                        unavailable=down)
 
         recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
                   for r in recent_rows]
@@ -193,7 +195,12 @@ class Keeper:
                     "escalate", "max reprices reached: marketable limit within max_slippage_bps")))
             decisions.append(d)
         # the why before the what: every instrument's decision is durable (one commit) before any order
-        await self.store.record_cycles(self._cycle_row(snap, plan.hedges, d) for d in decisions)
+        await self.store.record_cycles([*(self._cycle_row(snap, plan.hedges, d) for d in decisions),
+                                        *(NewCycle(venue=b.venue, symbol=b.symbol, action="blocked",
+                                                   reasons=[str(r) for r in b.reasons]) for b in plan.unreadable)])
+        for b in plan.unreadable:
+            log.warning("cycle", cycle=self.store.cycle, venue=b.venue, symbol=b.symbol, action="blocked",
+                        reasons=[str(r) for r in b.reasons])
         sent = 0
         for d in decisions:
             p, order = d.plan, d.order

@@ -105,6 +105,9 @@ class VenueState:
 class Snapshot:
     time: datetime
     venues: Mapping[str, VenueState]
+    # Venues whose reads failed this cycle, with why (one human line): the planner blocks exactly the
+    # instruments that depend on them and plans the rest.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- decisions ------------------------------------------------------------------------------------
@@ -170,9 +173,19 @@ class InstrumentPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockedInstrument:
+    """An instrument whose own venue could not be read: nothing is known about it, nothing is sent."""
+
+    venue: str
+    symbol: str
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     hedges: tuple[HedgeTarget, ...]
     instruments: tuple[InstrumentPlan, ...]
+    unreadable: tuple[BlockedInstrument, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

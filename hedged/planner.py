@@ -25,6 +25,7 @@ from hedged.exposure import (
     venue_state,
 )
 from hedged.model import (
+    BlockedInstrument,
     HedgeTarget,
     InstrumentPlan,
     Market,
@@ -107,10 +108,24 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
     prefix = f"{config.keeper.name}-"
     hedges: list[HedgeTarget] = []
     instruments: list[InstrumentPlan] = []
+    unreadable: list[BlockedInstrument] = []
     for n, ((venue, symbol), entries) in enumerate(groups.items()):
+        down = unavailable_for(entries, snapshot)
+        if venue in snapshot.unavailable:
+            unreadable.append(BlockedInstrument(venue, symbol, down))
+            continue
         state = venue_state(snapshot, venue)
         market = contract_market(state, venue, symbol)
         mark = instrument_mark(state, venue, symbol)
+        if down:  # the exposure is unknown: keep the hedge as it is, neither add nor unwind
+            held = hedge_held(market, state, mark)
+            inflight = to_coins(market, inflight_contracts(state, symbol, prefix), mark)
+            instruments.append(InstrumentPlan(
+                venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=held + inflight,
+                drift=ZERO, mark=mark, band=to_coins(market, market.lot, mark), exposure_usd=ZERO, intent=None,
+                reasons=down, data_times=(),
+            ))
+            continue
 
         target = ZERO
         exposure_usd = ZERO
@@ -170,7 +185,19 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
             drift=drift, mark=mark, band=band, exposure_usd=exposure_usd, intent=intent,
             reasons=tuple(reasons), data_times=times,
         ))
-    return Plan(hedges=tuple(hedges), instruments=tuple(instruments))
+    return Plan(hedges=tuple(hedges), instruments=tuple(instruments), unreadable=tuple(unreadable))
+
+
+def unavailable_for(entries: list[HedgeConfig], snapshot: Snapshot) -> tuple[Reason, ...]:
+    """One `venue_unavailable` reason per venue an instrument depends on (its own, and every venue whose
+    balance its entries count) that could not be read this cycle."""
+    needed: list[str] = []
+    for e in entries:
+        for v in (e.venue, *e.counted_venues):
+            if v not in needed:
+                needed.append(v)
+    return tuple(Reason("venue_unavailable", f"venue {v} could not be read: {snapshot.unavailable[v]}")
+                 for v in needed if v in snapshot.unavailable)
 
 
 def _fmt(d: Decimal) -> str:

@@ -285,7 +285,9 @@ def parse_snapshot(data: Any) -> Snapshot:
     venues = {
         name: parse_venue(v, f"venues.{name}") for name, v in _obj(d.get("venues"), "venues").items()
     }
-    return Snapshot(time=time, venues=venues)
+    unavailable = {str(name): _str(why, f"unavailable.{name}")
+                   for name, why in _obj(d.get("unavailable", {}), "unavailable").items()}
+    return Snapshot(time=time, venues=venues, unavailable=unavailable)
 
 
 def load_snapshot(text: str) -> Snapshot:

@@ -220,6 +220,8 @@ class CcxtVenue:
 
     async def fetch_positions(self) -> list[dict[str, Any]]:
         wanted = set(self.symbols)
+        if not wanted:  # a venue only counted for its coins (spot): no positions to ask for
+            return []
         if not self.profile.bybit_batching:
             got: list[dict[str, Any]] = await self._call(
                 "fetch_positions", lambda: self.exchange.fetch_positions(list(self.symbols)))

@@ -111,6 +111,11 @@ def make_binance_client(
     client.set_sandbox_mode(True)
     client.has["fetchCurrencies"] = False
     api = client.urls["api"]
+    # every URL key first (USDT-M, options, sapi, ...): whatever ccxt may call stays on `base_url`
+    for k, v in list(api.items()):
+        if isinstance(v, str):
+            path = v.split("://", 1)[-1].split("/", 1)
+            api[k] = f"{base}/{path[1]}" if len(path) > 1 else base
     for k in ("public", "private"):
         api[k] = f"{base}/api/v3"
     api["v1"] = f"{base}/api/v1"

@@ -66,12 +66,15 @@ async def test_deposit_is_hedged_within_a_cycle_plus_fill_time(harness_factory: 
 
 
 async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: Any) -> None:
-    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
-    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}])
+    # `until` passes on the keeper's injectable clock, not on the wall clock (a loaded machine may take
+    # longer than any wall-time margin to open the hedge); the exchange's stamps then look two hours old
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}],
+                              limits={"max_data_age": 86_400})
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") < -640_000
     n = len(exchange_orders(h.emu))
-    await asyncio.sleep(3.2)
+    h.keeper.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") == 0
     unwind = exchange_orders(h.emu)[n:]
