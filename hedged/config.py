@@ -80,6 +80,18 @@ class VenueConfig(_Model):
     password_file: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] = 10.0
+    demo: bool = False  # ccxt enable_demo_trading: Bybit's / Binance's demo trading (not their testnets)
+    # Set at start on every hedge instrument of this venue when they differ (a hedge may override):
+    # the standard advice is 1x and isolated, so the short cannot drag the account into liquidation.
+    leverage: Annotated[Decimal | None, Field(ge=1, le=125)] = None
+    margin_mode: Literal["isolated", "cross"] | None = None
+
+    @model_validator(mode="after")
+    def _one_environment(self) -> VenueConfig:
+        if self.sandbox and self.demo:
+            raise ValueError("sandbox and demo: choose one (sandbox = the exchange's testnet, demo = its demo "
+                             "trading; their keys differ)")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -141,6 +153,8 @@ class HedgeConfig(_Model):
     band: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.01")
     min_band_usd: Annotated[Decimal, Field(ge=0)] = Decimal(50)
     until: datetime | None = None
+    leverage: Annotated[Decimal | None, Field(ge=1, le=125)] = None  # overrides the venue's
+    margin_mode: Literal["isolated", "cross"] | None = None  # overrides the venue's
 
     @field_validator("until", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from hedged.config import Config
 from hedged.decide import base36, decide
 from hedged.executor import Executor, trade_client_id
 from hedged.exposure import PlanInputError, notional_usd
+from hedged.leverage import apply_account_settings
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
 from hedged.outage import read_venues
@@ -68,6 +69,7 @@ class Keeper:
         self.audit_broken = False
         self._stopping = False
         self._seq = 0
+        self.settings_refused: dict[tuple[str, str], str] = {}  # instruments whose leverage/margin was refused
 
     # --- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -77,6 +79,7 @@ class Keeper:
         await self.hub.event("start", "info", f"keeper {self.config.keeper.name} started ({self.config.keeper.mode})",
                              {"mode": self.config.keeper.mode, "venues": sorted(self.venues)}, self.clock())
         await self.reconcile()
+        self.settings_refused = await apply_account_settings(self)  # leverage, margin and position mode
 
     async def reconcile(self) -> None:
         prefix = f"{self.config.keeper.name}-"
@@ -183,7 +186,9 @@ class Keeper:
             self.previous_marks[key] = p.mark
             if d.action == "hold" and abs(p.drift) <= p.band:
                 self.executor.settled(p.venue, p.symbol)
-            if d.order is not None and p.symbol in touched.get(p.venue, set()):
+            if d.order is not None and key in self.settings_refused:  # hedged.leverage: the exchange refused
+                d = Decision(p, "blocked", None, (*d.reasons, Reason("account_settings", self.settings_refused[key])))
+            elif d.order is not None and p.symbol in touched.get(p.venue, set()):
                 d = Decision(p, "hold", None, (*d.reasons, Reason("order_changed", "fills or cancels this cycle: "
                                                                   "re-plan on fresh data")))
             elif d.order is not None and key in unsettled and unsettled[key].status in (OrderStatus.INTENT,

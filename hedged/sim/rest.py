@@ -20,7 +20,7 @@ from hedged.sim import views
 from hedged.sim.auth import RateLimiter, verify_request
 from hedged.sim.engine import Engine, EngineError
 from hedged.sim.faults import FaultInjector, Faults
-from hedged.sim.instruments import Category
+from hedged.sim.instruments import Category, Instrument
 from hedged.sim.orders import Order
 
 Params = dict[str, Any]
@@ -104,6 +104,9 @@ class RestFront:
             "/v5/order/cancel": self.order_cancel,
             "/v5/order/cancel-all": self.order_cancel_all,
             "/v5/position/set-leverage": self.set_leverage,
+            "/v5/position/switch-isolated": self.switch_isolated,
+            "/v5/position/switch-mode": self.switch_mode,
+            "/v5/account/set-margin-mode": self.set_margin_mode,
         }
         for path, h in public.items():
             app.router.add_get(path, self._wrap(path, h, private=False))
@@ -241,7 +244,11 @@ class RestFront:
         }
 
     def account_info(self, ctx: Ctx) -> Any:
-        return {"unifiedMarginStatus": 6, "marginMode": "REGULAR_MARGIN", "isMasterTrader": False,
+        acct = self.engine.account(ctx.api_key)
+        contracts = [i for i in self.engine.instruments.values() if i.is_contract]
+        isolated = bool(contracts) and all(self.engine.margin_mode_of(acct, i) == "isolated" for i in contracts)
+        return {"unifiedMarginStatus": 6, "marginMode": "ISOLATED_MARGIN" if isolated else "REGULAR_MARGIN",
+                "isMasterTrader": False,
                 "spotHedgingStatus": "OFF", "updatedTime": str(self.engine.start_ms), "dcpStatus": "OFF",
                 "timeWindow": 10, "smpGroup": 0}
 
@@ -255,15 +262,61 @@ class RestFront:
         return {"list": [{"symbol": i.id, "baseCoin": "", "takerFeeRate": views.fmt(i.taker_fee),
                           "makerFeeRate": views.fmt(i.maker_fee)} for i in self.engine.instruments_in(cat)]}
 
+    def _contract(self, ctx: Ctx) -> Instrument:
+        cat = self._category(ctx, ("linear", "inverse"))
+        return self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
+
     def set_leverage(self, ctx: Ctx) -> Any:
-        acct = self.engine.account(ctx.api_key)
+        inst = self._contract(ctx)
         lev = _dec(ctx.params, "buyLeverage")
         assert lev is not None
+        sell = _dec(ctx.params, "sellLeverage", required=False)
+        if sell is not None and sell != lev:
+            raise EngineError(10001, "params error: buyLeverage must equal sellLeverage in one-way mode")
         if lev <= 0 or lev > 100:
             raise EngineError(10001, "params error: leverage invalid")
-        if lev == acct.leverage:
+        if not self.engine.set_leverage(ctx.api_key, inst, lev):
             raise EngineError(110043, "Set leverage not modified")
-        acct.leverage = lev
+        return {}
+
+    def switch_isolated(self, ctx: Ctx) -> Any:
+        """Classic accounts: tradeMode 0 cross / 1 isolated for one symbol, with its leverage."""
+        inst = self._contract(ctx)
+        mode = {"0": "cross", "1": "isolated"}.get(str(ctx.params.get("tradeMode")))
+        if mode is None:
+            raise EngineError(10001, "params error: tradeMode must be 0 or 1")
+        if not self.engine.set_margin_mode(ctx.api_key, inst, mode):
+            raise EngineError(110026, "Cross/isolated margin mode is not modified")
+        if (lev := _dec(ctx.params, "buyLeverage", required=False)) is not None:
+            self.engine.set_leverage(ctx.api_key, inst, lev)
+        return {}
+
+    def set_margin_mode(self, ctx: Ctx) -> Any:
+        """Unified accounts: ISOLATED_MARGIN / REGULAR_MARGIN for every contract of the account."""
+        wanted = str(ctx.params.get("setMarginMode"))
+        mode = {"ISOLATED_MARGIN": "isolated", "REGULAR_MARGIN": "cross"}.get(wanted)
+        if mode is None:
+            raise EngineError(10001, "params error: setMarginMode must be ISOLATED_MARGIN or REGULAR_MARGIN")
+        insts = [i for i in self.engine.instruments.values() if i.is_contract]
+        acct = self.engine.account(ctx.api_key)
+        blocked = [i for i in insts if self.engine.margin_mode_of(acct, i) != mode and (
+            any(o.api_key == ctx.api_key and o.instrument is i for o in self.engine.open_orders.values())
+            or (acct.positions.get(i.key) is not None and acct.positions[i.key].size != 0))]
+        if blocked:
+            return {"reasons": [{"reasonCode": "3400045", "reasonMsg": f"{i.id}: open orders or a position"}
+                                for i in blocked]}
+        for i in insts:
+            self.engine.set_margin_mode(ctx.api_key, i, mode)
+        return {"reasons": []}
+
+    def switch_mode(self, ctx: Ctx) -> Any:
+        """mode 0: one-way (merged single), 3: both sides (hedge mode)."""
+        self._category(ctx, ("linear", "inverse"))
+        mode = str(ctx.params.get("mode"))
+        if mode not in ("0", "3"):
+            raise EngineError(10001, "params error: mode must be 0 or 3")
+        if not self.engine.set_hedge_mode(ctx.api_key, mode == "3"):
+            raise EngineError(110025, "Position mode is not modified")
         return {}
 
     def position_list(self, ctx: Ctx) -> Any:
@@ -296,7 +349,7 @@ class RestFront:
         p = ctx.params
         cat = self._category(ctx)
         inst = self.engine.find_instrument(cat, str(p.get("symbol") or ""))
-        if str(p.get("positionIdx", 0)) not in ("0", ""):
+        if str(p.get("positionIdx", 0)) not in ("0", "") or self.engine.account(ctx.api_key).hedge_mode:
             raise EngineError(10001, "position idx not match position mode")
         if p.get("triggerPrice") or p.get("takeProfit") or p.get("stopLoss"):
             raise EngineError(10001, "params error: conditional orders are not emulated")
