@@ -52,6 +52,8 @@ class Profile:
     # ccxt's COIN-M balance total is marginBalance (wallet + unrealised PnL), bybit's is the wallet: the
     # core adds inverse uPnL itself (exposure.coin_exposure), so take the wallet from the raw answer.
     wallet_from_info: bool = False
+    # Binance's futures testnet is gone (ccxt#27560): sandbox would fail at the first signed call
+    no_testnet: bool = False
     # The local exchange speaks this venue's API (`url` override): make_client for bybit, else binance.
     local: str = ""
 
@@ -68,8 +70,9 @@ PROFILES: dict[str, Profile] = {
         local="bybit",
     ),
     "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False},
-                            book_and_premium=True, wallet_from_info=True, local="binancecoinm"),
-    "binanceusdm": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False}),
+                            book_and_premium=True, wallet_from_info=True, no_testnet=True, local="binancecoinm"),
+    "binanceusdm": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False},
+                           no_testnet=True),
     # `binance` is the spot account (coins held); COIN-M hedges use binancecoinm, USDT-M binanceusdm
     "binance": Profile(options={"defaultType": "spot", "warnOnFetchOpenOrdersWithoutSymbol": False},
                        local="binance"),
@@ -101,9 +104,18 @@ def build_exchange(venue: VenueConfig, credentials: dict[str, str]) -> Any:
     cls = getattr(ccxt_async, venue.exchange, None)
     if cls is None:
         raise ValueError(f"exchange: unknown ccxt exchange id {venue.exchange!r}")
+    if venue.sandbox and profile.no_testnet:
+        raise ValueError(f"sandbox: {venue.exchange} has no testnet any more (ccxt refuses it); use demo = true "
+                         f"for its demo trading")
     ex = cls({**credentials, "options": options, "timeout": int(venue.timeout * 1000), "enableRateLimit": True})
     if venue.sandbox:
         ex.set_sandbox_mode(True)
+    if venue.demo:
+        try:
+            ex.enable_demo_trading(True)
+        except (KeyError, cx.NotSupported):  # ccxt has no demo URLs for this exchange
+            raise ValueError(f"demo: ccxt has no demo trading for {venue.exchange}; use sandbox = true for "
+                             f"its testnet") from None
     return ex
 
 
