@@ -205,7 +205,7 @@ class BinanceFront:
                     await request.read()
                 except ConnectionError:
                     return web.Response(status=400)
-            faults = self.faults.decide(endpoint)
+            faults = self.faults.decide(endpoint, request.method)
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
             if faults.hang_s:
@@ -225,7 +225,7 @@ class BinanceFront:
                     raise self.weights.banned(who)
                 used = self.weights.add(who, WEIGHTS.get(name, 1))
                 headers["X-MBX-USED-WEIGHT-1M"] = str(used)
-                if used > self.weights.limit:
+                if self.weights.limit and used > self.weights.limit:
                     raise self.weights.refuse(who)
                 body = await self._answer(request, name, handler, signed, coinm, faults, headers)
             except BinanceError as exc:

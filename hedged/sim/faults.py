@@ -2,7 +2,8 @@
 
 A rule is JSON like `{"endpoint": "/v5/order/create", "kind": "drop_reply", "rate": 0.3}` or
 `{"endpoint": "/v5/order/create", "kind": "http_5xx", "calls": [1, 3]}` (1-based calls counted from when the
-rule was added) or `{"kind": "latency", "latency_ms": 300, "count": 5}` (the next five calls). Kinds:
+rule was added; an endpoint may name the method too, "POST /dapi/v1/order": Binance creates, queries and
+cancels on one path) or `{"kind": "latency", "latency_ms": 300, "count": 5}` (the next five calls). Kinds:
 
 - latency:          read the request, wait `latency_ms`, then do it and answer (done even if the client left)
 - hang:             do nothing for `hang_s` (past the client's timeout), then answer normally
@@ -30,8 +31,13 @@ class FaultRule:
     seen: int = 0
     fired: int = 0
 
-    def matches(self, endpoint: str) -> bool:
-        return fnmatchcase(endpoint, self.settings.endpoint)
+    def matches(self, endpoint: str, method: str | None = None) -> bool:
+        """`endpoint` is a path pattern; "POST /dapi/v1/order" also names the method (one path, several
+        methods on Binance: create POST, query GET, cancel DELETE)."""
+        pattern = self.settings.endpoint
+        if fnmatchcase(endpoint, pattern):
+            return True
+        return method is not None and fnmatchcase(f"{method} {endpoint}", pattern)
 
     def describe(self) -> dict[str, Any]:
         d = self.settings.model_dump(mode="json", exclude_defaults=True)
@@ -74,10 +80,10 @@ class FaultInjector:
     def clear(self) -> None:
         self.rules.clear()
 
-    def decide(self, endpoint: str) -> Faults:
+    def decide(self, endpoint: str, method: str | None = None) -> Faults:
         out = Faults()
         for r in self.rules:
-            if not r.matches(endpoint):
+            if not r.matches(endpoint, method):
                 continue
             r.seen += 1
             s = r.settings

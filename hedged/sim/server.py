@@ -61,7 +61,8 @@ class Emulator:
         self.app = web.Application()
         self.rest: RestFront | BinanceFront
         if exchange == "binance":
-            self.rest = BinanceFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
+            self.rest = BinanceFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms,
+                                     weight_limit=self.settings.weight_limit_1m)
         else:
             self.rest = RestFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
         self.ws = WsFront(self.engine)  # Bybit's stream topics; a Binance emulator serves REST only

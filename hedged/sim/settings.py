@@ -136,6 +136,8 @@ class EmulatorSettings(_Model):
     taker_flow_usd_per_s: Decimal = Field(Decimal(250_000), ge=0)
     maintenance_margin_rate: Decimal = Field(Decimal("0.005"), ge=0, lt=1)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    # Binance front: request weight per client per minute before 429 (then 418); 0 disables it
+    weight_limit_1m: int = Field(6000, ge=0)
     assets: dict[str, AssetSettings] = Field(default_factory=dict)
     instruments: list[InstrumentSettings] = Field(default_factory=list)
     accounts: list[AccountSettings] = Field(default_factory=list)

@@ -15,17 +15,17 @@ from hedged.config import Config, parse_config
 from hedged.keeper import Keeper
 from hedged.service import make_venues, secrets_of
 from hedged.sim.server import Emulator
-from hedged.sim.settings import default_settings
+from hedged.sim.settings import binance_settings, default_settings
 
 
-def keeper_config(url: str, db: Path, **sections: Any) -> Config:
+def keeper_config(url: str, db: Path, exchange: str = "bybit", **sections: Any) -> Config:
     hedges = sections.pop("hedge", [
         {"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"},
         {"asset": "ETH", "venue": "sim", "instrument": "ETH/USD:ETH"},
     ])
     data: dict[str, Any] = {
         "keeper": {"name": "t1", "interval": 0.05, **sections.pop("keeper", {})},
-        "venues": {"sim": {"exchange": "bybit", "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
+        "venues": {"sim": {"exchange": exchange, "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
                            "timeout": 2}},
         "hedge": hedges,
         "audit": {"url": f"sqlite:///{db}"},
@@ -72,3 +72,29 @@ async def harness_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterator[A
     yield make
     for h in made:
         await h.close()
+
+
+@pytest.fixture(params=["bybit", "binance"])
+async def front_harness_factory(request: Any, tmp_path: Path) -> AsyncIterator[tuple[str, Any]]:
+    """(front, harness factory) on each front of the local exchange: venue `sim` is bybit there, and
+    binancecoinm on the Binance front (BTCUSD_PERP: 100 USD a contract)."""
+    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
+    front = request.param
+    # the keeper cycles every 50 ms here, far past Binance's request weight per minute: weight is off
+    settings = default_settings(speed=1.0) if front == "bybit" else binance_settings(speed=1.0, weight_limit_1m=0)
+    made: list[Harness] = []
+    async with Emulator(settings, exchange=front) as emu:
+
+        async def make(**sections: Any) -> Harness:
+            cfg = keeper_config(emu.url, tmp_path / f"k{len(made)}.db",
+                                "bybit" if front == "bybit" else "binancecoinm", **sections)
+            await upgrade(cfg.audit_url)
+            store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
+            h = Harness(emu, cfg, store)
+            await h.keeper.start()
+            made.append(h)
+            return h
+
+        yield front, make
+        for h in made:
+            await h.close()

@@ -11,9 +11,13 @@ from typing import Any
 from .test_cycle import exchange_orders, settle
 
 MAX_ORDER_USD = 50_000
+# per front of the local exchange: its order endpoint, and the USD one BTC/USD:BTC contract is worth
+FRONTS = {"bybit": ("/v5/order/create", 1), "binance": ("POST /dapi/v1/order", 100)}
 
 
-async def test_ten_percent_faults_over_300_cycles(harness_factory: Any) -> None:
+async def test_ten_percent_faults_over_300_cycles(front_harness_factory: tuple[str, Any]) -> None:
+    front, harness_factory = front_harness_factory
+    order_endpoint, contract_usd = FRONTS[front]
     h = await harness_factory(limits={"max_order_usd": MAX_ORDER_USD}, keeper={"max_failures": 1000},
                               hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"}])
     # Start hedged. The account holds 10 BTC and orders are capped at 50,000 USD (0.77 BTC): opening the
@@ -28,7 +32,7 @@ async def test_ten_percent_faults_over_300_cycles(harness_factory: Any) -> None:
     faults.add({"kind": "http_429", "rate": 0.03})
     faults.add({"kind": "hang", "rate": 0.01, "hang_s": 0.8})
     faults.add({"kind": "drop_reply", "rate": 0.03})
-    faults.add({"kind": "drop_reply", "endpoint": "/v5/order/create", "rate": 0.3})
+    faults.add({"kind": "drop_reply", "endpoint": order_endpoint, "rate": 0.3})
     failed = 0
     for i in range(300):
         if i % 40 == 0:
@@ -62,6 +66,6 @@ async def test_ten_percent_faults_over_300_cycles(harness_factory: Any) -> None:
     intents = {row[0] for row in db.execute("select client_order_id from orders")}
     assert set(ids) <= intents, set(ids) - intents
     for o in orders:
-        assert Decimal(str(o["qty"])) <= MAX_ORDER_USD  # 1-USD inverse contracts: qty is the USD notional
+        assert Decimal(str(o["qty"])) * contract_usd <= MAX_ORDER_USD  # inverse contracts are USD
         assert abs(Decimal(str(o["price"])) - 65000) / 65000 * 10000 <= 50
-    print(f"cycles=300 failed_cycles={failed} faults_fired={fired} orders={len(orders)}")
+    print(f"front={front} cycles=300 failed_cycles={failed} faults_fired={fired} orders={len(orders)}")
