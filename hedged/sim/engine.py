@@ -108,6 +108,7 @@ class Engine:
         self.open_orders: dict[str, Order] = {}  # insertion order = time priority
         self.by_client_id: dict[tuple[str, str], Order] = {}
         self.executions: list[Execution] = []
+        self.funding_events: list[tuple[Instrument, Decimal, int]] = []  # (instrument, rate, settled at ms)
         self.seq = 0
         self.start_ms = self.clock.now_ms()
         self.last_ms = self.start_ms
@@ -450,6 +451,37 @@ class Engine:
         self.emit("wallet", api_key, None)
         return o
 
+    def amend_order(self, api_key: str, inst: Instrument, order_id: str | None, client_id: str | None, *,
+                    qty: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Change an open limit order's quantity (not below what filled) and/or price, keeping its place
+        unless the price moves; a post-only order may not be moved to where it would take."""
+        o = self.find_order(api_key, order_id, client_id)
+        if o is None or o.instrument is not inst or not o.is_open:
+            raise EngineError(110001, "Order does not exist.")
+        if o.price is None:
+            raise EngineError(10001, "params error: a market order cannot be amended")
+        if qty is not None and (qty <= o.filled or quantize(qty, inst.qty_step) != qty or qty > inst.max_qty):
+            raise EngineError(10001, f"Qty invalid: must be a multiple of {inst.qty_step} above the filled {o.filled}")
+        if price is not None and (price <= 0 or quantize(price, inst.tick) != price):
+            raise EngineError(10001, f"params error: price {price} is not a multiple of tick {inst.tick}")
+        if (qty is None or qty == o.qty) and (price is None or price == o.price):
+            raise EngineError(10001, "order not modified")
+        if price is not None and o.time_in_force == "PostOnly" and (
+                price >= inst.ask if o.side == "Buy" else price <= inst.bid):
+            raise EngineError(110094, "amend would take liquidity: the post-only order is not moved")
+        if qty is not None:
+            o.qty = qty
+        if price is not None and price != o.price:
+            o.price = price
+            self.open_orders.pop(o.order_id, None)  # a new price loses time priority
+            self.open_orders[o.order_id] = o
+        o.updated_ms = self.now_ms()
+        if self._marketable(o):
+            self._take(o)
+        self.emit("order", api_key, o)
+        self.emit("wallet", api_key, None)
+        return o
+
     def _close(self, o: Order, status: str, reason: str, cancel_type: str) -> None:
         if status == "Cancelled" and o.filled > 0:
             status = "PartiallyFilledCanceled"
@@ -639,6 +671,7 @@ class Engine:
 
     def _settle_funding(self, inst: Instrument, rate: Decimal, at_ms: int) -> int:
         """Positive rate: longs pay shorts. Inverse pays in the base coin, linear in the quote."""
+        self.funding_events.append((inst, rate, at_ms))
         n = 0
         for acct in self.accounts.values():
             pos = acct.positions.get(inst.key)
@@ -668,8 +701,10 @@ class Engine:
 
     # ---- views for admin -----------------------------------------------------------------------
     def open_interest(self, inst: Instrument) -> Decimal:
-        return sum((max(p.size, ZERO) for a in self.accounts.values()
-                    for p in a.positions.values() if p.instrument is inst), ZERO)
+        """Contracts open: the larger of the accounts' longs and shorts (the synthetic book, which has
+        no account, holds the other side of the difference)."""
+        sizes = [p.size for a in self.accounts.values() for p in a.positions.values() if p.instrument is inst]
+        return max(sum((s for s in sizes if s > 0), ZERO), -sum((s for s in sizes if s < 0), ZERO))
 
     def orders_list(self) -> list[dict[str, Any]]:
         return [

@@ -38,6 +38,14 @@ class Ctx:
 Handler = Callable[[Ctx], Any]
 
 
+@dataclass
+class Batch:
+    """A batch endpoint's answer: one result and one {code, msg} per request item."""
+
+    items: list[dict[str, Any]]
+    codes: list[dict[str, Any]]
+
+
 def envelope(result: Any, code: int = 0, msg: str = "OK") -> dict[str, Any]:
     return {"retCode": code, "retMsg": msg, "result": result if result is not None else {},
             "retExtInfo": {}, "time": int(time.time() * 1000)}
@@ -87,6 +95,11 @@ class RestFront:
             "/v5/market/instruments-info": self.instruments_info,
             "/v5/market/tickers": self.tickers,
             "/v5/market/orderbook": self.orderbook,
+            "/v5/market/recent-trade": self.recent_trade,
+            "/v5/market/funding/history": self.funding_history,
+            "/v5/market/open-interest": self.open_interest,
+            "/v5/market/risk-limit": self.risk_limit,
+            "/v5/system/status": self.system_status,
         }
         private_get: dict[str, Handler] = {
             "/v5/account/wallet-balance": self.wallet_balance,
@@ -103,6 +116,9 @@ class RestFront:
             "/v5/order/create": self.order_create,
             "/v5/order/cancel": self.order_cancel,
             "/v5/order/cancel-all": self.order_cancel_all,
+            "/v5/order/amend": self.order_amend,
+            "/v5/order/create-batch": self.order_create_batch,
+            "/v5/order/cancel-batch": self.order_cancel_batch,
             "/v5/position/set-leverage": self.set_leverage,
             "/v5/position/switch-isolated": self.switch_isolated,
             "/v5/position/switch-mode": self.switch_mode,
@@ -172,7 +188,12 @@ class RestFront:
         if not self.limiter.allow(who):
             raise EngineError(10006, "Too many visits. Exceeded the API Rate Limit.")
         self.engine.advance()
-        return envelope(handler(Ctx(params, api_key, faults)))
+        result = handler(Ctx(params, api_key, faults))
+        if isinstance(result, Batch):  # per-item outcomes go in retExtInfo, as on Bybit
+            body = envelope({"list": result.items})
+            body["retExtInfo"] = {"list": result.codes}
+            return body
+        return envelope(result)
 
     # ---- public --------------------------------------------------------------------------------
     def market_time(self, ctx: Ctx) -> Any:
@@ -219,6 +240,51 @@ class RestFront:
             "a": [[views.fmt(p), views.fmt(inst.level_qty(p))] for p in asks],
         }
 
+    def recent_trade(self, ctx: Ctx) -> Any:
+        """Public trades: the fills on this exchange (its only trades), newest first, taker's side."""
+        cat = self._category(ctx)
+        inst = self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
+        limit = min(int(ctx.params.get("limit") or 60), 1000)
+        trades = [e for e in reversed(self.engine.executions) if e.instrument is inst and e.exec_type == "Trade"]
+        out = []
+        for e in trades[:limit]:
+            side = e.side if not e.is_maker else ("Sell" if e.side == "Buy" else "Buy")
+            out.append({"execId": e.exec_id, "symbol": inst.id, "price": views.fmt(e.price), "size": views.fmt(e.qty),
+                        "side": side, "time": str(e.time_ms), "isBlockTrade": False, "isRPITrade": False})
+        return {"category": cat, "list": out}
+
+    def funding_history(self, ctx: Ctx) -> Any:
+        cat = self._category(ctx, ("linear", "inverse"))
+        inst = self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
+        start, end = ctx.params.get("startTime"), ctx.params.get("endTime")
+        limit = min(int(ctx.params.get("limit") or 200), 200)
+        rows = [(r, t) for i, r, t in reversed(self.engine.funding_events) if i is inst
+                and (not start or t >= int(start)) and (not end or t <= int(end))]
+        return {"category": cat, "list": [{"symbol": inst.id, "fundingRate": views.fmt(r),
+                                           "fundingRateTimestamp": str(t)} for r, t in rows[:limit]]}
+
+    def open_interest(self, ctx: Ctx) -> Any:
+        """The current open interest only (the engine keeps no history of it)."""
+        cat = self._category(ctx, ("linear", "inverse"))
+        inst = self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
+        return {"category": cat, "symbol": inst.id, "list": [
+            {"openInterest": views.fmt(self.engine.open_interest(inst)), "timestamp": str(self.engine.now_ms())}],
+            "nextPageCursor": ""}
+
+    def risk_limit(self, ctx: Ctx) -> Any:
+        cat = self._category(ctx, ("linear", "inverse"))
+        insts = self.engine.instruments_in(cat)
+        if sym := ctx.params.get("symbol"):
+            insts = [i for i in insts if i.id == sym]
+        mmr = self.engine.mmr
+        return {"category": cat, "list": [
+            {"id": 1, "symbol": i.id, "riskLimitValue": "2000000", "maintenanceMargin": views.fmt(mmr),
+             "initialMargin": "0.01", "isLowestRisk": 1, "maxLeverage": "100.00", "mmDeduction": ""}
+            for i in insts], "nextPageCursor": ""}
+
+    def system_status(self, ctx: Ctx) -> Any:
+        return {"list": []}  # no maintenance announced
+
     # ---- private: account ----------------------------------------------------------------------
     def wallet_balance(self, ctx: Ctx) -> Any:
         acct = self.engine.account(ctx.api_key)
@@ -259,8 +325,16 @@ class RestFront:
 
     def fee_rate(self, ctx: Ctx) -> Any:
         cat = self._category(ctx)
-        return {"list": [{"symbol": i.id, "baseCoin": "", "takerFeeRate": views.fmt(i.taker_fee),
-                          "makerFeeRate": views.fmt(i.maker_fee)} for i in self.engine.instruments_in(cat)]}
+        insts = self.engine.instruments_in(cat)
+        if sym := ctx.params.get("symbol"):  # one symbol's own rate, not the whole category's
+            insts = [i for i in insts if i.id == sym]
+            if not insts:
+                raise EngineError(10001, "params error: symbol invalid")
+        if base := ctx.params.get("baseCoin"):
+            insts = [i for i in insts if i.base == base]
+        return {"list": [{"symbol": i.id, "baseCoin": i.base if cat == "option" else "",
+                          "takerFeeRate": views.fmt(i.taker_fee), "makerFeeRate": views.fmt(i.maker_fee)}
+                         for i in insts]}
 
     def _contract(self, ctx: Ctx) -> Instrument:
         cat = self._category(ctx, ("linear", "inverse"))
@@ -370,6 +444,44 @@ class RestFront:
             partial_fill_ratio=f.partial_fill_ratio,
         )
         return {"orderId": o.order_id, "orderLinkId": o.client_id}
+
+    def order_amend(self, ctx: Ctx) -> Any:
+        p = ctx.params
+        cat = self._category(ctx)
+        inst = self.engine.find_instrument(cat, str(p.get("symbol") or ""))
+        oid, cid = p.get("orderId"), p.get("orderLinkId")
+        if not oid and not cid:
+            raise EngineError(10001, "params error: orderId or orderLinkId is required")
+        o = self.engine.amend_order(ctx.api_key, inst, oid, cid, qty=_dec(p, "qty", required=False),
+                                    price=_dec(p, "price", required=False))
+        return {"orderId": o.order_id, "orderLinkId": o.client_id}
+
+    def _batch(self, ctx: Ctx, one: Callable[[Ctx], Any]) -> Batch:
+        cat = self._category(ctx)
+        reqs = ctx.params.get("request")
+        if not isinstance(reqs, list) or not reqs or len(reqs) > 20:
+            raise EngineError(10001, "params error: request must be a list of 1 to 20 orders")
+        items, codes = [], []
+        for r in reqs:
+            if not isinstance(r, dict):
+                raise EngineError(10001, "params error: each request must be an object")
+            sub = Ctx({**r, "category": cat}, ctx.api_key, ctx.faults)
+            try:
+                res = one(sub)
+                items.append({"category": cat, "symbol": r.get("symbol", ""), **res,
+                              "createAt": str(self.engine.now_ms())})
+                codes.append({"code": 0, "msg": "OK"})
+            except EngineError as exc:
+                items.append({"category": cat, "symbol": r.get("symbol", ""), "orderId": "",
+                              "orderLinkId": str(r.get("orderLinkId") or ""), "createAt": ""})
+                codes.append({"code": exc.code, "msg": exc.message})
+        return Batch(items, codes)
+
+    def order_create_batch(self, ctx: Ctx) -> Any:
+        return self._batch(ctx, self.order_create)
+
+    def order_cancel_batch(self, ctx: Ctx) -> Any:
+        return self._batch(ctx, self.order_cancel)
 
     def order_cancel(self, ctx: Ctx) -> Any:
         p = ctx.params

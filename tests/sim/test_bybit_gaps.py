@@ -1,0 +1,85 @@
+"""Bybit front endpoints found missing by running ccxt against it (issue 12 item 5), through unmodified
+ccxt and, where the package ships one, ccxt's own validator."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from ccxt.test.exchange.base.test_funding_rate_history import test_funding_rate_history as check_funding_history
+from ccxt.test.exchange.base.test_leverage_tier import test_leverage_tier as check_leverage_tier
+from ccxt.test.exchange.base.test_open_interest import test_open_interest as check_open_interest
+from ccxt.test.exchange.base.test_order import test_order as check_order
+from ccxt.test.exchange.base.test_status import test_status as check_status
+from ccxt.test.exchange.base.test_trade import test_trade as check_trade
+from ccxt.test.exchange.base.test_trading_fee import test_trading_fee as check_trading_fee
+
+from hedged.sim import Emulator
+
+INV, LIN = "BTC/USD:BTC", "BTC/USDT:USDT"
+
+
+async def test_fee_rate_honours_the_symbol(client: Any, emu: Emulator) -> None:
+    emu.engine.instrument("ETH/USDT:USDT").taker_fee = Decimal("0.0007")
+    btc, eth = await client.fetch_trading_fee(LIN), await client.fetch_trading_fee("ETH/USDT:USDT")
+    assert btc["symbol"] == LIN and btc["taker"] == 0.00055
+    assert eth["symbol"] == "ETH/USDT:USDT" and eth["taker"] == 0.0007  # was BTC's for every symbol
+    check_trading_fee(client, {}, "fetchTradingFee", "ETH/USDT:USDT", eth)
+
+
+async def test_system_status(client: Any) -> None:
+    status = await client.fetch_status()
+    assert status["status"] == "ok"
+    check_status(client, {}, "fetchStatus", status, int(time.time() * 1000))
+
+
+async def test_amend_batch_create_and_cancel(client: Any, emu: Emulator) -> None:
+    now = int(time.time() * 1000)
+    o = await client.create_order(INV, "limit", "sell", 100, 66000, {"clientOrderId": "am-1", "postOnly": True})
+    edited = await client.edit_order(o["id"], INV, "limit", "sell", 150, 66100)
+    assert edited["id"] == o["id"]
+    got = await client.fetch_order(o["id"], INV, {"acknowledged": True})
+    assert got["amount"] == 150 and got["price"] == 66100 and got["status"] == "open"
+    with pytest.raises(Exception, match="110094"):  # a post-only order is not moved to where it would take
+        await client.edit_order(o["id"], INV, "limit", "sell", 150, 64000)
+    await client.cancel_order(o["id"], INV)
+    made = await client.create_orders([  # ccxt batches linear orders only
+        {"symbol": LIN, "type": "limit", "side": "sell", "amount": 0.01, "price": 67000,
+         "params": {"clientOrderId": "b-1"}},
+        {"symbol": LIN, "type": "limit", "side": "sell", "amount": 0.02, "price": 67500,
+         "params": {"clientOrderId": "b-2"}},
+        {"symbol": LIN, "type": "limit", "side": "buy", "amount": 0.01, "price": 60000,  # nothing to reduce
+         "params": {"reduceOnly": True}},
+    ])
+    assert [m["clientOrderId"] for m in made[:2]] == ["b-1", "b-2"] and all(m["id"] for m in made[:2])
+    assert made[2]["status"] == "rejected"
+    # Bybit's batch reply is {category, symbol, orderId, orderLinkId, createAt}: ccxt parses it without a
+    # market, and BTCUSDT resolves to spot BTC/USDT (on Bybit too); everything else must hold
+    for m in made[:2]:
+        check_order(client, {"symbol": True}, "createOrders", m, LIN, now)
+    cancelled = await client.cancel_orders([made[0]["id"], made[1]["id"]], LIN)
+    assert len(cancelled) == 2
+    assert [x["status"] for x in await client.fetch_open_orders(LIN)] == []
+
+
+async def test_recent_trades_funding_history_open_interest_risk_limit(client: Any, emu: Emulator) -> None:
+    now = int(time.time() * 1000)
+    await client.create_order(INV, "limit", "sell", 1000, 64000)  # takes at the bid: a public trade
+    trades = await client.fetch_trades(INV)
+    assert trades and trades[0]["side"] == "sell" and trades[0]["amount"] == 1000
+    for t in trades:
+        check_trade(client, {}, "fetchTrades", t, INV, now, True)
+    assert emu.engine.settle_funding(INV, Decimal("0.0002")) == 1
+    history = await client.fetch_funding_rate_history(INV)
+    assert [h["fundingRate"] for h in history] == [0.0002]
+    for h in history:
+        check_funding_history(client, {}, "fetchFundingRateHistory", h, INV)
+    oi = await client.fetch_open_interest(INV)
+    assert oi["openInterestValue"] == 1000  # our short; the anonymous book holds the other side
+    check_open_interest(client, {}, "fetchOpenInterest", oi)
+    tiers = await client.fetch_market_leverage_tiers(INV)
+    assert tiers and tiers[0]["maintenanceMarginRate"] == 0.005
+    for t in tiers:
+        check_leverage_tier(client, {}, "fetchMarketLeverageTiers", t)
