@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -23,6 +24,7 @@ from hedged.sim.settings import EmulatorSettings, InstrumentSettings, PathSettin
 
 D = Decimal
 MAX_SUBSTEPS = 2000
+HISTORY = 200_000  # price points kept per instrument and per index, for candles
 
 Listener = Callable[[str, str | None, Any], None]
 """Event callback: (kind, api_key or None for public events, payload)."""
@@ -109,6 +111,9 @@ class Engine:
         self.by_client_id: dict[tuple[str, str], Order] = {}
         self.executions: list[Execution] = []
         self.funding_events: list[tuple[Instrument, Decimal, int]] = []  # (instrument, rate, settled at ms)
+        # every price each instrument (by symbol) and each coin index (by asset) took, for candles
+        self.price_history: dict[str, deque[tuple[int, Decimal]]] = {}
+        self.index_history: dict[str, deque[tuple[int, Decimal]]] = {}
         self.seq = 0
         self.start_ms = self.clock.now_ms()
         self.last_ms = self.start_ms
@@ -123,6 +128,9 @@ class Engine:
                 inst.next_funding_ms = (self.start_ms // interval_ms + 1) * interval_ms
             self.instruments[inst.symbol] = inst
             self.by_key[inst.key] = inst
+            self.price_history[inst.symbol] = deque([(self.start_ms, inst.price)], maxlen=HISTORY)
+        for asset, price in self.index.items():
+            self.index_history[asset] = deque([(self.start_ms, price)], maxlen=HISTORY)
         for acc in settings.accounts:
             self.accounts[acc.api_key] = Account(acc.api_key, acc.secret, acc.leverage, dict(acc.balances))
 
@@ -190,6 +198,11 @@ class Engine:
         self._after_price_move(moved)
 
     def _after_price_move(self, moved: list[Instrument]) -> None:
+        now = self.now_ms()
+        for inst in moved:
+            self.price_history[inst.symbol].append((now, inst.price))
+        for asset in {i.base for i in moved}:
+            self.index_history[asset].append((now, self.index[asset]))
         for inst in moved:
             self._match_resting(inst)
             self.emit("ticker", None, inst)

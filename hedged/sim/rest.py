@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hedged.sim import views
+from hedged.sim import klines, views
 from hedged.sim.auth import RateLimiter, verify_request
 from hedged.sim.engine import Engine, EngineError
 from hedged.sim.faults import FaultInjector, Faults
@@ -100,6 +100,9 @@ class RestFront:
             "/v5/market/open-interest": self.open_interest,
             "/v5/market/risk-limit": self.risk_limit,
             "/v5/system/status": self.system_status,
+            "/v5/market/kline": self.kline,
+            "/v5/market/mark-price-kline": self.mark_kline,
+            "/v5/market/index-price-kline": self.index_kline,
         }
         private_get: dict[str, Handler] = {
             "/v5/account/wallet-balance": self.wallet_balance,
@@ -281,6 +284,35 @@ class RestFront:
             {"id": 1, "symbol": i.id, "riskLimitValue": "2000000", "maintenanceMargin": views.fmt(mmr),
              "initialMargin": "0.01", "isLowestRisk": 1, "maxLeverage": "100.00", "mmDeduction": ""}
             for i in insts], "nextPageCursor": ""}
+
+    def _candles(self, ctx: Ctx, index: bool) -> tuple[str, Instrument, int, list[klines.Candle]]:
+        cat = self._category(ctx)
+        inst = self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
+        step = klines.interval_ms(str(ctx.params.get("interval") or ""))
+        start, end = ctx.params.get("start"), ctx.params.get("end")
+        limit = min(int(ctx.params.get("limit") or 200), 1000)
+        history = self.engine.index_history[inst.base] if index else self.engine.price_history[inst.symbol]
+        rows = klines.candles(list(history), step, int(start) if start else None,
+                              int(end) if end else self.engine.now_ms(), limit, self.engine.start_ms)
+        return cat, inst, step, rows
+
+    def kline(self, ctx: Ctx) -> Any:
+        cat, inst, step, rows = self._candles(ctx, index=False)
+        out = []
+        for t, o, h, lo, c in rows:
+            qty, value = klines.volume(self.engine.executions, inst.symbol, t, step)
+            out.append([str(t), *(views.fmt(x) for x in (o, h, lo, c, qty, value))])
+        return {"category": cat, "symbol": inst.id, "list": out}
+
+    def mark_kline(self, ctx: Ctx) -> Any:
+        cat, inst, _, rows = self._candles(ctx, index=False)  # mark = the instrument's price here
+        return {"category": cat, "symbol": inst.id,
+                "list": [[str(t), views.fmt(o), views.fmt(h), views.fmt(lo), views.fmt(c)] for t, o, h, lo, c in rows]}
+
+    def index_kline(self, ctx: Ctx) -> Any:
+        cat, inst, _, rows = self._candles(ctx, index=True)
+        return {"category": cat, "symbol": inst.id,
+                "list": [[str(t), views.fmt(o), views.fmt(h), views.fmt(lo), views.fmt(c)] for t, o, h, lo, c in rows]}
 
     def system_status(self, ctx: Ctx) -> Any:
         return {"list": []}  # no maintenance announced

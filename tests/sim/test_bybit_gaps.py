@@ -83,3 +83,22 @@ async def test_recent_trades_funding_history_open_interest_risk_limit(client: An
     assert tiers and tiers[0]["maintenanceMarginRate"] == 0.005
     for t in tiers:
         check_leverage_tier(client, {}, "fetchMarketLeverageTiers", t)
+
+
+async def test_klines_from_the_price_history(client: Any, emu: Emulator) -> None:
+    from ccxt.test.exchange.base.test_ohlcv import test_ohlcv as check_ohlcv
+
+    emu.engine.step(60)
+    emu.engine.set_price(Decimal(66000), asset="BTC")
+    emu.engine.step(30)
+    emu.engine.set_price(Decimal(64000), asset="BTC")
+    await client.create_order(INV, "limit", "sell", 500, 63000)  # a trade in the newest candle
+    now = emu.engine.now_ms()
+    for price in ("last", "mark", "index"):
+        bars = await client.fetch_ohlcv(INV, "1m", None, 5, {"price": price} if price != "last" else {})
+        assert bars and bars[-1][0] == now // 60_000 * 60_000
+        assert max(b[2] for b in bars) == 66000 and min(b[3] for b in bars) <= 64000
+        for b in bars:
+            check_ohlcv(client, {}, "fetchOHLCV", b, INV, now)
+    last = (await client.fetch_ohlcv(INV, "1m", None, 1))[-1]
+    assert last[4] == 64000 and last[5] == pytest.approx(500 / 63999.5)  # inverse: ccxt reports BTC turnover
