@@ -224,7 +224,14 @@ class Run:
         return ok, f"open={len(ours)} " + " ".join(f"{s} drift={dr:.6f} band={b:.6f}" for s, dr, b in drifts)
 
 
-@pytest.mark.timeout(120)
+# Generous bounds, not deadlines: a restarted keeper (a new Python importing ccxt) took over 10 s to send its
+# first order on a loaded 2-core machine, and the aimed kills then "gave up waiting"; every wait below ends
+# as soon as its condition holds.
+AIM_WAIT = 40.0
+CONVERGE_WAIT = 60.0
+
+
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("front", list(FRONTS))
 async def test_kill_9_at_random_moments_never_duplicates_and_converges(
     front: str, tmp_path: Path, keeper_log: IO[bytes], monkeypatch: pytest.MonkeyPatch
@@ -266,11 +273,11 @@ async def test_kill_9_at_random_moments_never_duplicates_and_converges(
                     await asyncio.sleep(delay)
                     aimed = f"random {delay:.3f}s"
                 elif mode == "intent":
-                    hit = await run.wait_until(proc, partial(run.new_unreplied, before), 10.0)
+                    hit = await run.wait_until(proc, partial(run.new_unreplied, before), AIM_WAIT)
                     aimed = "new order in intent/sent" if hit else "gave up waiting for an order"
                 else:
                     assert rule is not None
-                    hit = await run.wait_until(proc, partial(run.fired, rule), 10.0)
+                    hit = await run.wait_until(proc, partial(run.fired, rule), AIM_WAIT)
                     aimed = "create request held at the exchange" if hit else "gave up waiting for an order"
                 await run.kill(proc, n, mode, started, aimed, before)
             emu.faults.clear()
@@ -280,7 +287,7 @@ async def test_kill_9_at_random_moments_never_duplicates_and_converges(
             proc = await run.spawn()
             started = time.monotonic()
             ok, state = False, ""
-            while time.monotonic() - started < 25:
+            while time.monotonic() - started < CONVERGE_WAIT:
                 await asyncio.sleep(0.5)
                 await run.alive_or_fail(proc)
                 ok, state = await run.converged(config)
