@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ccxt.base import errors as cx
 
 from hedged.config import Config
+from hedged.errors import VenueError
 from hedged.log import get_logger
 from hedged.outage import describe_outage
 
@@ -134,7 +135,7 @@ async def apply_account_settings(keeper: Keeper) -> dict[tuple[str, str], str]:
                 continue
             await apply(venue, symbol, want, todo)
             after = await read_current(venue, symbol)
-        except (cx.BaseError, OSError) as exc:
+        except (cx.BaseError, VenueError, OSError) as exc:
             why = f"the exchange refused the account settings: {describe_outage(exc)}"
             refused[(name, symbol)] = why
             await keeper.hub.event("account_settings", "critical", f"{name} {symbol}: {why}; not trading it",

@@ -15,16 +15,18 @@ from typing import Any
 
 from ccxt.base import errors as cx
 
+from hedged.errors import AuthFailed, VenueError, describe
 from hedged.venue import CcxtVenue
 
-# What an unreachable or refusing exchange raises through ccxt and aiohttp; anything else is a bug.
-OUTAGE: tuple[type[BaseException], ...] = (cx.BaseError, OSError, asyncio.TimeoutError)
+# What an unreachable or refusing exchange raises (CcxtVenue raises VenueError; ccxt and the network
+# directly where a caller uses the client itself); anything else is a bug and fails the cycle.
+OUTAGE: tuple[type[BaseException], ...] = (VenueError, cx.BaseError, OSError, asyncio.TimeoutError)
 
 
 def describe_outage(exc: BaseException) -> str:
-    """One line without secrets: the error type and its first 200 characters."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+    """One line a person can act on, without secrets (hedged.errors.describe for ccxt/network errors)."""
+    text = str(exc) if isinstance(exc, VenueError) else describe(exc)
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 async def read_venues(venues: Mapping[str, CcxtVenue], with_orders: Mapping[str, bool]
@@ -37,7 +39,8 @@ async def read_venues(venues: Mapping[str, CcxtVenue], with_orders: Mapping[str,
     down: dict[str, str] = {}
     for n, r in zip(names, results, strict=True):
         if isinstance(r, BaseException):
-            if not isinstance(r, OUTAGE) or len(names) == 1:
+            # a single venue, bad keys (a human must act: the breaker's business) or a bug: as before
+            if not isinstance(r, OUTAGE) or isinstance(r, AuthFailed) or len(names) == 1:
                 raise r
             down[n] = describe_outage(r)
         else:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt_async
+from ccxt.base import errors as cx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from hedged.config import VenueConfig
