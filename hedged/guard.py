@@ -13,20 +13,20 @@ from decimal import ROUND_DOWN, Decimal
 
 from hedged.config import LimitsConfig
 from hedged.exposure import ZERO, notional_usd, to_coins, to_contracts
-from hedged.model import Decision, GuardResult, InstrumentPlan, OrderIntent, Plan, Reason, RecentOrder, TradingState
+from hedged.model import Code, Decision, GuardResult, InstrumentPlan, OrderIntent, Plan, Reason, RecentOrder, TradingState
 from hedged.planner import round_to_step
 
 BPS = Decimal(10000)
-HOLD_CODES = frozenset({"within_band", "below_min_size"})
+HOLD_CODES = frozenset({Code.WITHIN_BAND, Code.BELOW_MIN_SIZE})
 
 
 def _stale(p: InstrumentPlan, now: datetime, max_age: Decimal) -> Reason | None:
     limit = timedelta(seconds=float(max_age))
     for label, ts in p.data_times:
         if ts is None:
-            return Reason("stale_data", f"{label} has no timestamp")
+            return Reason(Code.STALE_DATA, f"{label} has no timestamp")
         if now - ts > limit:
-            return Reason("stale_data", f"{label} is {(now - ts).total_seconds():.0f}s old > {max_age}s")
+            return Reason(Code.STALE_DATA, f"{label} is {(now - ts).total_seconds():.0f}s old > {max_age}s")
     return None
 
 
@@ -58,13 +58,13 @@ def guard(
 
         # --- denials ------------------------------------------------------------------------------
         if state is TradingState.HALTED:
-            decisions.append(_blocked(p, Reason("halted", "trading is halted: cancels only")))
+            decisions.append(_blocked(p, Reason(Code.HALTED, "trading is halted: cancels only")))
             continue
         if state is TradingState.PAUSED:
-            decisions.append(_blocked(p, Reason("paused", "trading is paused: no new orders")))
+            decisions.append(_blocked(p, Reason(Code.PAUSED, "trading is paused: no new orders")))
             continue
         if state is TradingState.REDUCING and not intent.reduce_only:
-            decisions.append(_blocked(p, Reason("reducing", "reduce-only state: order would not shrink |hedge|")))
+            decisions.append(_blocked(p, Reason(Code.REDUCING, "reduce-only state: order would not shrink |hedge|")))
             continue
         stale = _stale(p, now, limits.max_data_age)
         if stale is not None:
@@ -75,12 +75,12 @@ def guard(
             jump = abs(p.mark - prev) / prev * BPS
             if jump > limits.max_price_jump_bps:
                 decisions.append(_blocked(p, Reason(
-                    "price_jump", f"mark moved {jump:.0f} bps since last cycle > {limits.max_price_jump_bps}")))
+                    Code.PRICE_JUMP, f"mark moved {jump:.0f} bps since last cycle > {limits.max_price_jump_bps}")))
                 continue
         deviation = abs(intent.price - p.mark) / p.mark * BPS
         if deviation > limits.max_price_deviation_bps:
             decisions.append(_blocked(p, Reason(
-                "price_deviation",
+                Code.PRICE_DEVIATION,
                 f"limit {intent.price} is {deviation:.1f} bps from mark {p.mark} > {limits.max_price_deviation_bps}")))
             continue
         current = p.hedge + p.inflight
@@ -88,11 +88,11 @@ def guard(
         after = current + order_coins
         if intent.side == "buy" and after > 0:
             decisions.append(_blocked(p, Reason(
-                "wrong_side", f"buying would leave the perp net long {after} {p.market.base}")))
+                Code.WRONG_SIDE, f"buying would leave the perp net long {after} {p.market.base}")))
             continue
         if orders_last_hour >= limits.max_orders_per_hour:
             decisions.append(_blocked(p, Reason(
-                "order_rate", f"{orders_last_hour} orders in the last hour >= {limits.max_orders_per_hour}")))
+                Code.ORDER_RATE, f"{orders_last_hour} orders in the last hour >= {limits.max_orders_per_hour}")))
             continue
 
         # --- cuts: the amount allowed is the smallest of every cap ------------------------------------
@@ -105,22 +105,22 @@ def guard(
             room = to_contracts(p.market, room_coins, p.mark) if room_coins > 0 else ZERO
             if room < allowed:
                 allowed = room
-                cuts.append(Reason("position_cap", f"|hedge| capped at {cap_usd:.2f} USD "
+                cuts.append(Reason(Code.POSITION_CAP, f"|hedge| capped at {cap_usd:.2f} USD "
                                    f"(max_position_usd, max_ratio × exposure)"))
         unit_usd = notional_usd(p.market, Decimal(1), p.mark)
         by_order = limits.max_order_usd / unit_usd
         if by_order < allowed:
             allowed = by_order
-            cuts.append(Reason("max_order_usd", f"order cut to {limits.max_order_usd} USD"))
+            cuts.append(Reason(Code.MAX_ORDER_USD, f"order cut to {limits.max_order_usd} USD"))
         by_turnover = max(limits.max_daily_turnover_usd - turnover_today, ZERO) / unit_usd
         if by_turnover < allowed:
             allowed = by_turnover
-            cuts.append(Reason("turnover", f"24h turnover {turnover_today:.2f} USD near cap "
+            cuts.append(Reason(Code.TURNOVER, f"24h turnover {turnover_today:.2f} USD near cap "
                                f"{limits.max_daily_turnover_usd}"))
         amount = round_to_step(allowed, p.market.lot, ROUND_DOWN) if allowed < intent.amount else intent.amount
         if amount < p.market.min_amount or amount <= 0:
             decisions.append(_blocked(p, *cuts, Reason(
-                "cut_below_min", f"after limits {amount} contracts < minimum {p.market.min_amount}")))
+                Code.CUT_BELOW_MIN, f"after limits {amount} contracts < minimum {p.market.min_amount}")))
             continue
         order = intent if amount == intent.amount else OrderIntent(
             venue=intent.venue, symbol=intent.symbol, side=intent.side, amount=amount, price=intent.price,

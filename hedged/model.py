@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from hedged.order_state import LIVE, UNRESOLVED, OrderStatus
+
 Side = Literal["buy", "sell"]
 MarketKind = Literal["spot", "linear", "inverse"]
 
@@ -110,11 +112,55 @@ class Snapshot:
 # --- decisions ------------------------------------------------------------------------------------
 
 
+class Code(StrEnum):
+    """Every reason code the core gives (planner, guard, hold-back) and every alert code of the monitors.
+
+    Stable strings (tests, alerts and dashboards key on them); each is documented once in docs/snapshot.md.
+    A StrEnum, so a code still compares equal to its text.
+    """
+
+    # planner
+    DRIFT = "drift"
+    WITHIN_BAND = "within_band"
+    BELOW_MIN_SIZE = "below_min_size"
+    NO_QUOTE = "no_quote"
+    # guard: denials
+    HALTED = "halted"
+    PAUSED = "paused"
+    REDUCING = "reducing"
+    STALE_DATA = "stale_data"
+    PRICE_JUMP = "price_jump"
+    PRICE_DEVIATION = "price_deviation"
+    WRONG_SIDE = "wrong_side"
+    ORDER_RATE = "order_rate"
+    # guard: cuts
+    POSITION_CAP = "position_cap"
+    MAX_ORDER_USD = "max_order_usd"
+    TURNOVER = "turnover"
+    CUT_BELOW_MIN = "cut_below_min"
+    # hold-back (after the guard, on what the keeper knows of our own orders)
+    ORDER_CHANGED = "order_changed"
+    UNRESOLVED_ORDER = "unresolved_order"
+    ESCALATE = "escalate"
+    REPRICE = "reprice"
+    OVERSHOOT = "overshoot"
+    # monitors (alert codes; `drift` and `stale_data` above serve there too)
+    FUNDING = "funding"
+    BASIS = "basis"
+    LIQUIDATION = "liquidation"
+    LEVERAGE = "leverage"
+    EXCHANGE_ERROR = "exchange_error"
+    STATE = "state"
+    FILL = "fill"
+    START = "start"
+    STOP = "stop"
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """A named reason: `code` is stable (for tests, alerts, dashboards); `detail` is for humans."""
 
-    code: str
+    code: Code
     detail: str = ""
 
     def __str__(self) -> str:
@@ -194,8 +240,63 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class OurOrder:
+    """An unsettled order of ours as the audit store knows it after following (for the hold-back rules)."""
+
+    venue: str
+    symbol: str
+    client_id: str
+    status: OrderStatus
+    side: Side
+    amount: Decimal  # contracts
+    filled: Decimal
+    created_at: datetime
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        left = max(self.amount - self.filled, Decimal(0))
+        return left if self.side == "buy" else -left
+
+    @property
+    def unresolved(self) -> bool:
+        """Sent (or about to be) but not confirmed: it may be on the exchange; never send it again."""
+        return self.status in UNRESOLVED
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperContext:
+    """What the keeper knows beyond the exchange's snapshot, which the hold-back rules decide on.
+
+    Recorded with every non-quiet cycle (docs/snapshot.md, "keeper"), so `hedged plan --snapshot` replays
+    the keeper's decision exactly.
+    """
+
+    orders: tuple[OurOrder, ...] = ()  # our unsettled orders after following
+    touched: frozenset[tuple[str, str]] = frozenset()  # (venue, symbol) where fills or cancels landed this cycle
+    reprices: Mapping[tuple[str, str], int] = field(default_factory=dict)  # timeout re-posts this episode
+
+    def on(self, venue: str, symbol: str) -> tuple[OurOrder, ...]:
+        return tuple(o for o in self.orders if o.venue == venue and o.symbol == symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """A resting order of ours the core wants off the book, and why."""
+
+    venue: str
+    symbol: str
+    client_id: str
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
 class GuardResult:
     decisions: tuple[Decision, ...]
+    cancels: tuple[Cancel, ...] = ()  # resting orders to take off the book (reprice), from `hold_back`
 
     @property
     def orders(self) -> tuple[OrderIntent, ...]:

@@ -30,6 +30,7 @@ from hedged.model import (
     Market,
     OrderIntent,
     Plan,
+    Code,
     Reason,
     Side,
     Snapshot,
@@ -136,16 +137,16 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
         intent: OrderIntent | None = None
         reasons: list[Reason] = []
         if abs(drift) <= band:
-            reasons.append(Reason("within_band", f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
+            reasons.append(Reason(Code.WITHIN_BAND, f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
         else:
             contracts = round_to_step(to_contracts(market, -drift, mark), market.lot)
             side: Side = "buy" if contracts > 0 else "sell"
             price = limit_price(market, state, side, config.execution.offset_ticks, mark)
             if abs(contracts) < market.min_amount or contracts == 0:
                 reasons.append(Reason(
-                    "below_min_size", f"{_fmt(abs(contracts))} contracts < minimum {_fmt(market.min_amount)}"))
+                    Code.BELOW_MIN_SIZE, f"{_fmt(abs(contracts))} contracts < minimum {_fmt(market.min_amount)}"))
             elif price is None:
-                reasons.append(Reason("no_quote", f"no {'ask' if side == 'sell' else 'bid'} for {symbol}"))
+                reasons.append(Reason(Code.NO_QUOTE, f"no {'ask' if side == 'sell' else 'bid'} for {symbol}"))
             else:
                 pos = state.positions.get(symbol)
                 pos_contracts = pos.contracts if pos is not None else ZERO
@@ -164,7 +165,7 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
                     post_only=config.execution.post_only,
                     client_id=f"{prefix}{order_tag}-{n}",
                 )
-                reasons.append(Reason("drift", f"{_fmt(drift)} beyond band {_fmt(band)}"))
+                reasons.append(Reason(Code.DRIFT, f"{_fmt(drift)} beyond band {_fmt(band)}"))
         instruments.append(InstrumentPlan(
             venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=target,
             drift=drift, mark=mark, band=band, exposure_usd=exposure_usd, intent=intent,
