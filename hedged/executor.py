@@ -3,9 +3,9 @@
 The exchange and the audit store are the only state. An order is written as an intent (committed) before
 the request leaves; when the reply is lost the order is looked up by its client id, never sent again.
 Following happens once per keeper cycle from the open orders it fetched anyway: orders that left the book
-are queried for their final state and fills; orders older than `order_timeout` are cancelled, and the
-next plan re-posts what is still missing at the new touch (so partial fills, already in the position, are
-never counted twice).
+are queried for their final state and fills. Which resting orders to cancel and re-post is the core's
+decision (decide.reprices_due); the next plan re-posts what is still missing at the new touch (so partial
+fills, already in the position, are never counted twice).
 """
 
 from __future__ import annotations
@@ -16,39 +16,20 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from hedged.audit.store import AuditStore, OrderRecord, OrderStatus
+from hedged.audit.store import AuditStore, OrderRecord
 from hedged.config import ExecutionConfig
 from hedged.errors import Ambiguous, RateLimited, Rejected, VenueError
 from hedged.log import get_logger
-from hedged.model import OrderIntent
+from hedged.model import Cancel, Code, OrderIntent
+from hedged.order_state import LIVE, UNRESOLVED, IllegalTransition, OrderStatus, from_ccxt
 from hedged.snapshot import to_decimal
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.executor")
 
-CCXT_STATUS = {
-    "closed": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELLED,
-    "cancelled": OrderStatus.CANCELLED,
-    "expired": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.REJECTED,
-}
-
-
 def order_status(raw: Mapping[str, Any]) -> OrderStatus:
-    """ccxt status → ours; an open order with fills is partially filled.
-
-    ccxt calls bybit's PartiallyFilledCanceled "closed" (ccxt issue 18685), the word it uses for filled:
-    a closed order with less filled than its amount was cancelled after a partial fill, not filled.
-    """
-    status = str(raw.get("status") or "open")
-    filled = _dec(raw, "filled") or Decimal(0)
-    if status == "closed":
-        amount = _dec(raw, "amount")
-        return OrderStatus.CANCELLED if amount is not None and filled < amount else OrderStatus.FILLED
-    if status in CCXT_STATUS:
-        return CCXT_STATUS[status]
-    return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.OPEN
+    """A ccxt order's status in ours (hedged/order_state.py maps ccxt's words, once)."""
+    return from_ccxt(str(raw.get("status") or "open"), _dec(raw, "amount"), _dec(raw, "filled"))
 
 
 def _dec(raw: Mapping[str, Any], key: str) -> Decimal | None:
@@ -77,7 +58,7 @@ class Outcome:
     """What happened to one placed order, for the keeper's log line and alerts."""
 
     client_id: str
-    status: str
+    status: OrderStatus
     detail: str = ""
 
 
@@ -108,7 +89,7 @@ class Executor:
         except RateLimited as exc:
             # refused at the door (HTTP 429 / 10006), before any matching: definitive, not ambiguous
             await self.store.reject(order.client_id, reason=f"{exc.cause}: rate limited")
-            return Outcome(order.client_id, "rejected", "rate limited")
+            return Outcome(order.client_id, OrderStatus.REJECTED, "rate limited")
         except Ambiguous as exc:
             await self.store.error(f"create_order ambiguous: {exc}"[:500], client_order_id=order.client_id,
                                    venue=order.venue, symbol=order.symbol, error_type=exc.cause)
@@ -116,7 +97,7 @@ class Executor:
         except VenueError as exc:
             # refused (or failed before it could be sent): the exchange holds no such order
             await self.store.reject(order.client_id, reason=f"{exc.cause}: {exc}"[:300])
-            return Outcome(order.client_id, "rejected", exc.cause)
+            return Outcome(order.client_id, OrderStatus.REJECTED, exc.cause)
         order_id = str(reply.get("id") or "")
         await self.store.ack(order.client_id, exchange_order_id=order_id)
         # bybit's create reply carries no status: ask for it
@@ -124,9 +105,9 @@ class Executor:
             full = await venue.fetch_order(order_id, order.symbol)
         except VenueError as exc:
             log.warning("executor.ack_query_failed", client_id=order.client_id, error=exc.cause)
-            return Outcome(order.client_id, "open")
+            return Outcome(order.client_id, OrderStatus.OPEN)
         rec = await self.sync(order.venue, order.client_id, full)
-        return Outcome(order.client_id, rec.status)
+        return Outcome(order.client_id, OrderStatus(rec.status))
 
     async def resolve(self, venue_name: str, client_id: str, symbol: str, *, lost_if_missing: bool = False) -> Outcome:
         """After an ambiguous send or a crash: find the order by client id. Missing → lost (only when told)."""
@@ -135,19 +116,19 @@ class Executor:
             found = await venue.find_order(client_id, symbol)
         except VenueError as exc:
             log.warning("executor.lookup_failed", client_id=client_id, error=exc.cause)
-            return Outcome(client_id, "sent", "lookup failed; will retry before anything else is sent")
+            return Outcome(client_id, OrderStatus.SENT, "lookup failed; will retry before anything else is sent")
         if found is None:
             if lost_if_missing and await self._may_still_arrive(client_id):
                 # a request sent moments ago (by us, or by a keeper killed mid-request) can still be executed
                 # within the receive window: calling it lost now would let the next plan send it again
-                return Outcome(client_id, "sent", "not found yet; may still arrive")
+                return Outcome(client_id, OrderStatus.SENT, "not found yet; may still arrive")
             if lost_if_missing:
                 await self.store.update_order(client_id, status=OrderStatus.LOST,
                                               reason="not on the exchange after lookup by client id")
-                return Outcome(client_id, "lost")
-            return Outcome(client_id, "sent", "not found yet")
+                return Outcome(client_id, OrderStatus.LOST)
+            return Outcome(client_id, OrderStatus.SENT, "not found yet")
         rec = await self.sync(venue_name, client_id, found)
-        return Outcome(client_id, rec.status)
+        return Outcome(client_id, OrderStatus(rec.status))
 
     async def _may_still_arrive(self, client_id: str) -> bool:
         """Sent (not merely an intent: `place` writes `sent` before the request leaves) less than lost_after ago."""
@@ -164,11 +145,19 @@ class Executor:
         filled = _dec(raw, "filled")
         fee, fee_ccy = _fee(raw)
         before = await self.store.get_order(client_id)
-        rec = await self.store.update_order(
-            client_id, status=status, exchange_order_id=str(raw.get("id") or "") or None, filled=filled,
-            average=_dec(raw, "average"), fee=fee, fee_currency=fee_ccy,
-            reason=self._reason(raw, status),
-        )
+        try:
+            rec = await self.store.update_order(
+                client_id, status=status, exchange_order_id=str(raw.get("id") or "") or None, filled=filled,
+                average=_dec(raw, "average"), fee=fee, fee_currency=fee_ccy,
+                reason=self._reason(raw, status),
+            )
+        except IllegalTransition as exc:
+            # the exchange contradicts a final state we recorded: keep ours, say so loudly, let a person look
+            log.error("executor.illegal_transition", client_id=client_id, error=str(exc))
+            await self.store.error(f"{client_id}: {exc}"[:500], client_order_id=client_id,
+                                   error_type="IllegalTransition")
+            assert before is not None
+            return before
         if filled is not None and filled > 0 and (before is None or before.filled < filled):
             await self._record_fills(venue_name, rec)
         return rec
@@ -225,14 +214,14 @@ class Executor:
         venue = self.venues[venue_name]
         for rec in await self.store.unsettled_orders(venue_name):
             cid = rec.client_order_id
-            if rec.status in (OrderStatus.INTENT, OrderStatus.SENT):
+            if rec.status in UNRESOLVED:
                 if cid in on_book:
                     await self.sync(venue_name, cid, on_book[cid])
                 else:
                     age = now - rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)
                     out = await self.resolve(venue_name, cid, rec.symbol,
                                              lost_if_missing=age > timedelta(seconds=self.lost_after))
-                    if out.status != "sent":
+                    if out.status is not OrderStatus.SENT:
                         touched.add(rec.symbol)
                 continue
             raw = on_book.get(cid)
@@ -255,14 +244,18 @@ class Executor:
             if filled != rec.filled:
                 await self.sync(venue_name, cid, raw)
                 touched.add(rec.symbol)
-            age = now - rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)
-            key = (venue_name, rec.symbol)
-            timed_out = age > timedelta(seconds=self.config.order_timeout)
-            if timed_out and self.reprices.get(key, 0) < self.config.max_reprices:
-                await self.cancel(venue_name, rec, reason="order_timeout: reprice at the new touch")
-                self.reprices[key] = self.reprices.get(key, 0) + 1
-                touched.add(rec.symbol)
         return touched
+
+    async def cancel_for_reprice(self, c: Cancel) -> bool:
+        """A cancel the core decided (decide.reprices_due); a re-price counts against `max_reprices`."""
+        rec = await self.store.get_order(c.client_id)
+        if rec is None or rec.status not in LIVE:
+            return False
+        await self.cancel(c.venue, rec, reason=str(c.reason))
+        if c.reason.code is Code.REPRICE:
+            key = (c.venue, c.symbol)
+            self.reprices[key] = self.reprices.get(key, 0) + 1
+        return True
 
     async def cancel(self, venue_name: str, rec: OrderRecord, *, reason: str) -> None:
         venue = self.venues[venue_name]
@@ -275,7 +268,7 @@ class Executor:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
         status = order_status(final)
-        if status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+        if status in LIVE:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
         await self.sync(venue_name, rec.client_order_id, final)
@@ -287,7 +280,7 @@ class Executor:
         n = 0
         for name in self.venues:
             for rec in await self.store.unsettled_orders(name):
-                if rec.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+                if rec.status in LIVE:
                     try:
                         await self.cancel(name, rec, reason=reason)
                         n += 1
@@ -295,9 +288,6 @@ class Executor:
                         log.warning("executor.cancel_failed", client_id=rec.client_order_id,
                                     error=exc.cause)
         return n
-
-    def escalation_due(self, venue: str, symbol: str) -> bool:
-        return self.config.escalate and self.reprices.get((venue, symbol), 0) >= self.config.max_reprices
 
     def settled(self, venue: str, symbol: str) -> None:
         """The instrument is back inside its band: the next episode starts with a fresh reprice budget."""

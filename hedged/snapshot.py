@@ -156,6 +156,8 @@ def parse_market(raw: Any, where: str) -> Market:
         min_amount=min_amount,
         funding_interval_hours=(
             None if kind == "spot"
+            else _lenient(m["fundingIntervalHours"], _opt, f"{where}.fundingIntervalHours")
+            if m.get("fundingIntervalHours") is not None
             else _lenient(_info(m).get("fundingInterval"), _hours_from_minutes, f"{where}.info.fundingInterval")
         ),
     )
@@ -294,3 +296,62 @@ def load_snapshot(text: str) -> Snapshot:
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     return parse_snapshot(data)
+
+
+# --- the other way: model types → snapshot v1, for recording what the keeper decided on -------------------
+
+
+def _num_out(d: Decimal | None) -> str | None:
+    return None if d is None else str(d)
+
+
+def _time_out(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat()
+
+
+def dump_market(m: Market) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "symbol": m.symbol, "base": m.base, "quote": m.quote, "settle": m.settle,
+        "type": "spot" if m.kind == "spot" else "swap", "spot": m.kind == "spot",
+        "linear": m.kind == "linear", "inverse": m.kind == "inverse", "contractSize": str(m.contract_size),
+        "precision": {"amount": str(m.lot), "price": str(m.tick)}, "limits": {"amount": {"min": str(m.min_amount)}},
+    }
+    if m.funding_interval_hours is not None:  # not `info`: the audit store never keeps ccxt's raw blobs
+        out["fundingIntervalHours"] = str(m.funding_interval_hours)
+    return out
+
+
+def dump_ticker(t: Ticker) -> dict[str, Any]:
+    return {"symbol": t.symbol, "bid": _num_out(t.bid), "ask": _num_out(t.ask), "last": _num_out(t.last),
+            "markPrice": _num_out(t.mark), "indexPrice": _num_out(t.index), "timestamp": _time_out(t.timestamp),
+            "fundingRate": _num_out(t.funding_rate), "nextFundingRate": _num_out(t.next_funding_rate),
+            "fundingTimestamp": _time_out(t.next_funding_time)}
+
+
+def dump_position(p: Position) -> dict[str, Any]:
+    return {"symbol": p.symbol, "contracts": str(abs(p.contracts)), "side": "short" if p.contracts < 0 else "long",
+            "entryPrice": _num_out(p.entry_price), "markPrice": _num_out(p.mark_price),
+            "unrealizedPnl": str(p.unrealized_pnl), "liquidationPrice": _num_out(p.liquidation_price),
+            "timestamp": _time_out(p.timestamp)}
+
+
+def dump_order(o: Order) -> dict[str, Any]:
+    return {"id": o.id, "clientOrderId": o.client_id, "symbol": o.symbol, "side": o.side, "amount": str(o.amount),
+            "filled": str(o.filled), "price": _num_out(o.price), "status": o.status, "reduceOnly": o.reduce_only,
+            "timestamp": _time_out(o.timestamp)}
+
+
+def dump_venue(v: VenueState) -> dict[str, Any]:
+    return {
+        "markets": {s: dump_market(m) for s, m in v.markets.items()},
+        "tickers": {s: dump_ticker(t) for s, t in v.tickers.items()},
+        "balance": {"timestamp": _time_out(v.balance_time), "total": {c: str(d) for c, d in v.balances.items()}},
+        "positions": [dump_position(p) for p in v.positions.values()],
+        "open_orders": [dump_order(o) for o in v.open_orders],
+    }
+
+
+def dump_snapshot(s: Snapshot) -> dict[str, Any]:
+    """Snapshot v1 of exactly what the core read (the fields it uses; numbers as exact strings):
+    `parse_snapshot(dump_snapshot(s)) == s`."""
+    return {"version": VERSION, "time": _time_out(s.time), "venues": {n: dump_venue(v) for n, v in s.venues.items()}}

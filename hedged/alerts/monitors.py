@@ -72,7 +72,7 @@ from typing import Any
 
 from hedged.alerts.dedupe import Condition, DedupeState, Level, Notice, iso, step
 from hedged.config import MonitorsConfig
-from hedged.exposure import PlanInputError, instrument_mark, notional_usd, ticker_price
+from hedged.exposure import PlanInputError, basis_bps, instrument_mark, notional_usd, spot_reference, ticker_price
 from hedged.model import Code, Decision, InstrumentPlan, MarketKind, Snapshot, TradingState
 
 __all__ = [
@@ -241,20 +241,6 @@ def liquidation_distance_pct(mark: Decimal, liquidation: Decimal) -> Decimal:
     return abs(mark - liquidation) / mark * HUNDRED
 
 
-def _spot_reference(snapshot: Snapshot, venue: str, base: str, quote: str) -> Decimal | None:
-    symbols = list(dict.fromkeys((f"{base}/{quote}", f"{base}/USDT", f"{base}/USDC", f"{base}/USD")))
-    for name in (venue, *(v for v in snapshot.venues if v != venue)):
-        state = snapshot.venues.get(name)
-        if state is None:
-            continue
-        for s in symbols:
-            t = state.tickers.get(s)
-            price = ticker_price(t) if t is not None else None
-            if price is not None:
-                return price
-    return None
-
-
 def instrument_risk(snapshot: Snapshot, decision: Decision) -> InstrumentRisk:
     p: InstrumentPlan = decision.plan
     state = snapshot.venues.get(p.venue)
@@ -271,7 +257,7 @@ def instrument_risk(snapshot: Snapshot, decision: Decision) -> InstrumentRisk:
     if ticker is not None and ticker.index is not None and ticker.index > 0:
         reference = ticker.index
     else:
-        reference = _spot_reference(snapshot, p.venue, p.market.base, p.market.quote)
+        reference = spot_reference(snapshot, p.venue, p.market.base, p.market.quote)
 
     liq: Decimal | None = None
     if position is not None and position.contracts != 0 and position.liquidation_price is not None \
@@ -294,7 +280,7 @@ def instrument_risk(snapshot: Snapshot, decision: Decision) -> InstrumentRisk:
         next_funding_cost_usd_per_day=(
             funding_cost_usd_per_day(next_rate, p.hedge, p.mark, interval) if next_rate is not None else None),
         reference_price=reference,
-        basis_bps=(p.mark - reference) / reference * BPS if reference is not None else None,
+        basis_bps=basis_bps(snapshot, p.venue, p.market, p.mark),
         liquidation_price=liq,
         liquidation_distance_pct=liquidation_distance_pct(p.mark, liq) if liq is not None else None,
     )

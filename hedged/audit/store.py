@@ -44,10 +44,10 @@ from hedged.audit.chain import (
 from hedged.audit.models import Cycle, Event, Fill, Order
 from hedged.audit.scrub import Scrubber
 from hedged.log import get_logger
-from hedged.order_state import LIVE as _LIVE
-from hedged.order_state import IllegalTransition, OrderStatus, advance
-from hedged.order_state import UNSETTLED as _UNSETTLED
 from hedged.model import TradingState  # the core's enum: RUNNING, REDUCING, HALTED
+from hedged.order_state import LIVE as _LIVE
+from hedged.order_state import UNSETTLED as _UNSETTLED
+from hedged.order_state import IllegalTransition, OrderStatus, advance
 
 __all__ = [
     "AuditError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind", "EventRecord",

@@ -157,7 +157,7 @@ def test_example_plan_exact_figures() -> None:
     orders = {o["symbol"]: o for o in out["orders"]}
     assert orders["BTC/USD:BTC"]["amount"] == 40625 and orders["BTC/USD:BTC"]["side"] == "sell"
     assert orders["ETH/USD:ETH"]["amount"] == 100000  # 300,000 wanted, cut to max_order_usd
-    assert orders["ETH/USD:ETH"]["client_id"].startswith("main-")
+    assert orders["ETH/USD:ETH"]["client_id"].startswith("main_")
 
 
 def test_cli_process_never_prints_a_traceback(tmp_path: Path) -> None:

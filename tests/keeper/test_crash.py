@@ -211,7 +211,7 @@ class Run:
     async def converged(self, config: Config) -> tuple[bool, str]:
         """From the exchange, not the keeper's word: none of our orders open, |drift| <= band everywhere."""
         ours = [o for o in self.emu.engine.orders_list()
-                if o["status"] in ("New", "PartiallyFilled") and o["client_order_id"].startswith(f"{NAME}-")]
+                if o["status"] in ("New", "PartiallyFilled") and o["client_order_id"].startswith(f"{NAME}_")]
         async with opened_venues(config) as venues:
             raw = await raw_snapshot(venues)
         _, result = decide(config, parse_snapshot(raw), state=TradingState.RUNNING)
@@ -338,34 +338,34 @@ async def test_restart_keeps_a_just_sent_order_until_it_can_no_longer_arrive(har
     h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"}])
     order = {"venue": "sim", "symbol": "BTC/USD:BTC", "side": "sell", "amount": Decimal(650_000),
              "price": Decimal("65000.5"), "post_only": True, "reason": "drift"}
-    await h.store.intent("t1-held-0", **order)
-    await h.store.sent("t1-held-0")
-    await h.store.intent("t1-never-0", **order)
+    await h.store.intent("t1_held-0", **order)
+    await h.store.sent("t1_held-0")
+    await h.store.intent("t1_never-0", **order)
     await h.keeper.reconcile()
-    assert await status(h, "t1-held-0") == "sent"
-    assert await status(h, "t1-never-0") == "lost"
+    assert await status(h, "t1_held-0") == "sent"
+    assert await status(h, "t1_never-0") == "lost"
     res = await h.keeper.cycle()
     assert res.sent == 0 and [r.code for r in res.decisions[0].reasons][-1] == "unresolved_order"
 
     # the held request is executed now, after the restart: the keeper follows it instead of doubling it
     eng = h.emu.engine
     eng.place_order("demo-key", eng.instrument("BTC/USD:BTC"), "Sell", "Limit", Decimal(650_000),
-                    Decimal("65000.5"), time_in_force="PostOnly", client_id="t1-held-0")
+                    Decimal("65000.5"), time_in_force="PostOnly", client_id="t1_held-0")
     for _ in range(60):
         await h.keeper.cycle()
-        if await status(h, "t1-held-0") == "filled":
+        if await status(h, "t1_held-0") == "filled":
             break
         await asyncio.sleep(0.2)
-    assert await status(h, "t1-held-0") == "filled"
-    assert [o["client_order_id"] for o in eng.orders_list()] == ["t1-held-0"]
+    assert await status(h, "t1_held-0") == "filled"
+    assert [o["client_order_id"] for o in eng.orders_list()] == ["t1_held-0"]
 
     # a sent order past lost_after that never showed up is lost
     h.keeper.executor.lost_after = 0.2
-    await h.store.intent("t1-gone-0", **order)
-    await h.store.sent("t1-gone-0")
+    await h.store.intent("t1_gone-0", **order)
+    await h.store.sent("t1_gone-0")
     await asyncio.sleep(0.3)
     await h.keeper.reconcile()
-    assert await status(h, "t1-gone-0") == "lost"
+    assert await status(h, "t1_gone-0") == "lost"
 
 
 def test_closed_with_less_filled_than_its_amount_is_cancelled() -> None:
