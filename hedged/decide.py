@@ -8,7 +8,7 @@ With the context recorded beside the snapshot, `hedged plan --snapshot` replays 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from hedged.config import Config, ExecutionConfig
@@ -28,7 +28,7 @@ from hedged.model import (
     Snapshot,
     TradingState,
 )
-from hedged.planner import plan, round_to_step
+from hedged.planner import limit_price, plan, round_to_step
 
 BPS = Decimal(10000)
 
@@ -64,7 +64,7 @@ def decide(
     checked = guard(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
                     previous_marks=previous_marks)
     return p, GuardResult(hold_back(checked.decisions, ctx, config.execution),
-                          reprices_due(p, ctx, config.execution, snapshot.time))
+                          reprices_due(p, snapshot, ctx, config.execution))
 
 
 def hold_back(decisions: Sequence[Decision], context: KeeperContext,
@@ -111,10 +111,13 @@ def escalated(order: OrderIntent, mark: Decimal, tick: Decimal, max_slippage_bps
                        order.client_id)
 
 
-def reprices_due(plan: Plan, context: KeeperContext, execution: ExecutionConfig,
-                 now: datetime) -> tuple[Cancel, ...]:
+def reprices_due(plan: Plan, snapshot: Snapshot, context: KeeperContext,
+                 execution: ExecutionConfig) -> tuple[Cancel, ...]:
     """Resting orders of ours older than `order_timeout` to take off the book, so the next cycle re-posts.
 
+    Re-priced while the position without our orders is outside the band: when the touch has moved (an order
+    still at the touch keeps its place in the queue), up to `max_reprices` times; with `escalate`, always,
+    since the re-post after `max_reprices` is the marketable one.
     Band hysteresis: when the position without our orders is back inside the band (the price moved, not a
     fill), an order that still reduces |drift| and would not overshoot the band stays on the book; cancelling
     it would leave nothing to re-post, and the price moving back would place it again.
@@ -123,12 +126,13 @@ def reprices_due(plan: Plan, context: KeeperContext, execution: ExecutionConfig,
     out: list[Cancel] = []
     for p in plan.instruments:
         gap = p.hedge - p.target  # the drift without our in-flight orders
-        budget = execution.escalate or context.reprices.get((p.venue, p.symbol), 0) < execution.max_reprices
+        spent = context.reprices.get((p.venue, p.symbol), 0) >= execution.max_reprices
         for o in context.on(p.venue, p.symbol):
-            if not o.live or now - o.created_at <= timeout:
+            if not o.live or snapshot.time - o.created_at <= timeout:
                 continue
             after = gap + to_coins(p.market, o.signed_remaining, p.mark)
-            if abs(gap) > p.band and budget:
+            touch = limit_price(p.market, snapshot.venues[p.venue], o.side, execution.offset_ticks, p.mark)
+            if abs(gap) > p.band and (execution.escalate or (not spent and touch != o.price)):
                 out.append(Cancel(p.venue, p.symbol, o.client_id, Reason(
                     Code.REPRICE, f"order_timeout {execution.order_timeout}s: re-post at the new touch")))
             elif abs(gap) <= p.band and abs(after) > p.band:

@@ -207,8 +207,8 @@ class Keeper:
         # milliseconds: a keeper restarted within the same second must not reuse an id
         tag = f"{base36(int(time.time() * 1000))}{base36(self._seq % 1296).rjust(2, '0')}"
         orders = tuple(OurOrder(r.venue, r.symbol, r.client_order_id, OrderStatus(r.status),
-                                "buy" if r.side == "buy" else "sell", r.amount, r.filled, _aware(r.created_at))
-                       for r in await self.store.unsettled_orders())
+                                "buy" if r.side == "buy" else "sell", r.amount, r.filled, _aware(r.created_at),
+                                r.price) for r in await self.store.unsettled_orders())
         context = KeeperContext(orders, frozenset(touched), dict(self.executor.reprices))
         return CycleInputs(snap, state, tuple(recent), dict(self.previous_marks), tag, context)
 

@@ -251,6 +251,7 @@ class OurOrder:
     amount: Decimal  # contracts
     filled: Decimal
     created_at: datetime
+    price: Decimal | None = None  # its limit price
 
     @property
     def signed_remaining(self) -> Decimal:

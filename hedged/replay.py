@@ -49,7 +49,8 @@ def dump_inputs(i: CycleInputs) -> dict[str, Any]:
         "previous_marks": [[v, s, str(m)] for (v, s), m in i.previous_marks.items()],
         "orders": [{"venue": o.venue, "symbol": o.symbol, "client_id": o.client_id, "status": o.status.value,
                     "side": o.side, "amount": str(o.amount), "filled": str(o.filled),
-                    "created_at": o.created_at.isoformat()} for o in ctx.orders],
+                    "created_at": o.created_at.isoformat(),
+                    "price": None if o.price is None else str(o.price)} for o in ctx.orders],
         "touched": sorted([v, s] for v, s in ctx.touched),
         "reprices": [[v, s, n] for (v, s), n in ctx.reprices.items()],
     }}
@@ -151,4 +152,5 @@ def _order(o: Any, where: str) -> OurOrder:
         names[key] = o[key]
     return OurOrder(venue=names["venue"], symbol=names["symbol"], client_id=names["client_id"], status=status,
                     side=side, amount=_dec(o, "amount", where), filled=_dec(o, "filled", where),
-                    created_at=_time(o, "created_at", where))
+                    created_at=_time(o, "created_at", where),
+                    price=None if o.get("price") is None else _dec(o, "price", where))
