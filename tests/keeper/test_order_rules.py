@@ -26,11 +26,14 @@ LIMITS = {"max_data_age": 86_400, "max_price_jump_bps": 10_000}
 
 
 class Clocked:
-    """A harness whose keeper clock is the wall clock plus the exchange's manual steps."""
+    """A harness whose keeper and audit store clocks are the wall clock plus the exchange's manual steps."""
 
-    def __init__(self, h: Harness) -> None:
-        self.h, self.offset = h, timedelta(0)
-        h.keeper.clock = lambda: datetime.now(UTC) + self.offset
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+        self.h: Harness
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
     def step(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
@@ -52,11 +55,13 @@ async def clocked(tmp_path: Path) -> AsyncIterator[Any]:
         cfg = keeper_config(emu.url, tmp_path / f"k{len(made)}.db",
                             hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC}], **sections)
         await upgrade(cfg.audit_url)
-        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
-        h = Harness(emu, cfg, store)
+        c = Clocked()
+        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg), clock=c.now)
+        c.h = h = Harness(emu, cfg, store)
+        h.keeper.clock = c.now
         await h.keeper.start()
         made.append(h)
-        return Clocked(h)
+        return c
 
     yield make
     for h in made:
@@ -67,9 +72,9 @@ async def clocked(tmp_path: Path) -> AsyncIterator[Any]:
 async def test_max_reprices_2_with_escalate_reaches_a_marketable_limit_on_the_third_attempt(clocked: Any) -> None:
     c = await clocked({"taker_flow_usd_per_s": 0}, limits=LIMITS,  # nothing passive ever fills
                       execution={"order_timeout": 30, "max_reprices": 2, "escalate": True, "max_slippage_bps": 20})
-    for _ in range(12):  # each round: a cycle, then the order times out on the exchange's clock
-        await c.h.keeper.cycle()
-        await c.h.keeper.cycle()  # the cycle right after a re-price cancel re-posts
+    for _ in range(12):  # each round: cycles while the order rests, then it times out on the exchange's clock
+        for _ in range(4):  # (a re-price cancel, the re-post, then holds: the resting order covers the drift)
+            await c.h.keeper.cycle()
         if any(Decimal(str(o["filled"])) > 0 for o in c.ours()):
             break
         c.step(31)
