@@ -10,6 +10,8 @@ fills, already in the position, are never counted twice).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -275,11 +277,18 @@ class Executor:
         if status is OrderStatus.CANCELLED:
             await self.store.cancel(rec.client_order_id, reason=reason, filled=_dec(final, "filled"))
 
-    async def cancel_all(self, reason: str) -> int:
-        """Cancel every live order of ours (halt, shutdown). Best effort per order; returns how many."""
+    async def cancel_all(self, reason: str, *, resolve_unresolved: bool = False) -> int:
+        """Cancel every live order of ours (halt, shutdown). Best effort per order; returns how many.
+
+        With `resolve_unresolved` (shutdown), orders still `intent`/`sent` are first looked up by client id
+        until they show up (then they are cancelled like the rest) or can no longer arrive (lost): a create
+        in flight when the keeper stops must not leave an order on the book.
+        """
         n = 0
         for name in self.venues:
             for rec in await self.store.unsettled_orders(name):
+                if rec.status in UNRESOLVED and resolve_unresolved:
+                    rec = await self._settle_unresolved(name, rec, reason)
                 if rec.status in LIVE:
                     try:
                         await self.cancel(name, rec, reason=reason)
@@ -289,9 +298,30 @@ class Executor:
                                     error=exc.cause)
         return n
 
+    async def _settle_unresolved(self, venue_name: str, rec: OrderRecord, reason: str) -> OrderRecord:
+        """Look an unconfirmed order up until it is found or lost; past lost_after (+ a margin), say so."""
+        cid = rec.client_order_id
+        deadline = _monotonic() + self.lost_after + 2.0
+        while _monotonic() < deadline:
+            out = await self.resolve(venue_name, cid, rec.symbol, lost_if_missing=True)
+            if out.status not in UNRESOLVED:
+                break
+            await asyncio.sleep(0.25)
+        current = await self.store.get_order(cid) or rec
+        if current.status in UNRESOLVED:
+            message = f"{reason}: {cid} could not be resolved (it may still rest on the exchange)"
+            log.critical("executor.unresolved_at_stop", client_id=cid)
+            await self.store.error(message, client_order_id=cid, venue=venue_name, symbol=rec.symbol,
+                                   error_type="UnresolvedAtStop")
+        return current
+
     def settled(self, venue: str, symbol: str) -> None:
         """The instrument is back inside its band: the next episode starts with a fresh reprice budget."""
         self.reprices.pop((venue, symbol), None)
+
+
+def _monotonic() -> float:
+    return time.monotonic()
 
 
 def now_utc() -> datetime:

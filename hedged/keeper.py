@@ -357,7 +357,9 @@ class Keeper:
         self._stopping = True
         if not self.config.keeper.keep_orders_on_exit and not self.audit_broken:
             try:
-                n = await asyncio.wait_for(self.executor.cancel_all("shutdown"), timeout=6)
+                # a create still in flight is waited for (up to lost_after) and cancelled once it shows up
+                n = await asyncio.wait_for(self.executor.cancel_all("shutdown", resolve_unresolved=True),
+                                           timeout=self.executor.lost_after + 10)
                 log.info("keeper.shutdown_cancelled", orders=n)
             except Exception as exc:
                 log.error("keeper.shutdown_cancel_failed", error=type(exc).__name__)

@@ -130,3 +130,33 @@ async def test_price_oscillating_around_the_band_edge_for_an_hour_never_cancels_
     assert cancelled_inside == [], (cancelled_inside, new)
     # the touch at 66,000 is the same each time: the one order rests (and keeps its place in the queue)
     assert len(new) == 1, new
+
+
+async def test_stop_with_a_create_in_flight_leaves_no_order_on_the_book(harness_factory: Any) -> None:
+    """The create is held at the exchange past the client's timeout (the reply is lost, the order is made later).
+    The keeper is told to stop meanwhile: its shutdown must find the order by client id and cancel it."""
+    import asyncio
+
+    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC}])
+    # latency past the client timeout (2 s): the request is done at the exchange even though the client left
+    h.emu.faults.add({"endpoint": "/v5/order/create", "kind": "latency", "latency_ms": 3500, "count": 1})
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.keeper.run(stop))
+    for _ in range(400):  # wait (generously) until the create is out and unanswered
+        if any(r.status == "sent" for r in await h.store.unsettled_orders()):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("no create went out")
+    stop.set()
+    await asyncio.wait_for(task, 120)
+    assert h.emu.faults.describe()[0]["fired"] == 1
+    ours: list[dict[str, Any]] = []
+    for _ in range(600):  # the held request reaches the matching engine 3.5 s after it was sent
+        ours = [o for o in h.emu.engine.orders_list() if o["client_order_id"].startswith("t1_")]
+        if ours:
+            break
+        await asyncio.sleep(0.05)
+    assert ours, "the held create never reached the matching engine"
+    assert all(o["status"] not in ("New", "PartiallyFilled") for o in ours), ours
+    assert not await h.store.unsettled_orders()
