@@ -388,7 +388,8 @@ async def test_timeout_cancel_of_a_partly_filled_order_is_recorded_as_cancelled(
     assert res.sent == 1
     cid = h.emu.engine.orders_list()[0]["client_order_id"]
     await asyncio.sleep(0.4)
-    await h.keeper.cycle()  # past order_timeout: cancelled to reprice
+    h.emu.engine.set_price(Decimal(64990), asset="BTC")  # the touch moves away from the resting sell
+    await h.keeper.cycle()  # past order_timeout: cancelled to reprice at the new touch
     assert h.emu.engine.orders_list()[0]["status"] == "PartiallyFilledCanceled"
     rec = await h.store.get_order(cid)
     assert rec is not None and rec.status == "cancelled" and 0 < rec.filled < rec.amount, rec
