@@ -78,7 +78,7 @@ def test_an_unconfirmed_order_for_the_whole_drift_blocks_a_second_order() -> Non
 
 
 def test_an_unconfirmed_capped_order_lets_only_the_rest_of_the_drift_go() -> None:
-    ip, d, _ = only(cfg(), snap(), KeeperContext(orders=(ours("main_a-0", OrderStatus.SENT, "sell", 200_000),)))
+    _, d, _ = only(cfg(), snap(), KeeperContext(orders=(ours("main_a-0", OrderStatus.SENT, "sell", 200_000),)))
     assert d.action == "trade" and d.order is not None
     assert (d.order.side, d.order.amount) == ("sell", Decimal(450_000))  # 650,000 − the unconfirmed 200,000
 

@@ -62,7 +62,8 @@ def test_ccxt_statuses_map_once(status: str | None, amount: str, filled: str | N
 def test_a_recorded_cycle_round_trips_exactly() -> None:
     raw = snapshot({"bybit": venue([inverse_market("BTC"), spot_market("SOL")],
                                    [ticker("BTC/USD:BTC", 65000), ticker("SOL/USDT", 150, tick="0.01")],
-                                   {"BTC": "10.5", "SOL": 100}, [position("BTC/USD:BTC", -650000, 65000, 65000, "0.01")],
+                                   {"BTC": "10.5", "SOL": 100},
+                                   [position("BTC/USD:BTC", -650000, 65000, 65000, "0.01")],
                                    [{"id": "1", "clientOrderId": "main_a-0", "symbol": "BTC/USD:BTC", "side": "sell",
                                      "amount": 3000, "filled": 1000, "price": "65000.5", "status": "open"}])})
     snap = parse_snapshot(raw)
