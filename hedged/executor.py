@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,37 +22,18 @@ from hedged.audit.store import AuditStore, OrderRecord
 from hedged.config import ExecutionConfig
 from hedged.errors import Ambiguous, RateLimited, Rejected, VenueError
 from hedged.log import get_logger
-from hedged.model import Cancel, Code, OrderIntent
+from hedged.model import Cancel, Code, OrderIntent, VenueOrder, VenueTrade
 from hedged.order_state import LIVE, UNRESOLVED, IllegalTransition, OrderStatus, from_ccxt
 from hedged.snapshot import to_decimal
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.executor")
 
+
 def order_status(raw: Mapping[str, Any]) -> OrderStatus:
-    """A ccxt order's status in ours (hedged/order_state.py maps ccxt's words, once)."""
-    return from_ccxt(str(raw.get("status") or "open"), _dec(raw, "amount"), _dec(raw, "filled"))
-
-
-def _dec(raw: Mapping[str, Any], key: str) -> Decimal | None:
-    try:
-        return to_decimal(raw.get(key), f"order.{key}", optional=True)
-    except ValueError:
-        return None
-
-
-def trade_client_id(t: Mapping[str, Any]) -> str:
-    """ccxt leaves a trade's client order id in `info` on bybit (orderLinkId)."""
-    info = t.get("info")
-    fallback = info.get("orderLinkId") if isinstance(info, Mapping) else None
-    return str(t.get("clientOrderId") or fallback or "")
-
-
-def _fee(raw: Mapping[str, Any]) -> tuple[Decimal | None, str | None]:
-    fee = raw.get("fee")
-    if isinstance(fee, Mapping) and fee.get("cost") is not None:
-        return _dec(fee, "cost"), fee.get("currency")
-    return None, None
+    """A raw ccxt order's status in ours (the mapping itself is hedged/order_state.py's, once)."""
+    amount, filled = (to_decimal(raw.get(k), f"order.{k}", optional=True) for k in ("amount", "filled"))
+    return from_ccxt(str(raw.get("status") or "open"), amount, filled)
 
 
 @dataclass
@@ -87,7 +68,7 @@ class Executor:
         )
         await self.store.sent(order.client_id)
         try:
-            reply = await venue.create_order(order)
+            order_id = await venue.create_order(order)
         except RateLimited as exc:
             # refused at the door (HTTP 429 / 10006), before any matching: definitive, not ambiguous
             await self.store.reject(order.client_id, reason=f"{exc.cause}: rate limited")
@@ -100,7 +81,6 @@ class Executor:
             # refused (or failed before it could be sent): the exchange holds no such order
             await self.store.reject(order.client_id, reason=f"{exc.cause}: {exc}"[:300])
             return Outcome(order.client_id, OrderStatus.REJECTED, exc.cause)
-        order_id = str(reply.get("id") or "")
         await self.store.ack(order.client_id, exchange_order_id=order_id)
         # bybit's create reply carries no status: ask for it
         try:
@@ -141,17 +121,13 @@ class Executor:
         return age <= timedelta(seconds=self.lost_after)
 
     # --- following -----------------------------------------------------------------------------------
-    async def sync(self, venue_name: str, client_id: str, raw: Mapping[str, Any]) -> OrderRecord:
+    async def sync(self, venue_name: str, client_id: str, o: VenueOrder) -> OrderRecord:
         """Bring the store's order row up to the exchange's view, recording new fills by trade id."""
-        status = order_status(raw)
-        filled = _dec(raw, "filled")
-        fee, fee_ccy = _fee(raw)
         before = await self.store.get_order(client_id)
         try:
             rec = await self.store.update_order(
-                client_id, status=status, exchange_order_id=str(raw.get("id") or "") or None, filled=filled,
-                average=_dec(raw, "average"), fee=fee, fee_currency=fee_ccy,
-                reason=self._reason(raw, status),
+                client_id, status=o.status, exchange_order_id=o.id or None, filled=o.filled, average=o.average,
+                fee=o.fee, fee_currency=o.fee_currency, reason=o.reason,
             )
         except IllegalTransition as exc:
             # the exchange contradicts a final state we recorded: keep ours, say so loudly, let a person look
@@ -160,20 +136,9 @@ class Executor:
                                    error_type="IllegalTransition")
             assert before is not None
             return before
-        if filled is not None and filled > 0 and (before is None or before.filled < filled):
+        if o.filled > 0 and (before is None or before.filled < o.filled):
             await self._record_fills(venue_name, rec)
         return rec
-
-    @staticmethod
-    def _reason(raw: Mapping[str, Any], status: OrderStatus) -> str | None:
-        if status not in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-            return None
-        info = raw.get("info")
-        if isinstance(info, Mapping):
-            r = info.get("rejectReason") or info.get("cancelType")
-            if r and r != "EC_NoError":
-                return str(r)[:200]
-        return None
 
     async def _record_fills(self, venue_name: str, rec: OrderRecord) -> None:
         venue = self.venues[venue_name]
@@ -184,35 +149,29 @@ class Executor:
             log.warning("executor.trades_failed", client_id=rec.client_order_id, error=exc.cause)
             return
         for t in trades:
-            if str(t.get("order")) != rec.exchange_order_id:
+            if t.order_id != rec.exchange_order_id:
                 continue
             await self.record_trade(venue_name, t, rec.client_order_id)
 
-    async def record_trade(self, venue_name: str, t: Mapping[str, Any], client_id: str | None) -> bool:
-        fee, fee_ccy = _fee(t)
-        amount, price = _dec(t, "amount"), _dec(t, "price")
-        if amount is None or price is None or not t.get("id"):
-            return False
-        ts = t.get("timestamp")
+    async def record_trade(self, venue_name: str, t: VenueTrade, client_id: str | None) -> bool:
         recorded = await self.store.fill(
-            client_id, venue=venue_name, trade_id=str(t["id"]), amount=amount, price=price, fee=fee,
-            fee_currency=fee_ccy, ts=datetime.fromtimestamp(ts / 1000, tz=UTC) if isinstance(ts, int | float) else None,
-            symbol=t.get("symbol"), side=t.get("side"),
+            client_id, venue=venue_name, trade_id=t.id, amount=t.amount, price=t.price, fee=t.fee,
+            fee_currency=t.fee_currency, ts=t.time, symbol=t.symbol, side=t.side,
         )
         if recorded:
-            self.new_fills.append({"venue": venue_name, "symbol": t.get("symbol"), "side": t.get("side"),
-                                   "amount": amount, "price": price, "trade_id": str(t["id"]),
-                                   "client_order_id": client_id, "fee": fee, "fee_currency": fee_ccy})
+            self.new_fills.append({"venue": venue_name, "symbol": t.symbol, "side": t.side, "amount": t.amount,
+                                   "price": t.price, "trade_id": t.id, "client_order_id": client_id,
+                                   "fee": t.fee, "fee_currency": t.fee_currency})
         return recorded
 
-    async def follow(self, venue_name: str, open_orders: list[dict[str, Any]], now: datetime) -> set[str]:
+    async def follow(self, venue_name: str, open_orders: Sequence[VenueOrder], now: datetime) -> set[str]:
         """Reconcile our unsettled orders on a venue with its open orders; cancel the timed-out ones.
 
         Returns the symbols where something changed this cycle (a fill landed or an order was cancelled):
         the snapshot's position there is stale, so the keeper re-plans them next cycle, not now.
         """
         touched: set[str] = set()
-        on_book = {str(o.get("clientOrderId") or ""): o for o in open_orders}
+        on_book = {o.client_id: o for o in open_orders}
         venue = self.venues[venue_name]
         for rec in await self.store.unsettled_orders(venue_name):
             cid = rec.client_order_id
@@ -242,8 +201,7 @@ class Executor:
                 await self.sync(venue_name, cid, final)
                 touched.add(rec.symbol)
                 continue
-            filled = _dec(raw, "filled") or Decimal(0)
-            if filled != rec.filled:
+            if raw.filled != rec.filled:
                 await self.sync(venue_name, cid, raw)
                 touched.add(rec.symbol)
         return touched
@@ -269,13 +227,12 @@ class Executor:
         except VenueError:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
-        status = order_status(final)
-        if status in LIVE:
+        if final.status in LIVE:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
         await self.sync(venue_name, rec.client_order_id, final)
-        if status is OrderStatus.CANCELLED:
-            await self.store.cancel(rec.client_order_id, reason=reason, filled=_dec(final, "filled"))
+        if final.status is OrderStatus.CANCELLED:
+            await self.store.cancel(rec.client_order_id, reason=reason, filled=final.filled)
 
     async def cancel_all(self, reason: str, *, resolve_unresolved: bool = False) -> int:
         """Cancel every live order of ours (halt, shutdown). Best effort per order; returns how many.

@@ -23,7 +23,7 @@ from hedged.audit.store import AuditStore, AuditWriteError, NewCycle
 from hedged.config import Config
 from hedged.decide import base36, decide, settled
 from hedged.errors import AuthFailed, Rejected, VenueError
-from hedged.executor import Executor, trade_client_id
+from hedged.executor import Executor
 from hedged.exposure import PlanInputError, basis_bps, notional_usd
 from hedged.log import get_logger
 from hedged.model import (
@@ -36,14 +36,20 @@ from hedged.model import (
     RecentOrder,
     Snapshot,
     TradingState,
+    VenueOrder,
 )
 from hedged.order_state import UNRESOLVED, IllegalTransition, OrderStatus
 from hedged.planner import client_prefix
 from hedged.replay import RECORD_KEYS, CycleInputs, dump_inputs
-from hedged.snapshot import SnapshotError, parse_venue
+from hedged.snapshot import SnapshotError, parse_venue, venue_order
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.keeper")
+
+
+def _orders(raw_state: Mapping[str, Any], venue: str) -> list[VenueOrder]:
+    """A venue read's open orders, typed (the snapshot parser reads the same dicts)."""
+    return [venue_order(o, f"venues.{venue}.open_orders[{i}]") for i, o in enumerate(raw_state["open_orders"])]
 
 
 def _aware(t: datetime) -> datetime:
@@ -104,36 +110,32 @@ class Keeper:
                     out = await self.executor.resolve(name, rec.client_order_id, rec.symbol, lost_if_missing=True)
                     log.info("reconcile.lookup", venue=name, client_id=rec.client_order_id, status=out.status)
             # 2. open orders on the exchange: adopt ours that the store does not know; sync the rest
-            open_orders = await venue.fetch_open_orders()
+            open_orders = await venue.open_orders()
             for o in open_orders:
-                cid = str(o.get("clientOrderId") or "")
-                if not cid.startswith(prefix):
+                if not o.client_id.startswith(prefix):
                     continue
-                known = await self.store.get_order(cid)
+                known = await self.store.get_order(o.client_id)
                 if known is None:
                     await self._adopt(name, o)
                 else:
-                    await self.executor.sync(name, cid, o)
+                    await self.executor.sync(name, o.client_id, o)
             await self.executor.follow(name, open_orders, now)
             # 3. fills that happened while we were down
             since = int((now - timedelta(days=1)).timestamp() * 1000)
             for symbol in venue.symbols:
                 for t in await venue.fetch_my_trades(symbol, since):
-                    trade_cid = trade_client_id(t)
-                    if trade_cid.startswith(prefix):  # only ours: the account may trade by hand too
-                        await self.executor.record_trade(name, t, trade_cid)
+                    if t.client_id.startswith(prefix):  # only ours: the account may trade by hand too
+                        await self.executor.record_trade(name, t, t.client_id)
         await self.store.append("state", {"state": "reconciled"})
 
-    async def _adopt(self, venue: str, o: Mapping[str, Any]) -> None:
-        cid = str(o["clientOrderId"])
-        amount = Decimal(str(o.get("amount") or 0))
-        price = Decimal(str(o["price"])) if o.get("price") is not None else None
-        await self.store.intent(client_order_id=cid, venue=venue, symbol=str(o["symbol"]), side=str(o["side"]),
-                                amount=amount, price=price, reduce_only=bool(o.get("reduceOnly")),
-                                post_only=bool(o.get("postOnly")), reason="adopted at startup")
-        await self.store.ack(cid, exchange_order_id=str(o.get("id") or ""))
-        await self.executor.sync(venue, cid, o)
-        log.info("reconcile.adopted", venue=venue, client_id=cid)
+    async def _adopt(self, venue: str, o: VenueOrder) -> None:
+        """An open order with our prefix the store does not know (i17 turns this into detection → HALTED)."""
+        await self.store.intent(client_order_id=o.client_id, venue=venue, symbol=o.symbol, side=o.side,
+                                amount=o.amount, price=o.price, reduce_only=o.reduce_only, post_only=o.post_only,
+                                reason="adopted at startup")
+        await self.store.ack(o.client_id, exchange_order_id=o.id)
+        await self.executor.sync(venue, o.client_id, o)
+        log.info("reconcile.adopted", venue=venue, client_id=o.client_id)
 
     # --- trading state --------------------------------------------------------------------------------
     async def trading_state(self) -> tuple[TradingState, str]:
@@ -190,11 +192,11 @@ class Keeper:
         now = self.clock()
         touched: set[tuple[str, str]] = set()
         for n in (n for n in names if busy[n]):
-            changed = await self.executor.follow(n, raw_states[n]["open_orders"], now)
+            changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
             if changed:
                 raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
                 now = self.clock()
-                changed = await self.executor.follow(n, raw_states[n]["open_orders"], now)
+                changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
             touched |= {(n, sym) for sym in changed}
         snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()})
         recent = [RecentOrder(_aware(r.created_at), r.notional_usd or Decimal(0)) for r in recent_rows]

@@ -92,6 +92,43 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """One order as the exchange reports it (create's follow-up fetch, lookup by client id, open orders),
+    converted once at the venue boundary (`hedged.snapshot.venue_order`)."""
+
+    id: str
+    client_id: str
+    symbol: str
+    side: Side
+    amount: Decimal  # contracts
+    filled: Decimal
+    price: Decimal | None
+    average: Decimal | None
+    status: OrderStatus  # ccxt's word mapped once (hedged/order_state.py)
+    reduce_only: bool
+    post_only: bool
+    fee: Decimal | None = None
+    fee_currency: str | None = None
+    reason: str | None = None  # why the exchange cancelled or rejected it, when it says
+
+
+@dataclass(frozen=True, slots=True)
+class VenueTrade:
+    """One fill of ours as the exchange reports it (`fetch_my_trades`)."""
+
+    id: str
+    order_id: str
+    client_id: str  # "" when the exchange does not say
+    symbol: str | None
+    side: str | None
+    amount: Decimal
+    price: Decimal
+    fee: Decimal | None
+    fee_currency: str | None
+    time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class VenueState:
     """One trading account at one moment: exactly what ccxt's fetch_* calls returned."""
 

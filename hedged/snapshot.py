@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueState
+from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueOrder, VenueState, VenueTrade
+from hedged.order_state import OrderStatus, from_ccxt
 
 VERSION = 1
 T = TypeVar("T")
@@ -223,6 +224,51 @@ def parse_order(raw: Any, where: str) -> Order:
         status=str(o.get("status") or "open"),
         reduce_only=bool(o.get("reduceOnly")),
         timestamp=parse_time(o.get("timestamp"), f"{where}.timestamp"),
+    )
+
+
+def _fee(o: Mapping[str, Any], where: str) -> tuple[Decimal | None, str | None]:
+    fee = o.get("fee")
+    if isinstance(fee, Mapping) and fee.get("cost") is not None:
+        currency = fee.get("currency")
+        return _lenient(fee.get("cost"), _opt, f"{where}.fee.cost"), str(currency) if currency else None
+    return None, None
+
+
+def venue_order(raw: Any, where: str = "order") -> VenueOrder:
+    """A ccxt order from the executor's calls → VenueOrder; the status mapped once (order_state.from_ccxt)."""
+    base = parse_order(raw, where)
+    o = _obj(raw, where)
+    status = from_ccxt(str(o.get("status") or "open"), base.amount, base.filled)
+    info = _info(o)
+    why = info.get("rejectReason") or info.get("cancelType")
+    reason = str(why)[:200] if why and why != "EC_NoError" and status in (OrderStatus.CANCELLED,
+                                                                          OrderStatus.REJECTED) else None
+    fee, fee_currency = _fee(o, where)
+    return VenueOrder(
+        id=base.id, client_id=base.client_id, symbol=base.symbol, side=base.side, amount=base.amount,
+        filled=base.filled, price=base.price, average=_lenient(o.get("average"), _opt, f"{where}.average"),
+        status=status, reduce_only=base.reduce_only, post_only=bool(o.get("postOnly")), fee=fee,
+        fee_currency=fee_currency, reason=reason,
+    )
+
+
+def venue_trade(raw: Any, where: str = "trade") -> VenueTrade | None:
+    """A ccxt trade → VenueTrade; None for one without id, amount or price (nothing to record)."""
+    t = _obj(raw, where)
+    amount = _lenient(t.get("amount"), _opt, f"{where}.amount")
+    price = _lenient(t.get("price"), _opt, f"{where}.price")
+    if amount is None or price is None or not t.get("id"):
+        return None
+    info = _info(t)
+    fee, fee_currency = _fee(t, where)
+    side = t.get("side")
+    symbol = t.get("symbol")
+    return VenueTrade(
+        id=str(t["id"]), order_id=str(t.get("order") or ""),
+        client_id=str(t.get("clientOrderId") or info.get("orderLinkId") or ""),  # bybit: in info only
+        symbol=str(symbol) if symbol else None, side=str(side) if side else None, amount=amount, price=price,
+        fee=fee, fee_currency=fee_currency, time=_lenient(t.get("timestamp"), parse_time, f"{where}.timestamp"),
     )
 
 
