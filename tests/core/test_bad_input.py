@@ -140,7 +140,7 @@ def test_plan_json_shape_and_exit_zero_even_when_blocked(tmp_path: Path) -> None
     result = runner.invoke(app, ["plan", "--config", str(cfg), "--snapshot", str(tmp_path / "s.json"), "--json"])
     assert result.exit_code == 0
     out = json.loads(result.stdout)
-    assert set(out) == {"instruments", "hedges", "orders"}
+    assert set(out) == {"instruments", "hedges", "orders", "cancels"}
     assert out["orders"] == []
     inst = out["instruments"][0]
     assert set(inst) == {"venue", "symbol", "hedge", "inflight", "target", "drift", "mark", "band", "action",
