@@ -49,6 +49,8 @@ BAD_CONFIGS = [
      "mqtt: inline secret 'password' refused: use password_env or password_file"),
     ("unknown key", MINIMAL + '\n[limits]\nmax_orders = 5\n', "limits.max_orders: unknown key"),
     ("bad name", MINIMAL + '\n[keeper]\nname = "Main Keeper"\n', "keeper.name: String should match pattern"),
+    # `_` ends the client-id prefix (`main_…`): a name holding it could take another keeper's orders for its own
+    ("name with the separator", MINIMAL + '\n[keeper]\nname = "main_b"\n', "keeper.name: String should match pattern"),
     ("proxy without price", MINIMAL.replace('asset = "BTC"', 'asset = "SOL"'), "hedge[0].price_symbol: required"),
     ("naive until", MINIMAL.replace('venue = "bybit"', 'venue = "bybit"\nuntil = 2026-12-01T00:00:00'),
      "hedge[0].until: expected an RFC 3339 time with a UTC offset"),

@@ -216,3 +216,22 @@ def test_staleness_is_checked_on_the_ticker_the_price_came_from() -> None:
     p, result = decide(c, parse_snapshot(raw), state=TradingState.RUNNING)
     assert p.hedges[0].price == 150
     assert result.decisions[0].action == "trade", [str(r) for r in result.decisions[0].reasons]
+
+
+# --- one basis definition ------------------------------------------------------------------------------------
+
+
+def test_the_cycle_row_and_the_basis_monitor_read_one_basis() -> None:
+    """Without an index the reference is a spot ticker of the base, for the row and the monitor alike."""
+    from hedged.alerts.monitors import instrument_risk
+    from hedged.exposure import basis_bps
+
+    t = {**ticker("BTC/USD:BTC", 65130), "indexPrice": None}
+    raw = snapshot({"bybit": venue([inverse_market("BTC"), spot_market("BTC", "USDT")],
+                                   [t, ticker("BTC/USDT", 65000, tick="0.01")], {"BTC": 10})})
+    s = parse_snapshot(raw)
+    _, result = decide(cfg(), s, state=TradingState.RUNNING)
+    p = result.decisions[0].plan
+    row = basis_bps(s, p.venue, p.market, p.mark)
+    assert row == Decimal(130) / 65000 * 10000  # 20 bps
+    assert instrument_risk(s, result.decisions[0]).basis_bps == row
