@@ -61,25 +61,30 @@ def plan(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """One decision pass: what the keeper would do, given this state. Places nothing."""
+    """One decision pass: what the keeper would do, given this state. Places nothing.
+
+    A snapshot the keeper recorded carries a `keeper` section (trading state, order history, our orders in
+    flight, ...): the decision then replays exactly what the keeper decided.
+    """
     from hedged.decide import decide
     from hedged.exposure import PlanInputError
-    from hedged.model import TradingState
+    from hedged.replay import CycleInputs, load_inputs
     from hedged.report import dumps, plan_json, plan_table
-    from hedged.snapshot import SnapshotError, load_snapshot
+    from hedged.snapshot import SnapshotError
 
     cfg = load_or_exit(config)
     if snapshot is None:
-        snap = _live_snapshot(cfg)
+        inputs = CycleInputs(_live_snapshot(cfg))
     else:
         try:
-            snap = load_snapshot(snapshot.read_text())
+            inputs = load_inputs(snapshot.read_text())
         except OSError as exc:
             fail(f"{snapshot}: cannot read snapshot: {exc.strerror}")
         except SnapshotError as exc:
             fail(f"{snapshot}: {exc}")
     try:
-        the_plan, result = decide(cfg, snap, state=TradingState.RUNNING)
+        the_plan, result = decide(cfg, inputs.snapshot, state=inputs.state, recent=inputs.recent,
+                                  previous_marks=inputs.previous_marks, tag=inputs.tag, context=inputs.context)
     except PlanInputError as exc:
         fail(str(exc))
     if json_out:

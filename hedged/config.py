@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-NAME_RE = r"^[a-z0-9-]{1,16}$"
+NAME_RE = r"^[a-z0-9-]{1,16}$"  # never `_`: it ends the client-id prefix `<name>_` (planner.client_prefix)
 SYMBOL_RE = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):([A-Z0-9]+)$")
 # Keys that would carry a secret inline; refused wherever they appear.
 INLINE_SECRET_KEYS = frozenset(

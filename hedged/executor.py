@@ -3,73 +3,37 @@
 The exchange and the audit store are the only state. An order is written as an intent (committed) before
 the request leaves; when the reply is lost the order is looked up by its client id, never sent again.
 Following happens once per keeper cycle from the open orders it fetched anyway: orders that left the book
-are queried for their final state and fills; orders older than `order_timeout` are cancelled, and the
-next plan re-posts what is still missing at the new touch (so partial fills, already in the position, are
-never counted twice).
+are queried for their final state and fills. Which resting orders to cancel and re-post is the core's
+decision (decide.reprices_due); the next plan re-posts what is still missing at the new touch (so partial
+fills, already in the position, are never counted twice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from hedged.audit.store import AuditStore, OrderRecord, OrderStatus
+from hedged.audit.store import AuditStore, OrderRecord
 from hedged.config import ExecutionConfig
 from hedged.errors import Ambiguous, RateLimited, Rejected, VenueError
 from hedged.log import get_logger
-from hedged.model import OrderIntent
+from hedged.model import Cancel, Code, OrderIntent, VenueOrder, VenueTrade
+from hedged.order_state import LIVE, UNRESOLVED, IllegalTransition, OrderStatus, from_ccxt
 from hedged.snapshot import to_decimal
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.executor")
 
-CCXT_STATUS = {
-    "closed": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELLED,
-    "cancelled": OrderStatus.CANCELLED,
-    "expired": OrderStatus.CANCELLED,
-    "rejected": OrderStatus.REJECTED,
-}
-
 
 def order_status(raw: Mapping[str, Any]) -> OrderStatus:
-    """ccxt status → ours; an open order with fills is partially filled.
-
-    ccxt calls bybit's PartiallyFilledCanceled "closed" (ccxt issue 18685), the word it uses for filled:
-    a closed order with less filled than its amount was cancelled after a partial fill, not filled.
-    """
-    status = str(raw.get("status") or "open")
-    filled = _dec(raw, "filled") or Decimal(0)
-    if status == "closed":
-        amount = _dec(raw, "amount")
-        return OrderStatus.CANCELLED if amount is not None and filled < amount else OrderStatus.FILLED
-    if status in CCXT_STATUS:
-        return CCXT_STATUS[status]
-    return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.OPEN
-
-
-def _dec(raw: Mapping[str, Any], key: str) -> Decimal | None:
-    try:
-        return to_decimal(raw.get(key), f"order.{key}", optional=True)
-    except ValueError:
-        return None
-
-
-def trade_client_id(t: Mapping[str, Any]) -> str:
-    """ccxt leaves a trade's client order id in `info` on bybit (orderLinkId)."""
-    info = t.get("info")
-    fallback = info.get("orderLinkId") if isinstance(info, Mapping) else None
-    return str(t.get("clientOrderId") or fallback or "")
-
-
-def _fee(raw: Mapping[str, Any]) -> tuple[Decimal | None, str | None]:
-    fee = raw.get("fee")
-    if isinstance(fee, Mapping) and fee.get("cost") is not None:
-        return _dec(fee, "cost"), fee.get("currency")
-    return None, None
+    """A raw ccxt order's status in ours (the mapping itself is hedged/order_state.py's, once)."""
+    amount, filled = (to_decimal(raw.get(k), f"order.{k}", optional=True) for k in ("amount", "filled"))
+    return from_ccxt(str(raw.get("status") or "open"), amount, filled)
 
 
 @dataclass
@@ -77,7 +41,7 @@ class Outcome:
     """What happened to one placed order, for the keeper's log line and alerts."""
 
     client_id: str
-    status: str
+    status: OrderStatus
     detail: str = ""
 
 
@@ -104,11 +68,11 @@ class Executor:
         )
         await self.store.sent(order.client_id)
         try:
-            reply = await venue.create_order(order)
+            order_id = await venue.create_order(order)
         except RateLimited as exc:
             # refused at the door (HTTP 429 / 10006), before any matching: definitive, not ambiguous
             await self.store.reject(order.client_id, reason=f"{exc.cause}: rate limited")
-            return Outcome(order.client_id, "rejected", "rate limited")
+            return Outcome(order.client_id, OrderStatus.REJECTED, "rate limited")
         except Ambiguous as exc:
             await self.store.error(f"create_order ambiguous: {exc}"[:500], client_order_id=order.client_id,
                                    venue=order.venue, symbol=order.symbol, error_type=exc.cause)
@@ -116,17 +80,16 @@ class Executor:
         except VenueError as exc:
             # refused (or failed before it could be sent): the exchange holds no such order
             await self.store.reject(order.client_id, reason=f"{exc.cause}: {exc}"[:300])
-            return Outcome(order.client_id, "rejected", exc.cause)
-        order_id = str(reply.get("id") or "")
+            return Outcome(order.client_id, OrderStatus.REJECTED, exc.cause)
         await self.store.ack(order.client_id, exchange_order_id=order_id)
         # bybit's create reply carries no status: ask for it
         try:
             full = await venue.fetch_order(order_id, order.symbol)
         except VenueError as exc:
             log.warning("executor.ack_query_failed", client_id=order.client_id, error=exc.cause)
-            return Outcome(order.client_id, "open")
+            return Outcome(order.client_id, OrderStatus.OPEN)
         rec = await self.sync(order.venue, order.client_id, full)
-        return Outcome(order.client_id, rec.status)
+        return Outcome(order.client_id, OrderStatus(rec.status))
 
     async def resolve(self, venue_name: str, client_id: str, symbol: str, *, lost_if_missing: bool = False) -> Outcome:
         """After an ambiguous send or a crash: find the order by client id. Missing → lost (only when told)."""
@@ -135,19 +98,19 @@ class Executor:
             found = await venue.find_order(client_id, symbol)
         except VenueError as exc:
             log.warning("executor.lookup_failed", client_id=client_id, error=exc.cause)
-            return Outcome(client_id, "sent", "lookup failed; will retry before anything else is sent")
+            return Outcome(client_id, OrderStatus.SENT, "lookup failed; will retry before anything else is sent")
         if found is None:
             if lost_if_missing and await self._may_still_arrive(client_id):
                 # a request sent moments ago (by us, or by a keeper killed mid-request) can still be executed
                 # within the receive window: calling it lost now would let the next plan send it again
-                return Outcome(client_id, "sent", "not found yet; may still arrive")
+                return Outcome(client_id, OrderStatus.SENT, "not found yet; may still arrive")
             if lost_if_missing:
                 await self.store.update_order(client_id, status=OrderStatus.LOST,
                                               reason="not on the exchange after lookup by client id")
-                return Outcome(client_id, "lost")
-            return Outcome(client_id, "sent", "not found yet")
+                return Outcome(client_id, OrderStatus.LOST)
+            return Outcome(client_id, OrderStatus.SENT, "not found yet")
         rec = await self.sync(venue_name, client_id, found)
-        return Outcome(client_id, rec.status)
+        return Outcome(client_id, OrderStatus(rec.status))
 
     async def _may_still_arrive(self, client_id: str) -> bool:
         """Sent (not merely an intent: `place` writes `sent` before the request leaves) less than lost_after ago."""
@@ -158,31 +121,24 @@ class Executor:
         return age <= timedelta(seconds=self.lost_after)
 
     # --- following -----------------------------------------------------------------------------------
-    async def sync(self, venue_name: str, client_id: str, raw: Mapping[str, Any]) -> OrderRecord:
+    async def sync(self, venue_name: str, client_id: str, o: VenueOrder) -> OrderRecord:
         """Bring the store's order row up to the exchange's view, recording new fills by trade id."""
-        status = order_status(raw)
-        filled = _dec(raw, "filled")
-        fee, fee_ccy = _fee(raw)
         before = await self.store.get_order(client_id)
-        rec = await self.store.update_order(
-            client_id, status=status, exchange_order_id=str(raw.get("id") or "") or None, filled=filled,
-            average=_dec(raw, "average"), fee=fee, fee_currency=fee_ccy,
-            reason=self._reason(raw, status),
-        )
-        if filled is not None and filled > 0 and (before is None or before.filled < filled):
+        try:
+            rec = await self.store.update_order(
+                client_id, status=o.status, exchange_order_id=o.id or None, filled=o.filled, average=o.average,
+                fee=o.fee, fee_currency=o.fee_currency, reason=o.reason,
+            )
+        except IllegalTransition as exc:
+            # the exchange contradicts a final state we recorded: keep ours, say so loudly, let a person look
+            log.error("executor.illegal_transition", client_id=client_id, error=str(exc))
+            await self.store.error(f"{client_id}: {exc}"[:500], client_order_id=client_id,
+                                   error_type="IllegalTransition")
+            assert before is not None
+            return before
+        if o.filled > 0 and (before is None or before.filled < o.filled):
             await self._record_fills(venue_name, rec)
         return rec
-
-    @staticmethod
-    def _reason(raw: Mapping[str, Any], status: OrderStatus) -> str | None:
-        if status not in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-            return None
-        info = raw.get("info")
-        if isinstance(info, Mapping):
-            r = info.get("rejectReason") or info.get("cancelType")
-            if r and r != "EC_NoError":
-                return str(r)[:200]
-        return None
 
     async def _record_fills(self, venue_name: str, rec: OrderRecord) -> None:
         venue = self.venues[venue_name]
@@ -193,46 +149,40 @@ class Executor:
             log.warning("executor.trades_failed", client_id=rec.client_order_id, error=exc.cause)
             return
         for t in trades:
-            if str(t.get("order")) != rec.exchange_order_id:
+            if t.order_id != rec.exchange_order_id:
                 continue
             await self.record_trade(venue_name, t, rec.client_order_id)
 
-    async def record_trade(self, venue_name: str, t: Mapping[str, Any], client_id: str | None) -> bool:
-        fee, fee_ccy = _fee(t)
-        amount, price = _dec(t, "amount"), _dec(t, "price")
-        if amount is None or price is None or not t.get("id"):
-            return False
-        ts = t.get("timestamp")
+    async def record_trade(self, venue_name: str, t: VenueTrade, client_id: str | None) -> bool:
         recorded = await self.store.fill(
-            client_id, venue=venue_name, trade_id=str(t["id"]), amount=amount, price=price, fee=fee,
-            fee_currency=fee_ccy, ts=datetime.fromtimestamp(ts / 1000, tz=UTC) if isinstance(ts, int | float) else None,
-            symbol=t.get("symbol"), side=t.get("side"),
+            client_id, venue=venue_name, trade_id=t.id, amount=t.amount, price=t.price, fee=t.fee,
+            fee_currency=t.fee_currency, ts=t.time, symbol=t.symbol, side=t.side,
         )
         if recorded:
-            self.new_fills.append({"venue": venue_name, "symbol": t.get("symbol"), "side": t.get("side"),
-                                   "amount": amount, "price": price, "trade_id": str(t["id"]),
-                                   "client_order_id": client_id, "fee": fee, "fee_currency": fee_ccy})
+            self.new_fills.append({"venue": venue_name, "symbol": t.symbol, "side": t.side, "amount": t.amount,
+                                   "price": t.price, "trade_id": t.id, "client_order_id": client_id,
+                                   "fee": t.fee, "fee_currency": t.fee_currency})
         return recorded
 
-    async def follow(self, venue_name: str, open_orders: list[dict[str, Any]], now: datetime) -> set[str]:
+    async def follow(self, venue_name: str, open_orders: Sequence[VenueOrder], now: datetime) -> set[str]:
         """Reconcile our unsettled orders on a venue with its open orders; cancel the timed-out ones.
 
         Returns the symbols where something changed this cycle (a fill landed or an order was cancelled):
         the snapshot's position there is stale, so the keeper re-plans them next cycle, not now.
         """
         touched: set[str] = set()
-        on_book = {str(o.get("clientOrderId") or ""): o for o in open_orders}
+        on_book = {o.client_id: o for o in open_orders}
         venue = self.venues[venue_name]
         for rec in await self.store.unsettled_orders(venue_name):
             cid = rec.client_order_id
-            if rec.status in (OrderStatus.INTENT, OrderStatus.SENT):
+            if rec.status in UNRESOLVED:
                 if cid in on_book:
                     await self.sync(venue_name, cid, on_book[cid])
                 else:
                     age = now - rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)
                     out = await self.resolve(venue_name, cid, rec.symbol,
                                              lost_if_missing=age > timedelta(seconds=self.lost_after))
-                    if out.status != "sent":
+                    if out.status is not OrderStatus.SENT:
                         touched.add(rec.symbol)
                 continue
             raw = on_book.get(cid)
@@ -251,18 +201,21 @@ class Executor:
                 await self.sync(venue_name, cid, final)
                 touched.add(rec.symbol)
                 continue
-            filled = _dec(raw, "filled") or Decimal(0)
-            if filled != rec.filled:
+            if raw.filled != rec.filled:
                 await self.sync(venue_name, cid, raw)
                 touched.add(rec.symbol)
-            age = now - rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)
-            key = (venue_name, rec.symbol)
-            timed_out = age > timedelta(seconds=self.config.order_timeout)
-            if timed_out and self.reprices.get(key, 0) < self.config.max_reprices:
-                await self.cancel(venue_name, rec, reason="order_timeout: reprice at the new touch")
-                self.reprices[key] = self.reprices.get(key, 0) + 1
-                touched.add(rec.symbol)
         return touched
+
+    async def cancel_for_reprice(self, c: Cancel) -> bool:
+        """A cancel the core decided (decide.reprices_due); a re-price counts against `max_reprices`."""
+        rec = await self.store.get_order(c.client_id)
+        if rec is None or rec.status not in LIVE:
+            return False
+        await self.cancel(c.venue, rec, reason=str(c.reason))
+        if c.reason.code is Code.REPRICE:
+            key = (c.venue, c.symbol)
+            self.reprices[key] = self.reprices.get(key, 0) + 1
+        return True
 
     async def cancel(self, venue_name: str, rec: OrderRecord, *, reason: str) -> None:
         venue = self.venues[venue_name]
@@ -274,20 +227,26 @@ class Executor:
         except VenueError:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
-        status = order_status(final)
-        if status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+        if final.status in LIVE:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
         await self.sync(venue_name, rec.client_order_id, final)
-        if status is OrderStatus.CANCELLED:
-            await self.store.cancel(rec.client_order_id, reason=reason, filled=_dec(final, "filled"))
+        if final.status is OrderStatus.CANCELLED:
+            await self.store.cancel(rec.client_order_id, reason=reason, filled=final.filled)
 
-    async def cancel_all(self, reason: str) -> int:
-        """Cancel every live order of ours (halt, shutdown). Best effort per order; returns how many."""
+    async def cancel_all(self, reason: str, *, resolve_unresolved: bool = False) -> int:
+        """Cancel every live order of ours (halt, shutdown). Best effort per order; returns how many.
+
+        With `resolve_unresolved` (shutdown), orders still `intent`/`sent` are first looked up by client id
+        until they show up (then they are cancelled like the rest) or can no longer arrive (lost): a create
+        in flight when the keeper stops must not leave an order on the book.
+        """
         n = 0
         for name in self.venues:
             for rec in await self.store.unsettled_orders(name):
-                if rec.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
+                if rec.status in UNRESOLVED and resolve_unresolved:
+                    rec = await self._settle_unresolved(name, rec, reason)
+                if rec.status in LIVE:
                     try:
                         await self.cancel(name, rec, reason=reason)
                         n += 1
@@ -296,12 +255,30 @@ class Executor:
                                     error=exc.cause)
         return n
 
-    def escalation_due(self, venue: str, symbol: str) -> bool:
-        return self.config.escalate and self.reprices.get((venue, symbol), 0) >= self.config.max_reprices
+    async def _settle_unresolved(self, venue_name: str, rec: OrderRecord, reason: str) -> OrderRecord:
+        """Look an unconfirmed order up until it is found or lost; past lost_after (+ a margin), say so."""
+        cid = rec.client_order_id
+        deadline = _monotonic() + self.lost_after + 2.0
+        while _monotonic() < deadline:
+            out = await self.resolve(venue_name, cid, rec.symbol, lost_if_missing=True)
+            if out.status not in UNRESOLVED:
+                break
+            await asyncio.sleep(0.25)
+        current = await self.store.get_order(cid) or rec
+        if current.status in UNRESOLVED:
+            message = f"{reason}: {cid} could not be resolved (it may still rest on the exchange)"
+            log.critical("executor.unresolved_at_stop", client_id=cid)
+            await self.store.error(message, client_order_id=cid, venue=venue_name, symbol=rec.symbol,
+                                   error_type="UnresolvedAtStop")
+        return current
 
     def settled(self, venue: str, symbol: str) -> None:
         """The instrument is back inside its band: the next episode starts with a fresh reprice budget."""
         self.reprices.pop((venue, symbol), None)
+
+
+def _monotonic() -> float:
+    return time.monotonic()
 
 
 def now_utc() -> datetime:

@@ -105,18 +105,57 @@ def hedge_held(market: Market, state: VenueState, mark: Decimal) -> Decimal:
     return to_coins(market, pos.contracts, mark) if pos is not None else ZERO
 
 
+def price_source(entry: HedgeConfig, snapshot: Snapshot) -> tuple[str, Ticker] | None:
+    """Where P_A comes from: the entry's venue first, then the others, the first ticker with a price.
+
+    One function for the price and for the staleness check, so the age checked is the price's own.
+    """
+    for v in [entry.venue, *(v for v in snapshot.venues if v != entry.venue)]:
+        state = snapshot.venues.get(v)
+        t = state.tickers.get(entry.price_symbol) if state is not None else None
+        if t is not None and ticker_price(t) is not None:
+            return v, t
+    return None
+
+
 def asset_price(entry: HedgeConfig, snapshot: Snapshot, instrument_price: Decimal) -> Decimal:
     """P_A: the asset's USD price; the instrument's own when it hedges its own coin."""
     if entry.asset == entry.instrument_base:
         return instrument_price
-    venues = [entry.venue, *(v for v in snapshot.venues if v != entry.venue)]
-    for v in venues:
-        state = snapshot.venues.get(v)
-        t = state.tickers.get(entry.price_symbol) if state is not None else None
-        price = ticker_price(t) if t is not None else None
-        if price is not None:
-            return price
-    raise PlanInputError(f"tickers[{entry.price_symbol!r}]: no price for {entry.asset} in any venue of the snapshot")
+    source = price_source(entry, snapshot)
+    price = ticker_price(source[1]) if source is not None else None
+    if price is None:
+        raise PlanInputError(
+            f"tickers[{entry.price_symbol!r}]: no price for {entry.asset} in any venue of the snapshot")
+    return price
+
+
+def basis_bps(snapshot: Snapshot, venue: str, market: Market, mark: Decimal) -> Decimal | None:
+    """The instrument's basis: (mark − reference) / reference in bps; reference = index, else a spot ticker.
+
+    The one definition, for the cycle row and the basis monitor.
+    """
+    state = snapshot.venues.get(venue)
+    t = state.tickers.get(market.symbol) if state is not None else None
+    reference = t.index if t is not None and t.index is not None and t.index > 0 else None
+    if reference is None:
+        reference = spot_reference(snapshot, venue, market.base, market.quote)
+    return (mark - reference) / reference * 10000 if reference is not None else None
+
+
+def spot_reference(snapshot: Snapshot, venue: str, base: str, quote: str) -> Decimal | None:
+    """A spot price of `base` (in quote, else a stable coin), this venue first."""
+    symbols = list(dict.fromkeys((f"{base}/{quote}", f"{base}/USDT", f"{base}/USDC", f"{base}/USD")))
+    for name in (venue, *(v for v in snapshot.venues if v != venue)):
+        state = snapshot.venues.get(name)
+        if state is None:
+            continue
+        for s in symbols:
+            t = state.tickers.get(s)
+            price = ticker_price(t) if t is not None else None
+            if price is not None:
+                return price
+    return None
 
 
 def ratio_at(entry: HedgeConfig, now: datetime) -> Decimal:

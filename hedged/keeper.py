@@ -12,28 +12,52 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
-from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatus
+from hedged.audit.store import AuditStore, AuditWriteError, NewCycle
 from hedged.config import Config
-from hedged.decide import base36, decide
+from hedged.decide import base36, decide, settled
 from hedged.errors import AuthFailed, Rejected, VenueError
-from hedged.executor import Executor, trade_client_id
-from hedged.exposure import PlanInputError, notional_usd
+from hedged.executor import Executor
+from hedged.exposure import PlanInputError, basis_bps, notional_usd
 from hedged.leverage import apply_account_settings
 from hedged.log import get_logger
-from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
+from hedged.model import (
+    BlockedInstrument,
+    Cancel,
+    Decision,
+    GuardResult,
+    HedgeTarget,
+    KeeperContext,
+    OurOrder,
+    RecentOrder,
+    Snapshot,
+    TradingState,
+    VenueOrder,
+)
+from hedged.order_state import UNRESOLVED, IllegalTransition, OrderStatus
 from hedged.outage import read_venues
-from hedged.planner import round_to_step
-from hedged.snapshot import SnapshotError, parse_venue
+from hedged.planner import client_prefix
+from hedged.replay import RECORD_KEYS, CycleInputs, dump_inputs
+from hedged.snapshot import SnapshotError, parse_venue, venue_order
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.keeper")
+
+
+def _orders(raw_state: Mapping[str, Any], venue: str) -> list[VenueOrder]:
+    """A venue read's open orders, typed (the snapshot parser reads the same dicts)."""
+    return [venue_order(o, f"venues.{venue}.open_orders[{i}]") for i, o in enumerate(raw_state["open_orders"])]
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return t.replace(tzinfo=t.tzinfo or UTC)
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
 
 
@@ -69,6 +93,7 @@ class Keeper:
         self._stopping = False
         self._seq = 0
         self.settings_refused: dict[tuple[str, str], str] = {}  # instruments whose leverage/margin was refused
+        self.store.allow_keys({*RECORD_KEYS, *self.venues})  # recorded cycle inputs (see hedged/replay.py)
 
     # --- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -81,45 +106,41 @@ class Keeper:
         self.settings_refused = await apply_account_settings(self)  # leverage, margin and position mode
 
     async def reconcile(self) -> None:
-        prefix = f"{self.config.keeper.name}-"
+        prefix = client_prefix(self.config.keeper.name)
         now = self.clock()
         for name, venue in self.venues.items():
             # 1. what the store thinks is unsettled: look every intent/sent up by client id
             for rec in await self.store.unsettled_orders(name):
-                if rec.status in (OrderStatus.INTENT, OrderStatus.SENT):
+                if rec.status in UNRESOLVED:
                     out = await self.executor.resolve(name, rec.client_order_id, rec.symbol, lost_if_missing=True)
                     log.info("reconcile.lookup", venue=name, client_id=rec.client_order_id, status=out.status)
             # 2. open orders on the exchange: adopt ours that the store does not know; sync the rest
-            open_orders = await venue.fetch_open_orders()
+            open_orders = await venue.open_orders()
             for o in open_orders:
-                cid = str(o.get("clientOrderId") or "")
-                if not cid.startswith(prefix):
+                if not o.client_id.startswith(prefix):
                     continue
-                known = await self.store.get_order(cid)
+                known = await self.store.get_order(o.client_id)
                 if known is None:
                     await self._adopt(name, o)
                 else:
-                    await self.executor.sync(name, cid, o)
+                    await self.executor.sync(name, o.client_id, o)
             await self.executor.follow(name, open_orders, now)
             # 3. fills that happened while we were down
             since = int((now - timedelta(days=1)).timestamp() * 1000)
             for symbol in venue.symbols:
                 for t in await venue.fetch_my_trades(symbol, since):
-                    trade_cid = trade_client_id(t)
-                    if trade_cid.startswith(prefix):  # only ours: the account may trade by hand too
-                        await self.executor.record_trade(name, t, trade_cid)
+                    if t.client_id.startswith(prefix):  # only ours: the account may trade by hand too
+                        await self.executor.record_trade(name, t, t.client_id)
         await self.store.append("state", {"state": "reconciled"})
 
-    async def _adopt(self, venue: str, o: Mapping[str, Any]) -> None:
-        cid = str(o["clientOrderId"])
-        amount = Decimal(str(o.get("amount") or 0))
-        price = Decimal(str(o["price"])) if o.get("price") is not None else None
-        await self.store.intent(client_order_id=cid, venue=venue, symbol=str(o["symbol"]), side=str(o["side"]),
-                                amount=amount, price=price, reduce_only=bool(o.get("reduceOnly")),
-                                post_only=bool(o.get("postOnly")), reason="adopted at startup")
-        await self.store.ack(cid, exchange_order_id=str(o.get("id") or ""))
-        await self.executor.sync(venue, cid, o)
-        log.info("reconcile.adopted", venue=venue, client_id=cid)
+    async def _adopt(self, venue: str, o: VenueOrder) -> None:
+        """An open order with our prefix the store does not know (i17 turns this into detection → HALTED)."""
+        await self.store.intent(client_order_id=o.client_id, venue=venue, symbol=o.symbol, side=o.side,
+                                amount=o.amount, price=o.price, reduce_only=o.reduce_only, post_only=o.post_only,
+                                reason="adopted at startup")
+        await self.store.ack(o.client_id, exchange_order_id=o.id)
+        await self.executor.sync(venue, o.client_id, o)
+        log.info("reconcile.adopted", venue=venue, client_id=o.client_id)
 
     # --- trading state --------------------------------------------------------------------------------
     async def trading_state(self) -> tuple[TradingState, str]:
@@ -134,10 +155,23 @@ class Keeper:
 
     # --- one cycle ----------------------------------------------------------------------------------
     async def cycle(self) -> CycleResult:
+        """read → follow → decide → record → cancel / place: each a named step below; the decision is pure."""
         self.store.start_cycle()
         self.cycles += 1
-        # independent store reads run together (each is a round trip to the database)
-        (state, why), unsettled_now = await asyncio.gather(self.trading_state(), self.store.unsettled_orders())
+        state = await self._update_state()
+        snap, touched, recent = await self._read_and_follow()
+        inputs = await self._inputs(snap, state, touched, recent)
+        the_plan, result = decide(self.config, snap, state=inputs.state, recent=inputs.recent,
+                                  previous_marks=inputs.previous_marks, tag=inputs.tag, context=inputs.context)
+        self._remember(result.decisions, inputs.context)
+        await self._record(inputs, the_plan.hedges, result, the_plan.unreadable)
+        await self._cancel(result.cancels)
+        sent = await self._place(result.decisions) if self._may_place() else 0
+        return CycleResult(result.decisions, sent, state, snapshot=snap)
+
+    async def _update_state(self) -> TradingState:
+        """The trading state this cycle; a change is recorded with its cause, HALTED cancels our orders."""
+        state, why = await self.trading_state()
         if state is not self.state:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
@@ -146,65 +180,83 @@ class Keeper:
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
                 log.warning("keeper.halt_cancelled", orders=cancelled)
-                unsettled_now = await self.store.unsettled_orders()
+        return state
 
-        # only fetch open orders where we have some in flight (the store knows every order we sent)
-        busy = {n: any(r.venue == n for r in unsettled_now) for n in self.venues}
+    async def _read_and_follow(self) -> tuple[Snapshot, set[tuple[str, str]], list[RecentOrder]]:
+        """Every venue's state (open orders only where ours are in flight), then follow our orders there.
+
+        When fills or cancels land around the read, that venue is read again and the plan rests on that.
+        """
+        unsettled = await self.store.unsettled_orders()
+        busy = {n: any(r.venue == n for r in unsettled) for n in self.venues}
         names = list(self.venues)
-        day_ago = self.clock() - timedelta(days=1)
         # a venue whose reads fail is left out and listed in `down`: the planner blocks only what depends
         # on it (hedged.outage); every venue failing still fails the cycle
-        (raw_states, down), recent_rows = await asyncio.gather(read_venues(self.venues, busy),
-                                                               self.store.recent_orders(day_ago))
+        (raw_states, down), recent_rows = await asyncio.gather(
+            read_venues(self.venues, busy), self.store.recent_orders(self.clock() - timedelta(days=1)))
         now = self.clock()
-        touched: dict[str, set[str]] = {}
-        for n in names:
-            if busy[n] and n in raw_states:
-                touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
-                if touched[n]:  # fills or cancels landed around the read: read again and plan on that
-                    raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
-                    now = self.clock()
-                    touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
+        touched: set[tuple[str, str]] = set()
+        for n in (n for n in names if busy[n] and n in raw_states):
+            changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
+            if changed:
+                raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
+                now = self.clock()
+                changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
+            touched |= {(n, sym) for sym in changed}
         snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()},
                         unavailable=down)
+        recent = [RecentOrder(_aware(r.created_at), r.notional_usd or Decimal(0)) for r in recent_rows]
+        return snap, touched, recent
 
-        recent = [RecentOrder(r.created_at.replace(tzinfo=r.created_at.tzinfo or UTC), r.notional_usd or Decimal(0))
-                  for r in recent_rows]
+    async def _inputs(self, snap: Snapshot, state: TradingState, touched: set[tuple[str, str]],
+                      recent: list[RecentOrder]) -> CycleInputs:
+        """What the pure decision gets besides the snapshot: exactly what `_record` writes for replay."""
         self._seq += 1
         # milliseconds: a keeper restarted within the same second must not reuse an id
         tag = f"{base36(int(time.time() * 1000))}{base36(self._seq % 1296).rjust(2, '0')}"
-        plan, result = decide(self.config, snap, state=state, recent=recent, previous_marks=self.previous_marks,
-                              tag=tag)
-        if any(busy.values()):  # following may have settled some
-            unsettled_now = await self.store.unsettled_orders()
-        unsettled = {(r.venue, r.symbol): r for r in unsettled_now}
-        decisions: list[Decision] = []
-        for d in result.decisions:
+        orders = tuple(OurOrder(r.venue, r.symbol, r.client_order_id, OrderStatus(r.status),
+                                "buy" if r.side == "buy" else "sell", r.amount, r.filled, _aware(r.created_at),
+                                r.price) for r in await self.store.unsettled_orders())
+        context = KeeperContext(orders, frozenset(touched), dict(self.executor.reprices), dict(self.settings_refused))
+        return CycleInputs(snap, state, tuple(recent), dict(self.previous_marks), tag, context)
+
+    def _remember(self, decisions: tuple[Decision, ...], context: KeeperContext) -> None:
+        """Marks for the next cycle's price-jump filter; a fresh reprice budget where the episode is over."""
+        for d in decisions:
             p = d.plan
-            key = (p.venue, p.symbol)
-            self.previous_marks[key] = p.mark
-            if d.action == "hold" and abs(p.drift) <= p.band:
+            self.previous_marks[(p.venue, p.symbol)] = p.mark
+            if settled(p, context):
                 self.executor.settled(p.venue, p.symbol)
-            if d.order is not None and key in self.settings_refused:  # hedged.leverage: the exchange refused
-                d = Decision(p, "blocked", None, (*d.reasons, Reason("account_settings", self.settings_refused[key])))
-            elif d.order is not None and p.symbol in touched.get(p.venue, set()):
-                d = Decision(p, "hold", None, (*d.reasons, Reason("order_changed", "fills or cancels this cycle: "
-                                                                  "re-plan on fresh data")))
-            elif d.order is not None and key in unsettled and unsettled[key].status in (OrderStatus.INTENT,
-                                                                                         OrderStatus.SENT):
-                d = Decision(p, "blocked", None, (*d.reasons, Reason(
-                    "unresolved_order", f"{unsettled[key].client_order_id} not yet confirmed by the exchange")))
-            elif d.order is not None and self.executor.escalation_due(p.venue, p.symbol):
-                d = Decision(p, d.action, self._escalated(d.order, p.mark, p.market.tick), (*d.reasons, Reason(
-                    "escalate", "max reprices reached: marketable limit within max_slippage_bps")))
-            decisions.append(d)
-        # the why before the what: every instrument's decision is durable (one commit) before any order
-        await self.store.record_cycles([*(self._cycle_row(snap, plan.hedges, d) for d in decisions),
-                                        *(NewCycle(venue=b.venue, symbol=b.symbol, action="blocked",
-                                                   reasons=[str(r) for r in b.reasons]) for b in plan.unreadable)])
-        for b in plan.unreadable:
+
+    async def _record(self, inputs: CycleInputs, hedges: tuple[HedgeTarget, ...], result: GuardResult,
+                      unreadable: tuple[BlockedInstrument, ...] = ()) -> None:
+        """The why before the what: every instrument's decision is durable (one commit) before any order.
+
+        A cycle that is not quiet also carries its inputs (snapshot + keeper section) for `hedged plan`.
+        """
+        quiet = not inputs.context.orders and all(d.plan.intent is None for d in result.decisions)
+        rows = [self._cycle_row(inputs.snapshot, hedges, d) for d in result.decisions]
+        if rows and not quiet:
+            rows[0] = replace(rows[0], payload={"inputs": dump_inputs(inputs)})
+        # instruments on a venue that could not be read (hedged.outage): blocked, with the venue's reason
+        rows += [NewCycle(venue=b.venue, symbol=b.symbol, action="blocked", reasons=[str(r) for r in b.reasons])
+                 for b in unreadable]
+        await self.store.record_cycles(rows)
+        for b in unreadable:
             log.warning("cycle", cycle=self.store.cycle, venue=b.venue, symbol=b.symbol, action="blocked",
                         reasons=[str(r) for r in b.reasons])
+
+    async def _cancel(self, cancels: tuple[Cancel, ...]) -> None:
+        """Take timed-out orders off the book; the next cycle (at once) re-posts what is still wanted."""
+        for c in cancels:
+            if await self.executor.cancel_for_reprice(c):
+                self.wake.set()
+
+    def _may_place(self) -> bool:
+        """The one gate before this cycle's orders go out (a check that the account lock is still ours, ...)."""
+        return True
+
+    async def _place(self, decisions: tuple[Decision, ...]) -> int:
         sent = 0
         for d in decisions:
             p, order = d.plan, d.order
@@ -213,48 +265,28 @@ class Keeper:
                      mark=str(p.mark), reasons=[str(r) for r in d.reasons])
             if order is None:
                 continue
-            notional = notional_usd(p.market, order.amount, p.mark)
             if self.config.keeper.mode == "shadow":
                 await self.store.append("shadow", {"client_order_id": order.client_id, "side": order.side,
                                                    "amount": order.amount, "price": order.price,
                                                    "reduce_only": order.reduce_only}, venue=p.venue, symbol=p.symbol)
                 continue
-            out = await self.executor.place(order, notional_usd=notional, reason="; ".join(str(r) for r in d.reasons))
+            out = await self.executor.place(order, notional_usd=notional_usd(p.market, order.amount, p.mark),
+                                            reason="; ".join(str(r) for r in d.reasons))
             sent += 1
             log.info("order", client_id=order.client_id, side=order.side, amount=str(order.amount),
                      price=str(order.price), status=out.status, detail=out.detail)
-            if out.status in ("rejected", "cancelled") and order.post_only:
+            if out.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED) and order.post_only:
                 self.wake.set()  # post-only bounced: re-plan at once at the new touch
-        return CycleResult(tuple(decisions), sent, state, snapshot=snap)
-
-    def _escalated(self, order: OrderIntent, mark: Decimal, tick: Decimal) -> OrderIntent:
-        slip = self.config.execution.max_slippage_bps / Decimal(10000)
-        if order.side == "buy":
-            price = round_to_step(mark * (1 + slip), tick, "ROUND_FLOOR")
-        else:
-            price = round_to_step(mark * (1 - slip), tick, "ROUND_CEILING")
-        return OrderIntent(order.venue, order.symbol, order.side, order.amount, price, order.reduce_only, False,
-                           order.client_id)
+        return sent
 
     def _cycle_row(self, snap: Snapshot, hedges: tuple[HedgeTarget, ...], d: Decision) -> NewCycle:
         p = d.plan
         exposure = sum((h.exposure for h in hedges if h.instrument == p.symbol and h.venue == p.venue), Decimal(0))
+        t = snap.venues[p.venue].tickers.get(p.symbol)
         return NewCycle(venue=p.venue, symbol=p.symbol, action=d.action, reasons=[str(r) for r in d.reasons],
                         exposure=exposure, hedge=p.hedge, inflight=p.inflight, target=p.target, drift=p.drift,
-                        mark=p.mark, band=p.band, funding_rate=self._funding(snap, p.venue, p.symbol),
-                        basis=self._basis(snap, p.venue, p.symbol))
-
-    @staticmethod
-    def _funding(snap: Snapshot, venue: str, symbol: str) -> Decimal | None:
-        t = snap.venues[venue].tickers.get(symbol)
-        return t.funding_rate if t is not None else None
-
-    @staticmethod
-    def _basis(snap: Snapshot, venue: str, symbol: str) -> Decimal | None:
-        t = snap.venues[venue].tickers.get(symbol)
-        if t is None or t.mark is None or not t.index:
-            return None
-        return (t.mark - t.index) / t.index * 10000
+                        mark=p.mark, band=p.band, funding_rate=t.funding_rate if t is not None else None,
+                        basis=basis_bps(snap, p.venue, p.market, p.mark))
 
     # --- the loop -------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -314,7 +346,7 @@ class Keeper:
             self.audit_broken = True
             log.critical("keeper.audit_failed", error=str(exc))
             return CycleResult(error=f"audit: {exc}", state=TradingState.HALTED)
-        except (VenueError, PlanInputError, SnapshotError, TimeoutError, OSError) as exc:
+        except (VenueError, PlanInputError, SnapshotError, IllegalTransition, TimeoutError, OSError) as exc:
             self.failures += 1
             permanent = isinstance(exc, AuthFailed | Rejected)
             kind = "permanent" if permanent else "transient"
@@ -340,7 +372,9 @@ class Keeper:
         self._stopping = True
         if not self.config.keeper.keep_orders_on_exit and not self.audit_broken:
             try:
-                n = await asyncio.wait_for(self.executor.cancel_all("shutdown"), timeout=6)
+                # a create still in flight is waited for (up to lost_after) and cancelled once it shows up
+                n = await asyncio.wait_for(self.executor.cancel_all("shutdown", resolve_unresolved=True),
+                                           timeout=self.executor.lost_after + 10)
                 log.info("keeper.shutdown_cancelled", orders=n)
             except Exception as exc:
                 log.error("keeper.shutdown_cancel_failed", error=type(exc).__name__)

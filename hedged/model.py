@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from hedged.order_state import LIVE, UNRESOLVED, OrderStatus
+
 Side = Literal["buy", "sell"]
 MarketKind = Literal["spot", "linear", "inverse"]
 
@@ -90,6 +92,43 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """One order as the exchange reports it (create's follow-up fetch, lookup by client id, open orders),
+    converted once at the venue boundary (`hedged.snapshot.venue_order`)."""
+
+    id: str
+    client_id: str
+    symbol: str
+    side: Side
+    amount: Decimal  # contracts
+    filled: Decimal
+    price: Decimal | None
+    average: Decimal | None
+    status: OrderStatus  # ccxt's word mapped once (hedged/order_state.py)
+    reduce_only: bool
+    post_only: bool
+    fee: Decimal | None = None
+    fee_currency: str | None = None
+    reason: str | None = None  # why the exchange cancelled or rejected it, when it says
+
+
+@dataclass(frozen=True, slots=True)
+class VenueTrade:
+    """One fill of ours as the exchange reports it (`fetch_my_trades`)."""
+
+    id: str
+    order_id: str
+    client_id: str  # "" when the exchange does not say
+    symbol: str | None
+    side: str | None
+    amount: Decimal
+    price: Decimal
+    fee: Decimal | None
+    fee_currency: str | None
+    time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class VenueState:
     """One trading account at one moment: exactly what ccxt's fetch_* calls returned."""
 
@@ -113,11 +152,57 @@ class Snapshot:
 # --- decisions ------------------------------------------------------------------------------------
 
 
+class Code(StrEnum):
+    """Every reason code the core gives (planner, guard, hold-back) and every alert code of the monitors.
+
+    Stable strings (tests, alerts and dashboards key on them); each is documented once in docs/snapshot.md.
+    A StrEnum, so a code still compares equal to its text.
+    """
+
+    # planner
+    DRIFT = "drift"
+    WITHIN_BAND = "within_band"
+    BELOW_MIN_SIZE = "below_min_size"
+    NO_QUOTE = "no_quote"
+    VENUE_UNAVAILABLE = "venue_unavailable"
+    # guard: denials
+    HALTED = "halted"
+    PAUSED = "paused"
+    REDUCING = "reducing"
+    STALE_DATA = "stale_data"
+    PRICE_JUMP = "price_jump"
+    PRICE_DEVIATION = "price_deviation"
+    WRONG_SIDE = "wrong_side"
+    ORDER_RATE = "order_rate"
+    # guard: cuts
+    POSITION_CAP = "position_cap"
+    MAX_ORDER_USD = "max_order_usd"
+    TURNOVER = "turnover"
+    CUT_BELOW_MIN = "cut_below_min"
+    # hold-back (after the guard, on what the keeper knows of our own orders)
+    ORDER_CHANGED = "order_changed"
+    UNRESOLVED_ORDER = "unresolved_order"
+    ESCALATE = "escalate"
+    ACCOUNT_SETTINGS = "account_settings"
+    REPRICE = "reprice"
+    OVERSHOOT = "overshoot"
+    # monitors (alert codes; `drift` and `stale_data` above serve there too)
+    FUNDING = "funding"
+    BASIS = "basis"
+    LIQUIDATION = "liquidation"
+    LEVERAGE = "leverage"
+    EXCHANGE_ERROR = "exchange_error"
+    STATE = "state"
+    FILL = "fill"
+    START = "start"
+    STOP = "stop"
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """A named reason: `code` is stable (for tests, alerts, dashboards); `detail` is for humans."""
 
-    code: str
+    code: Code
     detail: str = ""
 
     def __str__(self) -> str:
@@ -207,8 +292,66 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class OurOrder:
+    """An unsettled order of ours as the audit store knows it after following (for the hold-back rules)."""
+
+    venue: str
+    symbol: str
+    client_id: str
+    status: OrderStatus
+    side: Side
+    amount: Decimal  # contracts
+    filled: Decimal
+    created_at: datetime
+    price: Decimal | None = None  # its limit price
+
+    @property
+    def signed_remaining(self) -> Decimal:
+        left = max(self.amount - self.filled, Decimal(0))
+        return left if self.side == "buy" else -left
+
+    @property
+    def unresolved(self) -> bool:
+        """Sent (or about to be) but not confirmed: it may be on the exchange; never send it again."""
+        return self.status in UNRESOLVED
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperContext:
+    """What the keeper knows beyond the exchange's snapshot, which the hold-back rules decide on.
+
+    Recorded with every non-quiet cycle (docs/snapshot.md, "keeper"), so `hedged plan --snapshot` replays
+    the keeper's decision exactly.
+    """
+
+    orders: tuple[OurOrder, ...] = ()  # our unsettled orders after following
+    touched: frozenset[tuple[str, str]] = frozenset()  # (venue, symbol) where fills or cancels landed this cycle
+    reprices: Mapping[tuple[str, str], int] = field(default_factory=dict)  # timeout re-posts this episode
+    # (venue, symbol) whose leverage / margin mode the exchange refused at start (hedged.leverage): why
+    refused: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def on(self, venue: str, symbol: str) -> tuple[OurOrder, ...]:
+        return tuple(o for o in self.orders if o.venue == venue and o.symbol == symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """A resting order of ours the core wants off the book, and why."""
+
+    venue: str
+    symbol: str
+    client_id: str
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
 class GuardResult:
     decisions: tuple[Decision, ...]
+    cancels: tuple[Cancel, ...] = ()  # resting orders to take off the book (reprice), from `hold_back`
 
     @property
     def orders(self) -> tuple[OrderIntent, ...]:

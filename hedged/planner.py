@@ -18,6 +18,7 @@ from hedged.exposure import (
     contract_market,
     hedge_held,
     instrument_mark,
+    price_source,
     ratio_at,
     target_coins,
     to_coins,
@@ -26,8 +27,10 @@ from hedged.exposure import (
 )
 from hedged.model import (
     BlockedInstrument,
+    Code,
     HedgeTarget,
     InstrumentPlan,
+    KeeperContext,
     Market,
     OrderIntent,
     Plan,
@@ -68,12 +71,33 @@ def limit_price(market: Market, state: VenueState, side: Side, offset_ticks: int
     return price if price > 0 else None
 
 
-def inflight_contracts(state: VenueState, symbol: str, prefix: str) -> Decimal:
-    """Our own open orders' remaining size (client id `<name>-…`), signed; other orders are not ours."""
-    return sum(
-        (o.signed_remaining for o in state.open_orders if o.symbol == symbol and o.client_id.startswith(prefix)),
-        ZERO,
-    )
+CLIENT_ID_SEPARATOR = "_"  # keeper names are [a-z0-9-]: keeper `main` never takes `main-b`'s orders for its own
+
+
+def client_prefix(keeper_name: str) -> str:
+    """The start of every client order id a keeper sends: `<name>_`."""
+    return f"{keeper_name}{CLIENT_ID_SEPARATOR}"
+
+
+def inflight_orders(state: VenueState, venue: str, symbol: str, prefix: str,
+                    context: KeeperContext | None) -> tuple[Decimal, ...]:
+    """Our in-flight orders' remaining sizes, signed contracts: those on the book (client id `<name>_…`),
+    and those sent but not yet confirmed, which may be on the exchange: counted, so they are never sent twice.
+    """
+    on_book = {o.client_id: o.signed_remaining for o in state.open_orders
+               if o.symbol == symbol and o.client_id.startswith(prefix)}
+    pending = {o.client_id: o.signed_remaining for o in (context.on(venue, symbol) if context else ())
+               if o.unresolved and o.client_id not in on_book}
+    return (*on_book.values(), *pending.values())
+
+
+def reduces_only(position: Decimal, order: Decimal, inflight: Sequence[Decimal]) -> bool:
+    """An order may be reduce-only when it, with our in-flight orders that also shrink the position,
+    stays within the position: two reduce-only orders over more than the position would be refused."""
+    if position == 0 or (position > 0) == (order > 0):
+        return False
+    reducing = sum((abs(q) for q in inflight if q != 0 and (q > 0) != (position > 0)), ZERO)
+    return abs(order) + reducing <= abs(position)
 
 
 def _data_times(config: Config, snapshot: Snapshot, entries: Sequence[HedgeConfig]) -> tuple[
@@ -90,22 +114,23 @@ def _data_times(config: Config, snapshot: Snapshot, entries: Sequence[HedgeConfi
     for e in entries:
         for v in e.counted_venues:
             out[f"{v} balance"] = snapshot.venues[v].balance_time
-        if e.price_symbol:
-            for name, vs in snapshot.venues.items():
-                pt = vs.tickers.get(e.price_symbol)
-                if pt is not None:
-                    out[f"{name} ticker {e.price_symbol}"] = pt.timestamp
-                    break
+        if e.price_symbol and e.asset != e.instrument_base:
+            source = price_source(e, snapshot)  # the very ticker asset_price used
+            if source is not None:
+                out[f"{source[0]} ticker {e.price_symbol}"] = source[1].timestamp
     return tuple(out.items())
 
 
-def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
-    """One decision pass: a HedgeTarget per [[hedge]] entry and an InstrumentPlan per instrument."""
+def plan(config: Config, snapshot: Snapshot, order_tag: str = "0", context: KeeperContext | None = None) -> Plan:
+    """One decision pass: a HedgeTarget per [[hedge]] entry and an InstrumentPlan per instrument.
+
+    `context` (the keeper's own orders) adds our sent-but-unconfirmed orders to the in-flight size.
+    """
     groups: dict[tuple[str, str], list[HedgeConfig]] = {}
     for entry in config.hedge:
         groups.setdefault((entry.venue, entry.instrument), []).append(entry)
 
-    prefix = f"{config.keeper.name}-"
+    prefix = client_prefix(config.keeper.name)
     hedges: list[HedgeTarget] = []
     instruments: list[InstrumentPlan] = []
     unreadable: list[BlockedInstrument] = []
@@ -119,7 +144,7 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
         mark = instrument_mark(state, venue, symbol)
         if down:  # the exposure is unknown: keep the hedge as it is, neither add nor unwind
             held = hedge_held(market, state, mark)
-            inflight = to_coins(market, inflight_contracts(state, symbol, prefix), mark)
+            inflight = to_coins(market, sum(inflight_orders(state, venue, symbol, prefix, context), ZERO), mark)
             instruments.append(InstrumentPlan(
                 venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=held + inflight,
                 drift=ZERO, mark=mark, band=to_coins(market, market.lot, mark), exposure_usd=ZERO, intent=None,
@@ -139,7 +164,8 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
             hedges.append(HedgeTarget(e.asset, venue, symbol, exposure, p_asset, ratio, t))
 
         held = hedge_held(market, state, mark)
-        inflight = to_coins(market, inflight_contracts(state, symbol, prefix), mark)
+        ours = inflight_orders(state, venue, symbol, prefix, context)
+        inflight = to_coins(market, sum(ours, ZERO), mark)
         drift = held + inflight - target
         band = max(
             max(e.band for e in entries) * abs(target),
@@ -151,24 +177,20 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
         intent: OrderIntent | None = None
         reasons: list[Reason] = []
         if abs(drift) <= band:
-            reasons.append(Reason("within_band", f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
+            reasons.append(Reason(Code.WITHIN_BAND, f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
         else:
             contracts = round_to_step(to_contracts(market, -drift, mark), market.lot)
             side: Side = "buy" if contracts > 0 else "sell"
             price = limit_price(market, state, side, config.execution.offset_ticks, mark)
             if abs(contracts) < market.min_amount or contracts == 0:
                 reasons.append(Reason(
-                    "below_min_size", f"{_fmt(abs(contracts))} contracts < minimum {_fmt(market.min_amount)}"))
+                    Code.BELOW_MIN_SIZE, f"{_fmt(abs(contracts))} contracts < minimum {_fmt(market.min_amount)}"))
             elif price is None:
-                reasons.append(Reason("no_quote", f"no {'ask' if side == 'sell' else 'bid'} for {symbol}"))
+                reasons.append(Reason(Code.NO_QUOTE, f"no {'ask' if side == 'sell' else 'bid'} for {symbol}"))
             else:
                 pos = state.positions.get(symbol)
                 pos_contracts = pos.contracts if pos is not None else ZERO
-                reduce_only = (
-                    pos_contracts != 0
-                    and (pos_contracts > 0) != (contracts > 0)
-                    and abs(contracts) <= abs(pos_contracts)
-                )
+                reduce_only = reduces_only(pos_contracts, contracts, ours)
                 intent = OrderIntent(
                     venue=venue,
                     symbol=symbol,
@@ -177,9 +199,9 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0") -> Plan:
                     price=price,
                     reduce_only=reduce_only,
                     post_only=config.execution.post_only,
-                    client_id=f"{prefix}{order_tag}-{n}",
+                    client_id=f"{prefix}{order_tag}-{n}",  # `<name>_<tag>-<n>`
                 )
-                reasons.append(Reason("drift", f"{_fmt(drift)} beyond band {_fmt(band)}"))
+                reasons.append(Reason(Code.DRIFT, f"{_fmt(drift)} beyond band {_fmt(band)}"))
         instruments.append(InstrumentPlan(
             venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=target,
             drift=drift, mark=mark, band=band, exposure_usd=exposure_usd, intent=intent,
@@ -196,7 +218,7 @@ def unavailable_for(entries: list[HedgeConfig], snapshot: Snapshot) -> tuple[Rea
         for v in (e.venue, *e.counted_venues):
             if v not in needed:
                 needed.append(v)
-    return tuple(Reason("venue_unavailable", f"venue {v} could not be read: {snapshot.unavailable[v]}")
+    return tuple(Reason(Code.VENUE_UNAVAILABLE, f"venue {v} could not be read: {snapshot.unavailable[v]}")
                  for v in needed if v in snapshot.unavailable)
 
 

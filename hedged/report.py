@@ -61,6 +61,10 @@ def plan_json(plan: Plan, result: GuardResult) -> dict[str, Any]:
             }
             for o in result.orders
         ],
+        "cancels": [
+            {"venue": c.venue, "symbol": c.symbol, "client_id": c.client_id, "reason": str(c.reason)}
+            for c in result.cancels
+        ],
     }
 
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueState
+from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueOrder, VenueState, VenueTrade
+from hedged.order_state import OrderStatus, from_ccxt
 
 VERSION = 1
 T = TypeVar("T")
@@ -156,6 +157,8 @@ def parse_market(raw: Any, where: str) -> Market:
         min_amount=min_amount,
         funding_interval_hours=(
             None if kind == "spot"
+            else _lenient(m["fundingIntervalHours"], _opt, f"{where}.fundingIntervalHours")
+            if m.get("fundingIntervalHours") is not None
             else _lenient(_info(m).get("fundingInterval"), _hours_from_minutes, f"{where}.info.fundingInterval")
         ),
     )
@@ -221,6 +224,51 @@ def parse_order(raw: Any, where: str) -> Order:
         status=str(o.get("status") or "open"),
         reduce_only=bool(o.get("reduceOnly")),
         timestamp=parse_time(o.get("timestamp"), f"{where}.timestamp"),
+    )
+
+
+def _fee(o: Mapping[str, Any], where: str) -> tuple[Decimal | None, str | None]:
+    fee = o.get("fee")
+    if isinstance(fee, Mapping) and fee.get("cost") is not None:
+        currency = fee.get("currency")
+        return _lenient(fee.get("cost"), _opt, f"{where}.fee.cost"), str(currency) if currency else None
+    return None, None
+
+
+def venue_order(raw: Any, where: str = "order") -> VenueOrder:
+    """A ccxt order from the executor's calls → VenueOrder; the status mapped once (order_state.from_ccxt)."""
+    base = parse_order(raw, where)
+    o = _obj(raw, where)
+    status = from_ccxt(str(o.get("status") or "open"), base.amount, base.filled)
+    info = _info(o)
+    why = info.get("rejectReason") or info.get("cancelType")
+    reason = str(why)[:200] if why and why != "EC_NoError" and status in (OrderStatus.CANCELLED,
+                                                                          OrderStatus.REJECTED) else None
+    fee, fee_currency = _fee(o, where)
+    return VenueOrder(
+        id=base.id, client_id=base.client_id, symbol=base.symbol, side=base.side, amount=base.amount,
+        filled=base.filled, price=base.price, average=_lenient(o.get("average"), _opt, f"{where}.average"),
+        status=status, reduce_only=base.reduce_only, post_only=bool(o.get("postOnly")), fee=fee,
+        fee_currency=fee_currency, reason=reason,
+    )
+
+
+def venue_trade(raw: Any, where: str = "trade") -> VenueTrade | None:
+    """A ccxt trade → VenueTrade; None for one without id, amount or price (nothing to record)."""
+    t = _obj(raw, where)
+    amount = _lenient(t.get("amount"), _opt, f"{where}.amount")
+    price = _lenient(t.get("price"), _opt, f"{where}.price")
+    if amount is None or price is None or not t.get("id"):
+        return None
+    info = _info(t)
+    fee, fee_currency = _fee(t, where)
+    side = t.get("side")
+    symbol = t.get("symbol")
+    return VenueTrade(
+        id=str(t["id"]), order_id=str(t.get("order") or ""),
+        client_id=str(t.get("clientOrderId") or info.get("orderLinkId") or ""),  # bybit: in info only
+        symbol=str(symbol) if symbol else None, side=str(side) if side else None, amount=amount, price=price,
+        fee=fee, fee_currency=fee_currency, time=_lenient(t.get("timestamp"), parse_time, f"{where}.timestamp"),
     )
 
 
@@ -296,3 +344,66 @@ def load_snapshot(text: str) -> Snapshot:
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     return parse_snapshot(data)
+
+
+# --- the other way: model types → snapshot v1, for recording what the keeper decided on -------------------
+
+
+def _num_out(d: Decimal | None) -> str | None:
+    return None if d is None else str(d)
+
+
+def _time_out(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat()
+
+
+def dump_market(m: Market) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "symbol": m.symbol, "base": m.base, "quote": m.quote, "settle": m.settle,
+        "type": "spot" if m.kind == "spot" else "swap", "spot": m.kind == "spot",
+        "linear": m.kind == "linear", "inverse": m.kind == "inverse", "contractSize": str(m.contract_size),
+        "precision": {"amount": str(m.lot), "price": str(m.tick)}, "limits": {"amount": {"min": str(m.min_amount)}},
+    }
+    if m.funding_interval_hours is not None:  # not `info`: the audit store never keeps ccxt's raw blobs
+        out["fundingIntervalHours"] = str(m.funding_interval_hours)
+    return out
+
+
+def dump_ticker(t: Ticker) -> dict[str, Any]:
+    return {"symbol": t.symbol, "bid": _num_out(t.bid), "ask": _num_out(t.ask), "last": _num_out(t.last),
+            "markPrice": _num_out(t.mark), "indexPrice": _num_out(t.index), "timestamp": _time_out(t.timestamp),
+            "fundingRate": _num_out(t.funding_rate), "nextFundingRate": _num_out(t.next_funding_rate),
+            "fundingTimestamp": _time_out(t.next_funding_time)}
+
+
+def dump_position(p: Position) -> dict[str, Any]:
+    return {"symbol": p.symbol, "contracts": str(abs(p.contracts)), "side": "short" if p.contracts < 0 else "long",
+            "entryPrice": _num_out(p.entry_price), "markPrice": _num_out(p.mark_price),
+            "unrealizedPnl": str(p.unrealized_pnl), "liquidationPrice": _num_out(p.liquidation_price),
+            "timestamp": _time_out(p.timestamp)}
+
+
+def dump_order(o: Order) -> dict[str, Any]:
+    return {"id": o.id, "clientOrderId": o.client_id, "symbol": o.symbol, "side": o.side, "amount": str(o.amount),
+            "filled": str(o.filled), "price": _num_out(o.price), "status": o.status, "reduceOnly": o.reduce_only,
+            "timestamp": _time_out(o.timestamp)}
+
+
+def dump_venue(v: VenueState) -> dict[str, Any]:
+    return {
+        "markets": {s: dump_market(m) for s, m in v.markets.items()},
+        "tickers": {s: dump_ticker(t) for s, t in v.tickers.items()},
+        "balance": {"timestamp": _time_out(v.balance_time), "total": {c: str(d) for c, d in v.balances.items()}},
+        "positions": [dump_position(p) for p in v.positions.values()],
+        "open_orders": [dump_order(o) for o in v.open_orders],
+    }
+
+
+def dump_snapshot(s: Snapshot) -> dict[str, Any]:
+    """Snapshot v1 of exactly what the core read (the fields it uses; numbers as exact strings):
+    `parse_snapshot(dump_snapshot(s)) == s`."""
+    out: dict[str, Any] = {"version": VERSION, "time": _time_out(s.time),
+                           "venues": {n: dump_venue(v) for n, v in s.venues.items()}}
+    if s.unavailable:
+        out["unavailable"] = dict(s.unavailable)
+    return out

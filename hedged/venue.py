@@ -4,8 +4,9 @@ Reads are batched (one call per market category, not per instrument) and retried
 with exponential backoff and jitter; permanent errors surface at once. Every failure leaves this module as
 one of the project's own errors (hedged/errors.py), never as a ccxt or network exception. Orders are never retried here:
 an ambiguous create is resolved by the executor looking the client id up, never by sending again.
-Results come back as ccxt-unified dicts stamped with their fetch time, so the very same parser serves
-live cycles and `hedged plan --snapshot`.
+The per-cycle read (`fetch_state`) comes back as ccxt-unified dicts stamped with their fetch time, so the
+very same parser serves live cycles, recorded cycles and `hedged plan --snapshot`; the order calls return
+typed records (`VenueOrder`, `VenueTrade`), converted once here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from hedged.config import VenueConfig
 from hedged.errors import Rejected, VenueError, classify
 from hedged.log import get_logger
-from hedged.model import OrderIntent
+from hedged.model import OrderIntent, VenueOrder, VenueTrade
+from hedged.snapshot import venue_order, venue_trade
 
 log = get_logger("hedged.venue")
 T = TypeVar("T")
@@ -304,8 +306,12 @@ class CcxtVenue:
         return out
 
     # --- orders -------------------------------------------------------------------------------------
-    async def create_order(self, intent: OrderIntent) -> dict[str, Any]:
-        """Send once. Never retried: the caller resolves ambiguity by client id."""
+    async def open_orders(self) -> list[VenueOrder]:
+        """Open orders on our instruments (everyone's), typed."""
+        return [venue_order(o, f"{self.name}.open_orders[{i}]") for i, o in enumerate(await self.fetch_open_orders())]
+
+    async def create_order(self, intent: OrderIntent) -> str:
+        """Send once; the exchange's order id. Never retried: the caller resolves ambiguity by client id."""
         params: dict[str, Any] = {"clientOrderId": intent.client_id}
         if intent.post_only:
             params["postOnly"] = True
@@ -317,15 +323,15 @@ class CcxtVenue:
                 intent.symbol, "limit", intent.side, float(intent.amount), float(intent.price), params),
             retry=False, sent=True,
         )
-        return order
+        return str(order.get("id") or "")
 
-    async def fetch_order(self, order_id: str, symbol: str) -> dict[str, Any]:
+    async def fetch_order(self, order_id: str, symbol: str) -> VenueOrder:
         params = {"acknowledged": True} if self.profile.bybit_batching else {}
         order: dict[str, Any] = await self._call(
             "fetch_order", lambda: self.exchange.fetch_order(order_id, symbol, params))
-        return order
+        return venue_order(order, f"{self.name}.fetch_order")
 
-    async def find_order(self, client_id: str, symbol: str) -> dict[str, Any] | None:
+    async def find_order(self, client_id: str, symbol: str) -> VenueOrder | None:
         """Look an order up by client id, open or closed; None when the exchange has never seen it."""
         if self.profile.bybit_batching:
             m = self.market(symbol)
@@ -335,13 +341,12 @@ class CcxtVenue:
                     getattr(self.exchange, endpoint), {"category": cat, "symbol": m["id"], "orderLinkId": client_id}))
                 rows = raw.get("result", {}).get("list") or []
                 if rows:
-                    parsed: dict[str, Any] = self.exchange.parse_order(rows[0], m)
-                    return parsed
+                    return venue_order(self.exchange.parse_order(rows[0], m), f"{self.name}.find_order")
             return None
         try:
             found: dict[str, Any] = await self._call(
                 "find_order", lambda: self.exchange.fetch_order(None, symbol, {"clientOrderId": client_id}))
-            return found
+            return venue_order(found, f"{self.name}.find_order")
         except Rejected as exc:
             if exc.reason == "not_found":
                 return None
@@ -355,10 +360,11 @@ class CcxtVenue:
             if exc.reason != "not_found":
                 raise
 
-    async def fetch_my_trades(self, symbol: str, since: int | None = None) -> list[dict[str, Any]]:
+    async def fetch_my_trades(self, symbol: str, since: int | None = None) -> list[VenueTrade]:
         trades: list[dict[str, Any]] = await self._call(
             "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since, 100))
-        return trades
+        parsed = (venue_trade(t, f"{self.name}.fetch_my_trades[{i}]") for i, t in enumerate(trades))
+        return [t for t in parsed if t is not None]
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         t: dict[str, Any] = await self._call("fetch_ticker", lambda: self.exchange.fetch_ticker(symbol))

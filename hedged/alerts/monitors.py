@@ -72,8 +72,8 @@ from typing import Any
 
 from hedged.alerts.dedupe import Condition, DedupeState, Level, Notice, iso, step
 from hedged.config import MonitorsConfig
-from hedged.exposure import PlanInputError, instrument_mark, notional_usd, ticker_price
-from hedged.model import Decision, InstrumentPlan, MarketKind, Snapshot, TradingState
+from hedged.exposure import PlanInputError, basis_bps, instrument_mark, notional_usd, spot_reference, ticker_price
+from hedged.model import Code, Decision, InstrumentPlan, MarketKind, Snapshot, TradingState
 
 __all__ = [
     "CODES",
@@ -97,8 +97,8 @@ BPS = Decimal(10000)
 DAYS_PER_YEAR = Decimal(365)
 DEFAULT_FUNDING_INTERVAL_HOURS = Decimal(8)
 STABLE_COINS = frozenset({"USD", "USDT", "USDC"})
-CODES = ("funding", "basis", "liquidation", "leverage", "drift", "stale_data", "exchange_error", "state", "fill",
-         "start", "stop")
+CODES = tuple(Code(c) for c in ("funding", "basis", "liquidation", "leverage", "drift", "stale_data",
+                                "exchange_error", "state", "fill", "start", "stop"))
 STATE_LEVEL: Mapping[TradingState, Level] = {
     TradingState.RUNNING: "info", TradingState.REDUCING: "warning", TradingState.PAUSED: "warning",
     TradingState.HALTED: "critical"}
@@ -241,20 +241,6 @@ def liquidation_distance_pct(mark: Decimal, liquidation: Decimal) -> Decimal:
     return abs(mark - liquidation) / mark * HUNDRED
 
 
-def _spot_reference(snapshot: Snapshot, venue: str, base: str, quote: str) -> Decimal | None:
-    symbols = list(dict.fromkeys((f"{base}/{quote}", f"{base}/USDT", f"{base}/USDC", f"{base}/USD")))
-    for name in (venue, *(v for v in snapshot.venues if v != venue)):
-        state = snapshot.venues.get(name)
-        if state is None:
-            continue
-        for s in symbols:
-            t = state.tickers.get(s)
-            price = ticker_price(t) if t is not None else None
-            if price is not None:
-                return price
-    return None
-
-
 def instrument_risk(snapshot: Snapshot, decision: Decision) -> InstrumentRisk:
     p: InstrumentPlan = decision.plan
     state = snapshot.venues.get(p.venue)
@@ -271,7 +257,7 @@ def instrument_risk(snapshot: Snapshot, decision: Decision) -> InstrumentRisk:
     if ticker is not None and ticker.index is not None and ticker.index > 0:
         reference = ticker.index
     else:
-        reference = _spot_reference(snapshot, p.venue, p.market.base, p.market.quote)
+        reference = spot_reference(snapshot, p.venue, p.market.base, p.market.quote)
 
     liq: Decimal | None = None
     if position is not None and position.contracts != 0 and position.liquidation_price is not None \
@@ -294,7 +280,7 @@ def instrument_risk(snapshot: Snapshot, decision: Decision) -> InstrumentRisk:
         next_funding_cost_usd_per_day=(
             funding_cost_usd_per_day(next_rate, p.hedge, p.mark, interval) if next_rate is not None else None),
         reference_price=reference,
-        basis_bps=(p.mark - reference) / reference * BPS if reference is not None else None,
+        basis_bps=basis_bps(snapshot, p.venue, p.market, p.mark),
         liquidation_price=liq,
         liquidation_distance_pct=liquidation_distance_pct(p.mark, liq) if liq is not None else None,
     )
@@ -439,7 +425,7 @@ def _funding(config: MonitorsConfig, r: InstrumentRisk, checked: set[str]) -> Co
             "next_apr_pct": r.next_funding_apr_pct, "cost_usd_per_day": r.funding_cost_usd_per_day,
             "next_cost_usd_per_day": r.next_funding_cost_usd_per_day, "interval_hours": r.funding_interval_hours,
             "paid_apr_pct": paid, "which": which, "threshold_apr_pct": config.funding_apr_warning}
-    return Condition(key, "funding", "warning", message, jsonable(data), _labels(r), paid)
+    return Condition(key, Code.FUNDING, "warning", message, jsonable(data), _labels(r), paid)
 
 
 def _basis(config: MonitorsConfig, r: InstrumentRisk, checked: set[str]) -> Condition | None:
@@ -454,7 +440,7 @@ def _basis(config: MonitorsConfig, r: InstrumentRisk, checked: set[str]) -> Cond
                f"{fmt(r.reference_price or ZERO, 8)} (> {fmt(config.basis_bps_warning)})")
     data = {"basis_bps": r.basis_bps, "mark": r.mark, "reference": r.reference_price,
             "threshold_bps": config.basis_bps_warning}
-    return Condition(key, "basis", "warning", message, jsonable(data), _labels(r), size)
+    return Condition(key, Code.BASIS, "warning", message, jsonable(data), _labels(r), size)
 
 
 def _liquidation(config: MonitorsConfig, r: InstrumentRisk, checked: set[str]) -> Condition | None:
@@ -469,17 +455,17 @@ def _liquidation(config: MonitorsConfig, r: InstrumentRisk, checked: set[str]) -
                f"mark {fmt(r.mark, 8)} (< {fmt(threshold)}%)")
     data = {"distance_pct": d, "liquidation_price": r.liquidation_price, "mark": r.mark, "hedge": r.hedge,
             "threshold_pct": threshold}
-    return Condition(key, "liquidation", level, message, jsonable(data), _labels(r), d, higher_is_worse=False)
+    return Condition(key, Code.LIQUIDATION, level, message, jsonable(data), _labels(r), d, higher_is_worse=False)
 
 
 def _stale(d: Decision, r: InstrumentRisk, checked: set[str]) -> Condition | None:
     key = f"stale_data:{r.key}"
     checked.add(key)
-    stale = [x for x in d.reasons if x.code == "stale_data"]
+    stale = [x for x in d.reasons if x.code is Code.STALE_DATA]
     if not stale:
         return None
     message = f"{r.venue} {r.symbol}: stale data, order held back: {stale[0].detail or stale[0].code}"
-    return Condition(key, "stale_data", "warning", message, {"reasons": [str(x) for x in stale]}, _labels(r))
+    return Condition(key, Code.STALE_DATA, "warning", message, {"reasons": [str(x) for x in stale]}, _labels(r))
 
 
 def _drift(config: MonitorsConfig, d: Decision, r: InstrumentRisk, cycles: int,
@@ -493,7 +479,7 @@ def _drift(config: MonitorsConfig, d: Decision, r: InstrumentRisk, cycles: int,
                f"{cycles} cycles ({d.action}{': ' + str(last) if last is not None else ''})")
     data = {"drift": r.drift, "band": r.band, "hedge": r.hedge, "inflight": r.inflight, "target": r.target,
             "cycles": cycles, "action": d.action, "reasons": [str(x) for x in d.reasons]}
-    return Condition(key, "drift", "warning", message, jsonable(data), _labels(r), abs(r.drift))
+    return Condition(key, Code.DRIFT, "warning", message, jsonable(data), _labels(r), abs(r.drift))
 
 
 def _leverage(config: MonitorsConfig, v: VenueRisk, checked: set[str]) -> Condition | None:
@@ -509,7 +495,7 @@ def _leverage(config: MonitorsConfig, v: VenueRisk, checked: set[str]) -> Condit
                f"{fmt(v.notional_usd or ZERO, 2)} USD of positions on {fmt(v.equity_usd or ZERO, 2)} USD equity")
     data = {"leverage": v.leverage, "notional_usd": v.notional_usd, "equity_usd": v.equity_usd,
             "unpriced": list(v.unpriced), "threshold": threshold}
-    return Condition(key, "leverage", level, message, jsonable(data), {"venue": v.venue}, v.leverage)
+    return Condition(key, Code.LEVERAGE, level, message, jsonable(data), {"venue": v.venue}, v.leverage)
 
 
 def evaluate(config: MonitorsConfig, obs: Observation,
@@ -518,7 +504,7 @@ def evaluate(config: MonitorsConfig, obs: Observation,
     alerts: list[Alert] = []
     if memory.last_state is not None and obs.state != memory.last_state:
         alerts.append(event_alert(
-            obs.keeper, "state", STATE_LEVEL[obs.state],
+            obs.keeper, Code.STATE, STATE_LEVEL[obs.state],
             f"trading state {memory.last_state.value} → {obs.state.value}",
             {"from": memory.last_state.value, "to": obs.state.value}, obs.time))
 
@@ -526,7 +512,7 @@ def evaluate(config: MonitorsConfig, obs: Observation,
     checked: set[str] = {"exchange_error"}
     failures = memory.failures + 1 if obs.error is not None else 0
     if obs.error is not None:
-        firing.append(Condition("exchange_error", "exchange_error", "warning",
+        firing.append(Condition(Code.EXCHANGE_ERROR, Code.EXCHANGE_ERROR, "warning",
                                 f"cycle failed ({failures} in a row): {obs.error}",
                                 {"error": obs.error, "failures": failures}))
 

@@ -45,6 +45,9 @@ from hedged.audit.models import Cycle, Event, Fill, Order
 from hedged.audit.scrub import Scrubber
 from hedged.log import get_logger
 from hedged.model import TradingState  # the core's enum: RUNNING, REDUCING, HALTED
+from hedged.order_state import LIVE as _LIVE
+from hedged.order_state import UNSETTLED as _UNSETTLED
+from hedged.order_state import IllegalTransition, OrderStatus, advance
 
 __all__ = [
     "AuditError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind", "EventRecord",
@@ -86,24 +89,9 @@ class EventKind(StrEnum):
     SHADOW = "shadow"
 
 
-class OrderStatus(StrEnum):
-    INTENT = "intent"  # written before the request: may or may not have reached the exchange
-    SENT = "sent"  # request issued, no reply yet
-    OPEN = "open"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    LOST = "lost"  # could not be found on the exchange after a crash/timeout
-
-
-TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
-UNSETTLED = (OrderStatus.INTENT, OrderStatus.SENT, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
-LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
-_RANK = {
-    OrderStatus.INTENT: 0, OrderStatus.SENT: 1, OrderStatus.OPEN: 2, OrderStatus.PARTIALLY_FILLED: 3,
-    OrderStatus.FILLED: 4, OrderStatus.CANCELLED: 4, OrderStatus.REJECTED: 4, OrderStatus.LOST: -1,
-}
+# The order lifecycle lives in hedged/order_state.py; re-exported here for the store's callers.
+UNSETTLED = tuple(sorted(_UNSETTLED))
+LIVE = tuple(sorted(_LIVE))
 
 
 @dataclass(frozen=True)
@@ -429,7 +417,7 @@ class AuditStore:
                         result = await work(conn)
                         await conn.commit()
                         return result
-            except AuditError:
+            except (AuditError, IllegalTransition):
                 raise
             except Exception as exc:
                 with contextlib.suppress(Exception):  # a broken log sink must not hide the write error
@@ -651,7 +639,7 @@ class AuditStore:
             if current is None:
                 raise AuditWriteError(f"unknown client order id {client_order_id} (no intent recorded)")
             values: dict[str, Any] = {"updated_at": ts}
-            if status is not None and _advances(current.status, status):
+            if status is not None and advance(current.status, status) != current.status:
                 values["status"] = status.value
             if exchange_order_id:
                 values["exchange_order_id"] = exchange_order_id
@@ -738,7 +726,7 @@ class AuditStore:
                 values["fee"] = sum((r.fee for r in rows if r.fee is not None), Decimal(0))
                 values["fee_currency"] = currencies.pop()
             status = OrderStatus.FILLED if total >= order.amount else OrderStatus.PARTIALLY_FILLED
-            if _advances(order.status, status):
+            if advance(order.status, status) != order.status:
                 values["status"] = status.value
         await conn.execute(
             sa.update(Order).where(Order.client_order_id == order.client_order_id).values(**values)
@@ -978,18 +966,6 @@ class AuditStore:
     async def count_events(self) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
-
-
-def _advances(current: str, new: OrderStatus) -> bool:
-    """Statuses only move forward; a LOST order may be found again; terminal states stay put."""
-    cur = OrderStatus(current)
-    if cur == new:
-        return False
-    if cur == OrderStatus.LOST:
-        return True
-    if cur in TERMINAL:
-        return False
-    return new == OrderStatus.LOST or _RANK[new] > _RANK[cur]
 
 
 def _exact(**values: Any) -> None:

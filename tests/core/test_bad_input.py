@@ -49,6 +49,8 @@ BAD_CONFIGS = [
      "mqtt: inline secret 'password' refused: use password_env or password_file"),
     ("unknown key", MINIMAL + '\n[limits]\nmax_orders = 5\n', "limits.max_orders: unknown key"),
     ("bad name", MINIMAL + '\n[keeper]\nname = "Main Keeper"\n', "keeper.name: String should match pattern"),
+    # `_` ends the client-id prefix (`main_…`): a name holding it could take another keeper's orders for its own
+    ("name with the separator", MINIMAL + '\n[keeper]\nname = "main_b"\n', "keeper.name: String should match pattern"),
     ("proxy without price", MINIMAL.replace('asset = "BTC"', 'asset = "SOL"'), "hedge[0].price_symbol: required"),
     ("naive until", MINIMAL.replace('venue = "bybit"', 'venue = "bybit"\nuntil = 2026-12-01T00:00:00'),
      "hedge[0].until: expected an RFC 3339 time with a UTC offset"),
@@ -140,7 +142,7 @@ def test_plan_json_shape_and_exit_zero_even_when_blocked(tmp_path: Path) -> None
     result = runner.invoke(app, ["plan", "--config", str(cfg), "--snapshot", str(tmp_path / "s.json"), "--json"])
     assert result.exit_code == 0
     out = json.loads(result.stdout)
-    assert set(out) == {"instruments", "hedges", "orders"}
+    assert set(out) == {"instruments", "hedges", "orders", "cancels"}
     assert out["orders"] == []
     inst = out["instruments"][0]
     assert set(inst) == {"venue", "symbol", "hedge", "inflight", "target", "drift", "mark", "band", "action",
@@ -157,7 +159,7 @@ def test_example_plan_exact_figures() -> None:
     orders = {o["symbol"]: o for o in out["orders"]}
     assert orders["BTC/USD:BTC"]["amount"] == 40625 and orders["BTC/USD:BTC"]["side"] == "sell"
     assert orders["ETH/USD:ETH"]["amount"] == 100000  # 300,000 wanted, cut to max_order_usd
-    assert orders["ETH/USD:ETH"]["client_id"].startswith("main-")
+    assert orders["ETH/USD:ETH"]["client_id"].startswith("main_")
 
 
 def test_cli_process_never_prints_a_traceback(tmp_path: Path) -> None:

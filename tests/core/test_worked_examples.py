@@ -134,11 +134,13 @@ def test_until_unwinds_with_reduce_only_orders() -> None:
 
 def test_own_open_orders_count_as_inflight_and_others_do_not() -> None:
     cfg = config({"asset": "BTC", "venue": "bybit", "instrument": "BTC/USD:BTC"}, **BIG)
-    ours = {"id": "1", "clientOrderId": "main-abc-0", "symbol": "BTC/USD:BTC", "side": "sell", "amount": 650000,
+    ours = {"id": "1", "clientOrderId": "main_abc-0", "symbol": "BTC/USD:BTC", "side": "sell", "amount": 650000,
             "filled": 50000, "price": 65000, "status": "open"}
     theirs = {**ours, "id": "2", "clientOrderId": "manual-1", "filled": 0}
+    # keeper `main-b` on the same account: its ids start with "main-b_", never with "main_"
+    sibling = {**ours, "id": "3", "clientOrderId": "main-b_abc-0", "filled": 0}
     raw = snapshot({"bybit": venue([inverse_market("BTC")], [ticker("BTC/USD:BTC", 65000)], {"BTC": 10},
-                                   [position("BTC/USD:BTC", -50000, 65000, 65000, 0)], [ours, theirs])})
+                                   [position("BTC/USD:BTC", -50000, 65000, 65000, 0)], [ours, theirs, sibling])})
     ip = plan(cfg, parse_snapshot(raw)).instruments[0]
     assert ip.inflight == Decimal(-600000) / 65000
     assert ip.drift == 0 and ip.intent is None

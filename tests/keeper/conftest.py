@@ -19,6 +19,10 @@ from hedged.sim.settings import binance_settings, default_settings
 
 
 def keeper_config(url: str, db: Path, exchange: str = "bybit", **sections: Any) -> Config:
+    return parse_config(keeper_data(url, db, exchange, **sections), db.parent)
+
+
+def keeper_data(url: str, db: Path, exchange: str = "bybit", **sections: Any) -> dict[str, Any]:
     hedges = sections.pop("hedge", [
         {"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"},
         {"asset": "ETH", "venue": "sim", "instrument": "ETH/USD:ETH"},
@@ -34,7 +38,31 @@ def keeper_config(url: str, db: Path, exchange: str = "bybit", **sections: Any) 
                    **sections.pop("limits", {})},
         **sections,
     }
-    return parse_config(data, db.parent)
+    return data
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """The few shapes a keeper config has: tables, nested tables, arrays of tables, scalars."""
+    import json
+
+    def value(v: Any) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v) if isinstance(v, str) else str(v)
+
+    def table(name: str, body: dict[str, Any]) -> list[str]:
+        lines = [f"[{name}]"] + [f"{k} = {value(v)}" for k, v in body.items() if not isinstance(v, dict | list)]
+        for k, v in body.items():
+            if isinstance(v, dict):
+                lines += table(f"{name}.{k}", v)
+        return lines
+
+    out: list[str] = []
+    for key, v in data.items():
+        if isinstance(v, list):
+            for item in v:
+                out += [f"[[{key}]]"] + [f"{k} = {value(x)}" for k, x in item.items()]
+        else:
+            out += table(key, v)
+    return "\n".join(out) + "\n"
 
 
 @pytest.fixture

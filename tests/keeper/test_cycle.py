@@ -66,15 +66,16 @@ async def test_deposit_is_hedged_within_a_cycle_plus_fill_time(harness_factory: 
 
 
 async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: Any) -> None:
-    # `until` passes on the keeper's injectable clock, not on the wall clock (a loaded machine may take
-    # longer than any wall-time margin to open the hedge); the exchange's stamps then look two hours old
-    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}],
-                              limits={"max_data_age": 86_400})
+    # `until` passes on the keeper's clock, not the wall's: opening a 10 BTC hedge takes as long as the local
+    # exchange takes to fill it, and a loaded machine must not let `until` pass before the hedge is open.
+    until = datetime.now(UTC) + timedelta(hours=1)
+    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC",
+                                      "until": until.isoformat()}], limits={"max_data_age": 7200},
+                              execution={"order_timeout": 7200})  # the store stamps orders on the wall clock
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") < -640_000
     n = len(exchange_orders(h.emu))
-    h.keeper.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+    h.keeper.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") == 0
     unwind = exchange_orders(h.emu)[n:]

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
+from hedged.cli import app
+
+from .conftest import keeper_data, to_toml
 from .test_cycle import exchange_orders, settle
 
 MAX_ORDER_USD = 50_000
 # per front of the local exchange: its order endpoint, and the USD one BTC/USD:BTC contract is worth
 FRONTS = {"bybit": ("/v5/order/create", 1), "binance": ("POST /dapi/v1/order", 100)}
+SECTIONS: dict[str, Any] = {"limits": {"max_order_usd": MAX_ORDER_USD}, "keeper": {"max_failures": 1000},
+                            "hedge": [{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"}]}
 
 
-async def test_ten_percent_faults_over_300_cycles(front_harness_factory: tuple[str, Any]) -> None:
+async def test_ten_percent_faults_over_300_cycles(front_harness_factory: tuple[str, Any], tmp_path: Path) -> None:
     front, harness_factory = front_harness_factory
     order_endpoint, contract_usd = FRONTS[front]
-    h = await harness_factory(limits={"max_order_usd": MAX_ORDER_USD}, keeper={"max_failures": 1000},
-                              hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC"}])
+    h = await harness_factory(**SECTIONS)
     # Start hedged. The account holds 10 BTC and orders are capped at 50,000 USD (0.77 BTC): opening the
     # hedge under faults would leave a backlog of up to 13 capped orders, one per cycle, and "back in band
     # within 3 cycles" would depend on how much of it the faults happened to leave.
@@ -69,3 +77,53 @@ async def test_ten_percent_faults_over_300_cycles(front_harness_factory: tuple[s
         assert Decimal(str(o["qty"])) * contract_usd <= MAX_ORDER_USD  # inverse contracts are USD
         assert abs(Decimal(str(o["price"])) - 65000) / 65000 * 10000 <= 50
     print(f"front={front} cycles=300 failed_cycles={failed} faults_fired={fired} orders={len(orders)}")
+
+    # Every cycle that was not quiet recorded its inputs: replay each through `hedged plan --snapshot` and get
+    # the keeper's own decision back (actions, reasons, orders with their client ids, re-price cancels).
+    toml = tmp_path / "replay.toml"
+    db_path = Path(h.config.audit_url.removeprefix("sqlite:///"))
+    toml.write_text(to_toml(keeper_data(h.emu.url, db_path, front, **SECTIONS)))
+    replayed = await replay_recorded_cycles(h, toml, tmp_path)
+    assert replayed >= 10, replayed  # the non-quiet ones: an order wanted or ours in flight
+    print(f"replayed {replayed} recorded cycles through hedged plan --snapshot: identical decisions")
+
+
+async def replay_recorded_cycles(h: Any, toml: Path, tmp_path: Path) -> int:
+    """Replay every recorded cycle input; return how many. A cycle that failed part-way (an exchange error
+    while cancelling or placing) did less than it decided: there, what it did must be part of the decision."""
+    db = sqlite3.connect(h.config.audit_url.removeprefix("sqlite:///"))
+    rows = {(c, v, s): (a, json.loads(r)) for c, v, s, a, r in
+            db.execute("select cycle, venue, symbol, action, reasons from cycles")}
+    done: dict[int, list[tuple[Any, ...]]] = {}
+    for cyc, *o in db.execute("select cycle, venue, symbol, side, amount, price, reduce_only, post_only, "
+                              "client_order_id from orders where reason != 'adopted at startup'"):
+        done.setdefault(cyc, []).append(("order", o[0], o[1], o[2], Decimal(str(o[3])), Decimal(str(o[4])),
+                                         bool(o[5]), bool(o[6]), o[7]))
+    decided: dict[int, list[tuple[Any, ...]]] = {}
+    failed: set[int] = set()
+    runner = CliRunner()
+    async for ev in h.store.iter_events():
+        if ev.kind == "error":
+            failed.add(ev.cycle)
+        if ev.kind == "cancel" and str(ev.payload.get("reason", "")).startswith(("reprice", "overshoot")):
+            done.setdefault(ev.cycle, []).append(("cancel", ev.payload["client_order_id"], ev.payload["reason"]))
+        if ev.kind != "cycle" or not isinstance(ev.payload, dict) or "inputs" not in ev.payload:
+            continue
+        snap = tmp_path / f"cycle{ev.cycle}.json"
+        snap.write_text(json.dumps(ev.payload["inputs"]))
+        result = runner.invoke(app, ["plan", "--config", str(toml), "--snapshot", str(snap), "--json"])
+        assert result.exit_code == 0, (ev.cycle, result.output)
+        out = json.loads(result.stdout)
+        for i in out["instruments"]:
+            assert (i["action"], i["reasons"]) == rows[(ev.cycle, i["venue"], i["symbol"])], (ev.cycle, i)
+        decided[ev.cycle] = [
+            *(("order", o["venue"], o["symbol"], o["side"], Decimal(str(o["amount"])), Decimal(str(o["price"])),
+               o["reduce_only"], o["post_only"], o["client_id"]) for o in out["orders"]),
+            *(("cancel", c["client_id"], c["reason"]) for c in out["cancels"])]
+    for cyc in set(done) | set(decided):
+        want, did = sorted(decided.get(cyc, [])), sorted(done.get(cyc, []))
+        if cyc in failed:
+            assert set(did) <= set(want), (cyc, did, want)
+        else:
+            assert did == want, (cyc, did, want)
+    return len(decided)
