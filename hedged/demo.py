@@ -278,7 +278,7 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import tempfile
 
-        from hedged.audit.cli import exit_codes
+        from hedged.clikit import exit_codes
         from hedged.log import configure
 
         configure(level="warning")

@@ -1,8 +1,8 @@
-"""CLI commands over the audit store: db upgrade, audit verify|tail|export|lock, status, halt, resume,
-reduce-only. Heavy imports stay inside the commands so `hedged --help` is fast.
+"""CLI commands over the audit store: db upgrade, audit verify|tail|export|lock, status, halt, pause,
+resume, reduce-only. Heavy imports stay inside the commands so `hedged --help` is fast.
 
-Exit codes: 0 ok, 1 audit problem (bad chain, unreadable or unwritable store), 2 bad config,
-3 the trading account is locked by another keeper.
+Exit codes (hedged.clikit): 0 ok, 1 the work failed (bad chain, unreadable or unwritable store, database
+unreachable), 2 bad config, 3 the trading account is locked by another keeper.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import asyncio
 import csv
 import re
 import sys
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -20,16 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from hedged.clikit import EXIT_AUDIT, EXIT_LOCKED, ConfigOpt, JsonOpt, ReasonOpt, exit_codes, fail, load_or_exit
+
 if TYPE_CHECKING:
     from hedged.audit.store import AuditStore, EventRecord
     from hedged.config import Config
 
 T = TypeVar("T")
-EXIT_AUDIT = 1
-EXIT_LOCKED = 3
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+__all__ = ["EXIT_AUDIT", "EXIT_LOCKED", "exit_codes", "register"]  # exit_codes: its old home, kept for callers
 
 
 class ExportFormat(StrEnum):
@@ -38,32 +35,14 @@ class ExportFormat(StrEnum):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def exit_codes() -> Iterator[None]:
-    """Map audit/lock exceptions to one stderr line and an exit code (AccountLocked → 3, others → 1).
-
-    The keeper's `run` command wraps its asyncio.run(...) in this.
-    """
-    from hedged.audit.lock import AccountLocked
-    from hedged.audit.store import AuditError
-
-    try:
-        yield
-    except AccountLocked as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except AuditError as exc:
-        _fail(str(exc), EXIT_AUDIT)
+    fail(message, code)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     with exit_codes():
         try:
             return asyncio.run(coro)
-        except (typer.Exit, KeyboardInterrupt):
+        except (typer.Exit, KeyboardInterrupt, BrokenPipeError):
             raise
         except OSError as exc:
             _fail(f"{type(exc).__name__}: {exc}", EXIT_AUDIT)
@@ -72,7 +51,6 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def _config(path: Path) -> Config:
     import structlog
 
-    from hedged.cli import load_or_exit
     from hedged.log import configure
 
     if not structlog.is_configured():
@@ -328,9 +306,6 @@ def _command(config: Path, state_name: str, reason: str) -> None:
 
     event_id = _run(go())
     typer.echo(f"requested {state_name} for keeper {cfg.keeper.name} (event {event_id})")
-
-
-ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why, for the audit log.")]
 
 
 def halt(config: ConfigOpt, reason: ReasonOpt = "") -> None:
