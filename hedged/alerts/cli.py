@@ -10,9 +10,7 @@ import asyncio
 import json
 import os
 import time
-from typing import Annotated
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -58,7 +56,8 @@ def command(
         verdict = asyncio.run(_send(cfg, action, reason, secret.get_secret_value(), username or cfg.mqtt.username,
                                     password, wait))
     except TimeoutError:
-        fail(f"no answer from keeper {cfg.keeper.name} within {wait:.0f}s (is it running with commands on?)", EXIT_NO_ANSWER)
+        fail(f"no answer from keeper {cfg.keeper.name} within {wait:.0f}s (is it running with commands on?)",
+             EXIT_NO_ANSWER)
     except Exception as exc:  # aiomqtt.MqttError and OSError: one line, never a traceback
         fail(f"mqtt: {type(exc).__name__}: {str(exc)[:200]}", EXIT_NO_ANSWER)
     typer.echo(json.dumps(verdict))

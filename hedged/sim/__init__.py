@@ -25,7 +25,16 @@ _HOME = {
     "load_settings": "settings",
     "make_client": "client",
 }
-__all__ = sorted(_HOME)
+__all__ = [
+    "Emulator",
+    "EmulatorConfigError",
+    "EmulatorSettings",
+    "Engine",
+    "EngineError",
+    "default_settings",
+    "load_settings",
+    "make_client",
+]
 
 
 def __getattr__(name: str) -> Any:
