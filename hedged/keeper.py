@@ -228,10 +228,13 @@ class Keeper:
     def _cycle_row(self, snap: Snapshot, hedges: tuple[HedgeTarget, ...], d: Decision) -> NewCycle:
         p = d.plan
         exposure = sum((h.exposure for h in hedges if h.instrument == p.symbol and h.venue == p.venue), Decimal(0))
+        position = snap.venues[p.venue].positions.get(p.symbol)
+        facts = {"liquidation_price": position.liquidation_price if position is not None else None,
+                 "funding_interval_hours": p.market.funding_interval_hours}  # for `hedged status`
         return NewCycle(venue=p.venue, symbol=p.symbol, action=d.action, reasons=[str(r) for r in d.reasons],
                         exposure=exposure, hedge=p.hedge, inflight=p.inflight, target=p.target, drift=p.drift,
                         mark=p.mark, band=p.band, funding_rate=self._funding(snap, p.venue, p.symbol),
-                        basis=self._basis(snap, p.venue, p.symbol))
+                        basis=self._basis(snap, p.venue, p.symbol), payload=facts)
 
     @staticmethod
     def _funding(snap: Snapshot, venue: str, symbol: str) -> Decimal | None:

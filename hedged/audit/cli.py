@@ -225,73 +225,53 @@ def audit_lock(
         raise typer.Exit(0) from None
 
 
-def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
-    """Last cycle per instrument, unsettled orders, trading state and last error."""
+def status(
+    config: ConfigOpt,
+    as_json: JsonOpt = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    every: Annotated[float, typer.Option("--every", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
+) -> None:
+    """Is the keeper alive, what may it do and why, how each hedge stands, open orders, the last error."""
     cfg = _config(config)
 
-    async def go() -> dict[str, Any]:
+    async def once() -> Any:
+        from hedged.status import collect
+
         async with await _open(cfg, read_only=True) as store:
-            return {
-                "keeper": cfg.keeper.name,
-                "requested_state": (await store.requested_state()).value,
-                "state": await store.last_event("state"),
-                "cycles": await store.last_cycles(),
-                "orders": await store.unsettled_orders(),
-                "last_error": await store.last_error(),
-            }
+            return await collect(cfg, store, datetime.now(UTC))
 
-    data = _run(go())
-    if as_json:
-        from hedged.audit.chain import canonical_json
+    def show(view: Any) -> None:
+        from hedged.status import as_json as view_json
+        from hedged.status import render
 
-        typer.echo(canonical_json(data))
+        if as_json:
+            import json
+
+            typer.echo(json.dumps(view_json(view), indent=2))
+        else:
+            typer.echo(render(view), nl=False)
+
+    if not watch:
+        show(_run(once()))
         return
-    _render_status(data)
 
+    async def loop() -> None:
+        from hedged.status import collect
 
-def _render_status(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+        async with await _open(cfg, read_only=True) as store:
+            while True:
+                view = await collect(cfg, store, datetime.now(UTC))
+                if sys.stdout.isatty() and not as_json:
+                    typer.echo("\033[H\033[2J", nl=False)  # clear the screen, cursor home
+                show(view)
+                if not sys.stdout.isatty():
+                    sys.stdout.flush()
+                await asyncio.sleep(every)
 
-    from hedged.audit.chain import decimal_str
-
-    def num(v: Any) -> str:
-        return "" if v is None else decimal_str(v)
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    state = data["state"]
-    state_text = state.payload.get("state", "?") if state else "never recorded"
-    since = f" since {state.ts:%Y-%m-%d %H:%M:%S}Z" if state else ""
-    console.print(
-        f"[bold]keeper[/] {data['keeper']}   [bold]state[/] {state_text}{since}   "
-        f"[bold]requested[/] {data['requested_state']}"
-    )
-    cycles = Table(title="last cycle per instrument", title_justify="left")
-    for col in ("venue", "symbol", "cycle", "time", "exposure", "hedge", "in-flight", "target", "drift",
-                "band", "mark", "funding", "basis", "action", "reasons"):
-        cycles.add_column(col, justify="right" if col not in ("venue", "symbol", "action", "reasons") else "left")
-    for c in data["cycles"]:
-        cycles.add_row(
-            c.venue, c.symbol, str(c.cycle), f"{c.ts:%H:%M:%S}", num(c.exposure), num(c.hedge), num(c.inflight),
-            num(c.target), num(c.drift), num(c.band), num(c.mark), num(c.funding_rate), num(c.basis), c.action,
-            ", ".join(map(str, c.reasons or [])),
-        )
-    console.print(cycles)
-    orders = Table(title="unsettled orders", title_justify="left")
-    for col in ("client id", "venue", "symbol", "side", "amount", "price", "filled", "status", "flags",
-                "created"):
-        orders.add_column(col)
-    for o in data["orders"]:
-        flags = " ".join(f for f, on in (("reduce-only", o.reduce_only), ("post-only", o.post_only)) if on)
-        orders.add_row(o.client_order_id, o.venue, o.symbol, o.side, num(o.amount), num(o.price), num(o.filled),
-                       o.status, flags, f"{o.created_at:%Y-%m-%d %H:%M:%S}")
-    console.print(orders)
-    err = data["last_error"]
-    if err is None:
-        console.print("[bold]last error[/] none")
-    else:
-        console.print(f"[bold]last error[/] {err.ts:%Y-%m-%d %H:%M:%S}Z {err.payload.get('message', '')}",
-                      markup=False)
+    try:
+        _run(loop())
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def _command(config: Path, state_name: str, reason: str) -> None:
