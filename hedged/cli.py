@@ -8,7 +8,6 @@ aiomqtt at import time; each command imports what it needs when it runs, so `--h
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -207,13 +206,9 @@ register_alerts(app)
 
 
 def main() -> None:
+    """The console script. A closed pipe (`hedged audit export | head`) reaches click, which exits 1
+    quietly; commands must let BrokenPipeError through rather than report it as an error."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (`hedged audit export | head`): stop quietly, like any Unix filter.
-        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a filter killed by the pipe
