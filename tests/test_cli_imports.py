@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,12 @@ def test_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     proc.wait(timeout=120)
     assert json.loads(first)["kind"] == "error"
     assert err == "" and proc.returncode == 1  # click's exit for a closed pipe: quiet, and not "ok"
+
+
+def test_a_piped_plan_keeps_symbols_and_client_ids_whole() -> None:
+    root = Path(__file__).resolve().parent.parent
+    out = hedged("plan", "--config", str(root / "examples" / "hedged.toml"),
+                 "--snapshot", str(root / "examples" / "snapshot.json"))
+    assert out.returncode == 0, out.stderr
+    assert "bybit BTC/USD:BTC" in out.stdout and "…" not in out.stdout
+    assert re.search(r"main-[0-9a-z]+-1 ", out.stdout), out.stdout
