@@ -359,7 +359,7 @@ def render(v: StatusView) -> str:
         out.append("instruments")
     for i in v.instruments:
         base = i.symbol.split("/")[0]
-        head = f"  {i.venue} {i.symbol}  {i.action}, cycle {i.cycle}, {_ago(v.now, i.time)}"
+        head = f"  {i.venue} {i.symbol}  {i.action}, cycle {i.cycle}, {_ago(v.now, i.time)}, mark {human(i.mark, 2)}"
         out.append(head)
         if i.reasons:
             out.append(f"    {'; '.join(i.reasons)}")
@@ -375,7 +375,7 @@ def render(v: StatusView) -> str:
         dist = i.liquidation_distance_pct
         liq = ("liquidation —" if dist is None else "liquidation >1000% away" if dist >= 1000
                else f"liquidation {dist:.1f}% away")
-        out.append(f"    {ratio}   {_funding_words(i.funding_usd_per_day)}   {liq}   mark {human(i.mark, 2)}")
+        out.append(f"    {ratio}   {_funding_words(i.funding_usd_per_day)}   {liq}")
     if v.orders:
         out.append(f"open orders ({len(v.orders)})")
         for o in v.orders:
