@@ -345,8 +345,8 @@ LABEL = {"running": "RUNNING", "not cycling": "NOT CYCLING", "not running": "NOT
 
 def render(v: StatusView) -> str:
     """Plain text, each line under 80 columns where the data allows; no markup."""
-    out = [f"keeper {v.keeper}: {LABEL.get(v.alive.verdict, v.alive.verdict.upper())}",
-           f"  {v.alive.detail}"]
+    out = [f"keeper {v.keeper}: {LABEL.get(v.alive.verdict, v.alive.verdict.upper())}"]
+    out.extend(f"  {part}" for part in v.alive.detail.split("; "))  # one fact a line: fits 80 columns
     t = v.trading
     since = f" since {t.since:%Y-%m-%d %H:%M:%S}Z ({_ago(v.now, t.since)})" if t.since else ""
     was = " (last recorded)" if v.alive.verdict in ("not running", "stopped", "unknown") else ""
