@@ -131,6 +131,10 @@ class CoinBook:
 
     start_coins: Decimal = Decimal(0)
     put_in_usd: Decimal = Decimal(0)  # coins at the start at the first price, plus deposits at theirs
+    # USD value once the short first reached its band (the hedge is on), plus later deposits at their price:
+    # from here on, hedged and unhedged are compared over the same prices
+    hedged_from: Decimal = Decimal(0)
+    hedged_at: float = 0.0  # seconds into the demo
     deposited: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)  # in this coin (inverse contracts settle in it)
     funding: Decimal = Decimal(0)  # > 0: received
@@ -180,6 +184,10 @@ class DemoView:
                 book = self.books.get(d.plan.symbol.split("/")[0])
                 if book is not None and book.put_in_usd == 0 and d.plan.mark > 0:
                     book.put_in_usd = book.start_coins * d.plan.mark
+                p = d.plan
+                if book is not None and not book.hedged_from and p.hedge and abs(p.drift) <= p.band:
+                    book.hedged_from = p.exposure_usd
+                    book.hedged_at = time.monotonic() - self.started
             self.decisions = result.decisions
 
     def deposit(self, coin: str, amount: Decimal) -> None:
@@ -187,6 +195,8 @@ class DemoView:
         book = self.books[coin]
         book.deposited += amount
         book.put_in_usd += amount * self._mark(coin)
+        if book.hedged_from:
+            book.hedged_from += amount * self._mark(coin)
 
     def _mark(self, coin: str) -> Decimal:
         for d in self.decisions:
@@ -333,8 +343,8 @@ class DemoView:
             table.add_row("(waiting for the first cycle)", *[""] * (len(cols) - 1))
         legend = [Text(x, style="dim", no_wrap=True, overflow="ellipsis") for x in LEGEND]
         # header 2, table head + rows, legend, "events", footer, error; the line printed before the screen;
-        # one spare so the frame never scrolls the terminal
-        used = 2 + 1 + max(1, len(self.decisions)) + len(LEGEND) + 1 + 1 + (1 if self.error else 0) + 2
+        # spare lines so the frame never scrolls the terminal
+        used = 2 + 1 + max(1, len(self.decisions)) + len(LEGEND) + 1 + 1 + (1 if self.error else 0) + 3
         shown = list(self.events)[-max(3, min(EVENTS_KEPT, height - used)):]
         log = Text("events", style="bold")
         lines = [Text(e, no_wrap=True, overflow="ellipsis") for e in shown] or [Text("(none yet)", style="dim")]
@@ -361,11 +371,13 @@ class DemoView:
             coins = book.start_coins + book.deposited
             unhedged = coins * d.plan.mark
             hedged = d.plan.exposure_usd
-            lines.append(f"  {coin}: put in {_usd(book.put_in_usd)} ({_num(coins)} {coin}); now unhedged "
-                         f"{_usd(unhedged)} ({_pct((unhedged / book.put_in_usd - 1) * 100)}),")
-            lines.append(f"       hedged {_usd(hedged)} ({_pct((hedged / book.put_in_usd - 1) * 100)})")
-        lines.append("  (hedged moves only by fees, funding, drift inside the band, and the price")
-        lines.append("  move before the first short filled)")
+            base = book.hedged_from or book.put_in_usd
+            since = f"since the hedge was on (+{book.hedged_at:.0f}s)" if book.hedged_from else "since the start"
+            lines.append(f"  {coin}: {_num(coins)} {coin} worth {_usd(base)} {since}; now")
+            lines.append(f"       unhedged {_usd(unhedged)} ({_pct((unhedged / base - 1) * 100)}), "
+                         f"hedged {_usd(hedged)} ({_pct((hedged / base - 1) * 100)})")
+        lines.append("  (hedged moves only by fees, funding, drift inside the band, and a deposit's")
+        lines.append("  price move before its short filled)")
         return lines
 
 
