@@ -66,12 +66,15 @@ async def test_deposit_is_hedged_within_a_cycle_plus_fill_time(harness_factory: 
 
 
 async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: Any) -> None:
-    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
-    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}])
+    # `until` passes on the keeper's clock, not the wall clock: opening the hedge may take any time on a
+    # loaded machine. The clock jumps 121 s; max_data_age allows the exchange's (wall-clock) timestamps.
+    until = (datetime.now(UTC) + timedelta(seconds=120)).isoformat()
+    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}],
+                              limits={"max_data_age": 600})
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") < -640_000
     n = len(exchange_orders(h.emu))
-    await asyncio.sleep(3.2)
+    h.keeper.clock = lambda: datetime.now(UTC) + timedelta(seconds=121)
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") == 0
     unwind = exchange_orders(h.emu)[n:]
