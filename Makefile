@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-fast lint venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The pure core and unit tests: no database server, broker or exchange process; under a minute.
+FAST_TESTS := tests/core tests/alerts tests/sim/test_engine.py tests/test_cli_imports.py tests/test_docs.py
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hedged tests bench

@@ -1,16 +1,28 @@
-"""The `hedged` command line. Heavy imports live inside the commands so that `--help` stays fast."""
+"""The `hedged` command line: builds the app and registers every command module's commands.
+
+Imports go one way: this module → command modules (hedged.audit.cli, hedged.alerts.cli, hedged.demo,
+hedged.sim.cli) → hedged.clikit (the leaf). None of them imports pydantic, SQLAlchemy, ccxt, aiohttp or
+aiomqtt at import time; each command imports what it needs when it runs, so `--help` stays fast
+(bench/cli_startup.py measures it; tests/test_cli_imports.py guards it).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hedged.config import Config, ConfigError, load_config
+from hedged import __version__
+from hedged.alerts.cli import register as register_alerts
+from hedged.audit.cli import register as register_audit
+from hedged.clikit import EXIT_CONFIG, EXIT_FAILED, ConfigOpt, exit_codes, fail, load_or_exit
+from hedged.demo import register as register_demo
+from hedged.sim.cli import register as register_sim
 
 if TYPE_CHECKING:
+    from hedged.config import Config
     from hedged.model import Snapshot
 
 app = typer.Typer(
@@ -18,39 +30,66 @@ app = typer.Typer(
     help="Keep crypto holdings hedged with perpetual futures, inside hard safety limits.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,  # plain click help: fast (no rich import) and no type labels on flags
 )
-config_app = typer.Typer(help="Configuration files.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration files: check, show, schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, then exit non-zero: the shape of every user-facing error."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+__all__ = ["app", "fail", "load_or_exit", "main"]
 
 
-def load_or_exit(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for line in exc.problems:
-            typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(2) from None
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hedged {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Keep crypto holdings hedged with perpetual futures, inside hard safety limits."""
 
 
 @config_app.command("check")
-def config_check(file: Annotated[Path, typer.Argument(help="TOML config file.")]) -> None:
+def config_check(file: Annotated[Path, typer.Argument(help="TOML config file.", show_default=False)]) -> None:
     """Print `ok`, or every problem on its own line (key path and what was expected) and exit 2."""
+    from hedged.config import ConfigError, load_config
+
     try:
         load_config(file)
     except ConfigError as exc:
         for line in exc.problems:
             typer.echo(line)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_CONFIG) from None
     typer.echo("ok")
+
+
+@config_app.command("show")
+def config_show(
+    file: Annotated[Path, typer.Argument(help="TOML config file.", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print it as JSON instead of TOML.")] = False,
+) -> None:
+    """The effective config, every default filled in, as TOML. Secrets appear as the names that hold them."""
+    from hedged.configtools import effective, effective_toml
+
+    cfg = load_or_exit(file)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(effective(cfg), indent=2))
+    else:
+        typer.echo(effective_toml(cfg), nl=False)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """JSON Schema of the config file (from the models), for editors that validate TOML."""
+    import json
+
+    from hedged.configtools import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @app.command()
@@ -92,9 +131,13 @@ def plan(
     else:
         from rich.console import Console
 
-        console = Console()
+        console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
         for table in plan_table(the_plan, result):
             console.print(table)
+
+
+# Piped output is read by programs and by `less -S`: wide enough that no symbol or number is cut.
+PIPE_WIDTH = 240
 
 
 def _exchange_errors() -> tuple[type[Exception], ...]:
@@ -108,6 +151,7 @@ def _live_raw(cfg: Config) -> dict[str, Any]:
     """Read live state from every venue (reads only); one-line error and exit 1 when it cannot."""
     import asyncio
 
+    from hedged.config import ConfigError
     from hedged.service import opened_venues, raw_snapshot
 
     async def read() -> dict[str, Any]:
@@ -119,7 +163,7 @@ def _live_raw(cfg: Config) -> dict[str, Any]:
     except ConfigError as exc:
         fail(exc.problems[0])
     except _exchange_errors() as exc:
-        fail(f"cannot read live state: {str(exc)[:300]}", 1)
+        fail(f"cannot read live state: {str(exc)[:300]}", EXIT_FAILED)
 
 
 def _live_snapshot(cfg: Config) -> Snapshot:
@@ -128,7 +172,7 @@ def _live_snapshot(cfg: Config) -> Snapshot:
     try:
         return parse_snapshot(_live_raw(cfg))
     except SnapshotError as exc:
-        fail(f"live state: {exc}", 1)
+        fail(f"live state: {exc}", EXIT_FAILED)
 
 
 @app.command()
@@ -145,7 +189,7 @@ def run(config: ConfigOpt) -> None:
     """Run the keeper until SIGTERM/SIGINT. Exit 3 if another keeper holds one of the accounts."""
     import asyncio
 
-    from hedged.audit.cli import exit_codes
+    from hedged.config import ConfigError
     from hedged.log import configure
     from hedged.service import run_keeper
 
@@ -158,19 +202,16 @@ def run(config: ConfigOpt) -> None:
             fail(exc.problems[0])
 
 
-# --- commands registered by other modules --------------------------------------------------------
-# Each module exposes `register(app)`; keep one line per module here.
-from hedged.audit.cli import register as register_audit  # noqa: E402, I001
+# --- commands registered by other modules (one line each) ----------------------------------------
 register_audit(app)
-from hedged.sim.cli import register as register_sim  # noqa: E402, I001
 register_sim(app)
-from hedged.demo import register as register_demo  # noqa: E402, I001
 register_demo(app)
-from hedged.alerts.cli import register as register_alerts  # noqa: E402, I001
 register_alerts(app)
 
 
 def main() -> None:
+    """The console script. A closed pipe (`hedged audit export | head`) reaches click, which exits 1
+    quietly; commands must let BrokenPipeError through rather than report it as an error."""
     try:
         app()
     except KeyboardInterrupt:

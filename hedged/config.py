@@ -47,7 +47,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-VENUE_SECRET_KEYS = "api_key_env/secret_env or api_key_file/secret_file"
+VENUE_SECRET_KEYS = "api_key_env/secret_env (environment variable names) or api_key_file/secret_file"
 
 
 def _no_inline_secrets(data: Any, where: str, instead: str = VENUE_SECRET_KEYS) -> None:
@@ -55,7 +55,7 @@ def _no_inline_secrets(data: Any, where: str, instead: str = VENUE_SECRET_KEYS) 
         return
     found = sorted(k for k in data if k in INLINE_SECRET_KEYS)
     if found:
-        raise ValueError(f"inline secret {where}{found[0]!r} refused: use {instead} (names, not values)")
+        raise ValueError(f"inline secret {where}{found[0]!r} refused: use {instead}")
 
 
 class KeeperConfig(_Model):
@@ -93,13 +93,23 @@ class VenueConfig(_Model):
                              "trading; their keys differ)")
         return self
 
-    @model_validator(mode="before")
+    # Inline secret keys at the top of the table are unknown keys, reworded by _problems (so the venue's
+    # other fields are still checked in the same run); inside `options` they are refused here.
+    @field_validator("options", mode="before")
     @classmethod
     def _refuse_inline(cls, data: Any) -> Any:
-        _no_inline_secrets(data, "")
-        if isinstance(data, Mapping):
-            _no_inline_secrets(data.get("options"), "options.")
+        _no_inline_secrets(data, "options.")
         return data
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, v: str) -> str:
+        from hedged.exchange_ids import unknown_exchange
+
+        problem = unknown_exchange(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("url")
     @classmethod
@@ -243,12 +253,6 @@ class MqttConfig(_Model):
     command_secret_env: str = ""
     queue_size: Annotated[int, Field(ge=1)] = 1000
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_inline(cls, data: Any) -> Any:
-        _no_inline_secrets(data, "", "password_env or password_file")
-        return data
-
     def password(self, base: Path | None = None) -> SecretStr | None:
         return read_secret("password_env", self.password_env, "password_file", self.password_file, base)
 
@@ -304,23 +308,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:
-        problems: list[str] = []
-        for i, h in enumerate(self.hedge):
-            where = f"hedge[{i}]"
-            if h.venue not in self.venues:
-                problems.append(f"{where}.venue: unknown venue {h.venue!r}, expected one of {sorted(self.venues)}")
-            for j, s in enumerate(h.sources):
-                if s not in self.venues:
-                    problems.append(
-                        f"{where}.sources[{j}]: unknown venue {s!r}, expected one of {sorted(self.venues)}"
-                    )
-            if h.ratio > self.limits.max_ratio:
-                problems.append(f"{where}.ratio: {h.ratio} exceeds limits.max_ratio {self.limits.max_ratio}")
-            if h.asset != h.instrument_base and not h.price_symbol:
-                problems.append(
-                    f"{where}.price_symbol: required when asset {h.asset} differs from the instrument's "
-                    f"base {h.instrument_base} (e.g. \"{h.asset}/USDT\")"
-                )
+        problems = cross_problems(list(self.venues), list(enumerate(self.hedge)), self.limits)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -339,6 +327,51 @@ class Config(_Model):
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
 
+def cross_problems(venues: list[str], hedges: list[tuple[int, HedgeConfig]], limits: LimitsConfig | None) -> list[str]:
+    """Problems between sections: each hedge entry against the venues and the limits.
+
+    Takes only the parts that validated on their own, so `config check` reports these in the same run as
+    field errors elsewhere (a bad [limits] skips the ratio check; a bad hedge entry skips that entry).
+    """
+    problems: list[str] = []
+    for i, h in hedges:
+        where = f"hedge[{i}]"
+        if h.venue not in venues:
+            problems.append(f"{where}.venue: unknown venue {h.venue!r}, expected one of {sorted(venues)}")
+        for j, s in enumerate(h.sources):
+            if s not in venues:
+                problems.append(f"{where}.sources[{j}]: unknown venue {s!r}, expected one of {sorted(venues)}")
+        if limits is not None and h.ratio > limits.max_ratio:
+            problems.append(f"{where}.ratio: {h.ratio} exceeds limits.max_ratio {limits.max_ratio}")
+        if h.asset != h.instrument_base and not h.price_symbol:
+            problems.append(
+                f"{where}.price_symbol: required when asset {h.asset} differs from the instrument's "
+                f"base {h.instrument_base} (e.g. \"{h.asset}/USDT\")"
+            )
+    return problems
+
+
+def _partial_cross(data: Mapping[str, Any]) -> list[str]:
+    """cross_problems over whichever of venues, hedge entries and limits are valid by themselves."""
+    venues = data.get("venues")
+    hedge = data.get("hedge")
+    if not isinstance(venues, Mapping) or not isinstance(hedge, list):
+        return []
+    valid: list[tuple[int, HedgeConfig]] = []
+    for i, entry in enumerate(hedge):
+        try:
+            valid.append((i, HedgeConfig.model_validate(entry)))
+        except ValidationError:
+            continue
+    raw_limits = data.get("limits", {})
+    try:  # the ratio check needs only max_ratio: other bad [limits] keys must not hide it
+        ratio = {"max_ratio": raw_limits["max_ratio"]} if "max_ratio" in raw_limits else {}
+        limits: LimitsConfig | None = LimitsConfig.model_validate(ratio)
+    except (ValidationError, TypeError):
+        limits = None
+    return cross_problems([str(k) for k in venues], valid, limits)
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -353,6 +386,18 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _inline_secret(raw: tuple[int | str, ...]) -> str | None:
+    """The refusal for an inline secret key in [venues.NAME] or [mqtt] (None for other unknown keys)."""
+    key = raw[-1]
+    if not isinstance(key, str) or key not in INLINE_SECRET_KEYS:
+        return None
+    if raw[0] == "venues" and len(raw) == 3:
+        return f"inline secret {key!r} refused: use {VENUE_SECRET_KEYS}"
+    if raw[0] == "mqtt" and len(raw) == 2:
+        return f"inline secret {key!r} refused: use password_env or password_file"
+    return None
+
+
 def _problems(exc: ValidationError) -> list[str]:
     out: list[str] = []
     for err in exc.errors(include_url=False, include_input=False):
@@ -360,7 +405,11 @@ def _problems(exc: ValidationError) -> list[str]:
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
+        if msg.startswith("inline secret options."):
+            loc = loc.removesuffix(".options")
+        if err["type"] == "extra_forbidden" and (inline := _inline_secret(err["loc"])):
+            loc, msg = _loc(err["loc"][:-1]), inline
+        elif err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
@@ -370,10 +419,14 @@ def _problems(exc: ValidationError) -> list[str]:
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
+    """Validate a parsed TOML document; ConfigError lists every problem found in one pass."""
     try:
         return Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(_problems(exc)) from None
+        problems = _problems(exc)
+        # Config-level cross checks only run when every field is valid; run them here on the valid parts
+        problems.extend(p for p in _partial_cross(data) if p not in problems)
+        raise ConfigError(problems) from None
 
 
 def load_config(path: str | Path) -> Config:

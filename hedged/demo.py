@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -104,12 +106,44 @@ def _num(v: Decimal, places: int = 4) -> str:
 
 
 def _usd(v: Decimal) -> str:
-    return f"{v.quantize(Decimal(1)):,}"
+    sign = "-" if v < 0 else ""
+    return f"{sign}${abs(v):,.0f}" if abs(v) >= 100 else f"{sign}${abs(v):,.2f}"
+
+
+def _pct(v: Decimal) -> str:
+    return f"{v:+.2f}%"
+
+
+def _age(seconds: float) -> str:
+    h, rem = divmod(int(seconds), 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m"
+
+
+LEGEND = ("exposure = held coins + the short's PnL in coins; hedge target = -exposure",
+          "USD hedged = exposure x price: it stays flat as prices move. That is the hedge.")
+POST_ONLY_BOUNCE = "EC_PostOnlyWillTakeLiquidity"
+EVENTS_KEPT = 50
+
+
+@dataclass
+class CoinBook:
+    """One coin's money over the run, for the closing summary (USD at the prices of the moment)."""
+
+    start_coins: Decimal = Decimal(0)
+    put_in_usd: Decimal = Decimal(0)  # coins at the start at the first price, plus deposits at theirs
+    # USD value once the short first reached its band (the hedge is on), plus later deposits at their price:
+    # from here on, hedged and unhedged are compared over the same prices
+    hedged_from: Decimal = Decimal(0)
+    hedged_at: float = 0.0  # seconds into the demo
+    deposited: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)  # in this coin (inverse contracts settle in it)
+    funding: Decimal = Decimal(0)  # > 0: received
 
 
 @dataclass
 class DemoView:
-    """What the console shows; updated by the keeper's on_cycle callback and by the deposit task."""
+    """What the console shows; fed by the keeper's on_cycle callback, the exchange's order and execution
+    events (the demo's account only) and the deposit script."""
 
     emu: Emulator
     started: float = field(default_factory=time.monotonic)
@@ -119,15 +153,114 @@ class DemoView:
     error: str = ""
     event: str = "keeper starting"
     decisions: tuple[Decision, ...] = ()
+    events: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    books: dict[str, CoinBook] = field(default_factory=dict)
+    echo: Callable[[str], None] | None = None  # plain mode: print each event as it happens
+    _status: dict[str, str] = field(default_factory=dict)
+    _fees: dict[str, Decimal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.emu.engine.listeners.append(self._on_exchange)
+        for coin, _ in DEPOSITS:
+            self.books[coin] = CoinBook(start_coins=self.wallet(coin))
+
+    # --- inputs --------------------------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        line = f"+{time.monotonic() - self.started:.0f}s".rjust(5) + f"  {text}"
+        self.events.append(line)
+        self.event = text
+        if self.echo is not None:
+            self.echo(f"event: {line}")
 
     def on_cycle(self, result: CycleResult, _snapshot: Any) -> None:
         self.cycles += 1
         self.sent += result.sent
         self.state = result.state.value
+        if result.error and result.error != self.error:
+            self.log(f"cycle failed: {result.error[:200]}")
         self.error = result.error
         if result.decisions:
+            for d in result.decisions:
+                book = self.books.get(d.plan.symbol.split("/")[0])
+                if book is not None and book.put_in_usd == 0 and d.plan.mark > 0:
+                    book.put_in_usd = book.start_coins * d.plan.mark
+                p = d.plan
+                if book is not None and not book.hedged_from and p.hedge and abs(p.drift) <= p.band:
+                    book.hedged_from = p.exposure_usd
+                    book.hedged_at = time.monotonic() - self.started
             self.decisions = result.decisions
 
+    def deposit(self, coin: str, amount: Decimal) -> None:
+        self.emu.engine.credit(API_KEY, coin, amount)
+        book = self.books[coin]
+        book.deposited += amount
+        book.put_in_usd += amount * self._mark(coin)
+        if book.hedged_from:
+            book.hedged_from += amount * self._mark(coin)
+
+    def _mark(self, coin: str) -> Decimal:
+        for d in self.decisions:
+            if d.plan.symbol.startswith(f"{coin}/"):
+                return d.plan.mark
+        return Decimal(0)
+
+    def _on_exchange(self, kind: str, api_key: str | None, payload: Any) -> None:
+        if api_key != API_KEY:
+            return
+        if kind == "order":
+            self._on_order(payload)
+        elif kind == "execution":
+            self._on_execution(payload)
+
+    def _on_order(self, o: Any) -> None:
+        before, now = self._status.get(o.order_id), str(o.status)
+        self._status[o.order_id] = now
+        if before == now:
+            return
+        coin, side = o.instrument.base, str(o.side).lower()
+        price = f" @ {_num(o.price, 2)}" if o.price is not None else ""
+        if o.reject_reason == POST_ONLY_BOUNCE:
+            self.log(f"{coin} post-only {side}{price} bounced: would cross the book; re-pricing")
+        elif now == "New" and before is None:
+            flag = " post-only" if o.time_in_force == "PostOnly" else ""
+            flag += " reduce-only" if o.reduce_only else ""
+            self.log(f"{coin} {side} {self._size(o.instrument, o.qty, o.price)}{price}{flag}")
+        elif now in ("Cancelled", "PartiallyFilledCanceled"):
+            self.log(f"{coin} {side}{price} cancelled (re-priced or timed out)")
+        elif now == "Rejected":
+            self.log(f"{coin} {side}{price} rejected by the exchange: {o.reject_reason}")
+
+    def _on_execution(self, ex: Any) -> None:
+        coin = ex.instrument.base
+        book = self.books.get(coin)
+        if ex.exec_type == "Funding":
+            if book is not None and ex.fee_coin == coin:
+                book.funding -= ex.fee
+            verb = "paid" if ex.fee > 0 else "received"
+            self.log(f"{coin} funding {verb}: {_num(abs(ex.fee), 6)} {ex.fee_coin} "
+                     f"({_usd(abs(ex.fee) * ex.price)}) for the short")
+            return
+        if book is not None and ex.fee_coin == coin:
+            book.fees += ex.fee
+        self._fees[ex.order_id] = self._fees.get(ex.order_id, Decimal(0)) + ex.fee
+        if ex.leaves_qty != 0:  # part fills: the fee counts, the line waits for the order's last fill
+            return
+        maker = "maker" if ex.is_maker else "taker"
+        paid = self._fees.pop(ex.order_id, ex.fee)  # the order's fee over all its fills
+        fee = _usd(paid * ex.price) if ex.fee_coin == coin else f"{_num(paid, 6)} {ex.fee_coin}"
+        size = self._size(ex.instrument, ex.order_qty, ex.price)
+        self.log(f"{coin} {'bought' if ex.side == 'Buy' else 'sold'} {size} @ {_num(ex.price, 2)}: filled "
+                 f"({maker}, fee {fee})")
+
+    @staticmethod
+    def _size(inst: Any, qty: Decimal, price: Decimal | None) -> str:
+        """Inverse contracts are USD: say so, with the coins they are worth."""
+        if inst.inverse and price:
+            usd = qty * inst.contract_size
+            return f"{_usd(usd)} ({_num(usd / price, 3)} {inst.base})"
+        return f"{_num(qty)} {inst.base}"
+
+    # --- reading -------------------------------------------------------------------------------------
     def order_counts(self) -> tuple[int, int, int]:
         """(open, filled, rejected post-only) of the demo account's orders, as the exchange sees them."""
         from hedged.sim.orders import OPEN_STATUSES
@@ -135,10 +268,14 @@ class DemoView:
         mine = [o for o in self.emu.engine.orders_list() if o["api_key"] == API_KEY]
         return (sum(1 for o in mine if o["status"] in OPEN_STATUSES),
                 sum(1 for o in mine if o["status"] == "Filled"),
-                sum(1 for o in mine if o["reject_reason"] == "EC_PostOnlyWillTakeLiquidity"))
+                sum(1 for o in mine if o["reject_reason"] == POST_ONLY_BOUNCE))
 
     def wallet(self, coin: str) -> Decimal:
         return Decimal(self.emu.engine.account(API_KEY).wallet.get(coin, Decimal(0)))
+
+    def market_hours(self) -> float:
+        engine = self.emu.engine
+        return max(0.0, (engine.now_ms() - engine.start_ms) / 1000)
 
     @staticmethod
     def _reason(d: Decision) -> str:
@@ -152,48 +289,112 @@ class DemoView:
             p = d.plan
             parts.append(f"{p.symbol} hedge={_num(p.hedge)} inflight={_num(p.inflight)} target={_num(p.target)} "
                          f"drift={_num(p.drift)} "
-                         f"band={_num(p.band)} mark={_num(p.mark, 2)} {d.action}"
+                         f"band={_num(p.band)} mark={_num(p.mark, 2)} usd_hedged={_usd(p.exposure_usd)} {d.action}"
                          + (f" ({self._reason(d)})" if d.reasons else ""))
         if self.error:
             parts.append(f"error={self.error}")
-        parts.append(f"event: {self.event}")
         return " | ".join(parts)
 
-    def render(self) -> Any:
+    def render(self, width: int = 80, height: int = 24) -> Any:
+        """The live screen: a header, one row per instrument (more columns when wider), the legend, the last
+        events (as many as fit), and the error if any."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
 
         elapsed = time.monotonic() - self.started
-        n_open, n_filled, n_rejected = self.order_counts()
+        n_open, n_filled, n_bounced = self.order_counts()
         head = Text.assemble(
-            ("hedged demo", "bold"), f"  {time.strftime('%H:%M:%S')}  +{elapsed:.0f}s  ",
-            ("state ", "dim"), (self.state, "bold green" if self.state == "RUNNING" else "bold yellow"),
-            ("  cycles ", "dim"), str(self.cycles), ("  orders sent ", "dim"), str(self.sent),
-            ("  open ", "dim"), str(n_open), ("  filled ", "dim"), str(n_filled),
-            ("  post-only rejected ", "dim"), str(n_rejected),
+            ("hedged demo", "bold"), f"  +{elapsed:.0f}s  ",
+            (self.state, "bold green" if self.state == "RUNNING" else "bold yellow"),
+            f"  cycle {self.cycles}  ", ("market clock ", "dim"), f"+{_age(self.market_hours())} ({SPEED:g}x)",
+            no_wrap=True, overflow="ellipsis",
         )
-        table = Table(expand=False, header_style="bold")
-        for col in ("instrument", "held", "exposure $", "target", "hedge", "in-flight", "drift", "band", "mark"):
-            table.add_column(col, justify="right" if col != "instrument" else "left")
-        table.add_column("action")
-        table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=44)
+        orders = Text.assemble(("orders ", "dim"), f"{self.sent} sent: {n_filled} filled, {n_bounced} post-only "
+                               f"bounced, {n_open} open", no_wrap=True, overflow="ellipsis")
+        wide = width >= 120
+        table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), expand=False)
+        cols = ["instrument" if wide else "coin", "price", "held", "exposure", "hedge"]
+        if wide:
+            cols += ["target", "in-flight", "band"]
+        cols += ["drift/band", "USD hedged", "action"]
+        if wide:
+            cols.append("why")
+        for col in cols:
+            table.add_column(col, justify="left" if col in ("coin", "instrument", "action", "why") else "right",
+                             no_wrap=True, overflow="ellipsis", max_width=max(20, width - 150) if col == "why"
+                             else None)
         for d in self.decisions:
             p = d.plan
             coin = p.symbol.split("/")[0]
             style = {"trade": "cyan", "hold": "green", "blocked": "red"}[d.action]
-            table.add_row(p.symbol, _num(self.wallet(coin)), _usd(p.exposure_usd), _num(p.target),
-                          _num(p.hedge), _num(p.inflight), _num(p.drift), _num(p.band), _num(p.mark, 2),
-                          Text(d.action, style=style), self._reason(d))
+            drift_pct = f"{abs(p.drift) / p.band * 100:.0f}%" if p.band else "-"
+            row = [p.symbol if wide else coin, _num(p.mark, 1 if p.mark >= 1000 else 2), _num(self.wallet(coin)),
+                   _num(p.exposure_usd / p.mark if p.mark else Decimal(0)), _num(p.hedge)]
+            if wide:
+                row += [_num(p.target), _num(p.inflight), _num(p.band)]
+            row += [drift_pct, _usd(p.exposure_usd)]
+            label = "on book" if d.action == "hold" and p.inflight else d.action  # our order rests there
+            cells: list[Any] = [*row, Text(label, style=style)]
+            if wide:
+                cells.append(self._reason(d))
+            table.add_row(*cells)
         if not self.decisions:
-            table.add_row("(waiting for the first cycle)", *[""] * 10)
-        foot = Text.assemble(("last event: ", "dim"), self.event)
-        parts: list[Any] = [head, table, foot]
+            table.add_row("(waiting for the first cycle)", *[""] * (len(cols) - 1))
+        legend = [Text(x, style="dim", no_wrap=True, overflow="ellipsis") for x in LEGEND]
+        # header 2, table head + rows, legend, "events", footer, error; the line printed before the screen;
+        # spare lines so the frame never scrolls the terminal
+        used = 2 + 1 + max(1, len(self.decisions)) + len(LEGEND) + 1 + 1 + (1 if self.error else 0) + 3
+        shown = list(self.events)[-max(3, min(EVENTS_KEPT, height - used)):]
+        log = Text("events", style="bold")
+        lines = [Text(e, no_wrap=True, overflow="ellipsis") for e in shown] or [Text("(none yet)", style="dim")]
+        parts: list[Any] = [head, orders, table, *legend, log, *lines]
         if self.error:
-            parts.append(Text.assemble(("error: ", "bold red"), self.error))
-        parts.append(Text("target/hedge/in-flight/drift/band in base coin; drift = hedge + in-flight - target. "
-                          "Ctrl-C stops.", style="dim"))
+            parts.append(Text.assemble(("error: ", "bold red"), self.error, no_wrap=True, overflow="ellipsis"))
+        parts.append(Text("Ctrl-C stops (open orders are cancelled).", style="dim"))
         return Group(*parts)
+
+    def summary(self) -> list[str]:
+        """The closing lines: orders, fees, funding, and each coin's USD value hedged against unhedged."""
+        _, n_filled, n_bounced = self.order_counts()
+        lines = [f"summary: {time.monotonic() - self.started:.0f} s here = {_age(self.market_hours())} of market "
+                 f"time; {self.sent} orders sent, {n_filled} filled,",
+                 f"  {n_bounced} post-only bounced (re-priced: a post-only order never pays the taker fee)"]
+        fees = sum((b.fees * self._mark(c) for c, b in self.books.items()), Decimal(0))
+        funding = sum((b.funding * self._mark(c) for c, b in self.books.items()), Decimal(0))
+        lines.append(f"  fees paid {_usd(fees)}; funding {'received' if funding >= 0 else 'paid'} {_usd(abs(funding))}")
+        for d in self.decisions:
+            coin = d.plan.symbol.split("/")[0]
+            book = self.books.get(coin)
+            if book is None or not book.put_in_usd:
+                continue
+            coins = book.start_coins + book.deposited
+            unhedged = coins * d.plan.mark
+            hedged = d.plan.exposure_usd
+            base = book.hedged_from or book.put_in_usd
+            since = f"since the hedge was on (+{book.hedged_at:.0f}s)" if book.hedged_from else "since the start"
+            lines.append(f"  {coin}: {_num(coins)} {coin} worth {_usd(base)} {since}; now")
+            lines.append(f"       unhedged {_usd(unhedged)} ({_pct((unhedged / base - 1) * 100)}), "
+                         f"hedged {_usd(hedged)} ({_pct((hedged / base - 1) * 100)})")
+        lines.append("  (hedged moves only by fees, funding, drift inside the band, and a deposit's")
+        lines.append("  price move before its short filled)")
+        return lines
+
+
+def hedged_command() -> str:
+    """How to run `hedged` from here: plain `hedged` if that is on PATH, else this venv's script."""
+    import shutil
+
+    script = Path(sys.executable).parent / "hedged"
+    if not script.exists():
+        return f"{sys.executable} -m hedged"
+    found = shutil.which("hedged")
+    if found and Path(found).resolve() == script.resolve():
+        return "hedged"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> DemoView:
@@ -208,9 +409,9 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> De
         os.environ[SECRET_ENV] = SECRET
         cfg_path = write_config(state_dir, emu.url)
         cfg: Config = load_config(cfg_path)
-        view = DemoView(emu)
-        view.event = f"exchange up at {emu.url}; holding " + ", ".join(
-            f"{_num(view.wallet(c))} {c}" for c in ("BTC", "ETH"))
+        view = DemoView(emu, echo=None if live else (lambda text: print(text, flush=True)))
+        view.log("exchange up; holding " + " and ".join(f"{_num(view.wallet(c))} {c}" for c, _ in DEPOSITS)
+                 + "; the keeper opens the short")
         stop = asyncio.Event()
         deposit_at = duration / 3 if duration is not None else DEPOSIT_AFTER
 
@@ -219,38 +420,28 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> De
             if stop.is_set():
                 return
             for coin, amount in DEPOSITS:
-                emu.engine.credit(API_KEY, coin, amount)
-            view.event = (f"+{time.monotonic() - view.started:.0f}s deposited "
-                          + " and ".join(f"{_num(a)} {c}" for c, a in DEPOSITS) + "; the hedge follows")
-            if not live:
-                print(f"event: {view.event}", flush=True)
+                view.deposit(coin, amount)
+            view.log("deposited " + " and ".join(f"{_num(a)} {c}" for c, a in DEPOSITS)
+                     + ": exposure jumps, the hedge follows")
             if duration is not None:
                 await asyncio.sleep(max(0.0, duration - deposit_at))
-                view.event = f"duration {duration:g}s reached; stopping (cancelling open orders)"
+                view.log(f"{duration:g} s reached: stopping, cancelling open orders")
                 stop.set()
 
         if live:
+            from rich.console import Console
             from rich.live import Live
 
-            with Live(view.render(), refresh_per_second=4, transient=False) as screen:
-
-                def on_cycle(result: CycleResult, snap: Any) -> None:
-                    view.on_cycle(result, snap)
-                    screen.update(view.render())
-
-                async def refresh() -> None:
-                    while True:
-                        await asyncio.sleep(0.5)
-                        screen.update(view.render())
-
-                tasks = [asyncio.create_task(script()), asyncio.create_task(refresh())]
+            console = Console()
+            with Live(console=console, refresh_per_second=4, transient=False,
+                      get_renderable=lambda: view.render(console.width, console.height)) as screen:
+                task = asyncio.create_task(script())
                 try:
-                    await run_keeper(cfg, stop=stop, on_cycle=on_cycle, install_signals=True)
+                    await run_keeper(cfg, stop=stop, on_cycle=view.on_cycle, install_signals=True)
                 finally:
-                    for t in tasks:
-                        t.cancel()
+                    task.cancel()
                     view.state = "STOPPED"
-                    screen.update(view.render())
+                    screen.refresh()
         else:
 
             def on_cycle_plain(result: CycleResult, snap: Any) -> None:
@@ -278,7 +469,7 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import tempfile
 
-        from hedged.audit.cli import exit_codes
+        from hedged.clikit import exit_codes
         from hedged.log import configure
 
         configure(level="warning")
@@ -293,7 +484,10 @@ def register(app: typer.Typer) -> None:
         with exit_codes():
             view = asyncio.run(run_demo(state_dir, duration, live=live))
         cfg = state_dir / "hedged.toml"
-        print(f"\nstopped after {view.cycles} cycles, {view.sent} orders sent; open orders cancelled.")
-        print(f"config: {cfg}\naudit:  {state_dir / 'hedged.db'}\ninspect:")
-        print(f"  hedged audit verify --config {cfg}")
-        print(f"  hedged status --config {cfg}")
+        print()
+        print("\n".join(view.summary()))
+        print(f"\nstopped after {view.cycles} cycles; open orders cancelled.")
+        print(f"config and audit DB: {state_dir}\ninspect what it did:")
+        exe = hedged_command()
+        for args in ("status", "audit verify", "audit tail -n 20"):
+            print(f"  {exe} {args} --config {cfg}")

@@ -1,4 +1,4 @@
-"""The math of DESIGN.md §2: coin exposure, hedge size, target. Pure functions; no I/O, no clock.
+"""The math (docs/architecture.md, "The math"): coin exposure, hedge size, target. Pure functions; no I/O, no clock.
 
 Why collateral and inverse uPnL count: on a coin-margined account the coins posted as margin, and the
 coin-denominated PnL of the short, are coins the holder owns. Leaving them out under-hedges, and makes the
@@ -48,7 +48,7 @@ def ticker_price(t: Ticker) -> Decimal | None:
 
 
 def instrument_mark(state: VenueState, venue: str, symbol: str) -> Decimal:
-    """`mark` = position markPrice, else ticker markPrice, else ticker last (DESIGN §2)."""
+    """`mark` = position markPrice, else ticker markPrice, else ticker last (docs/architecture.md, "The math")."""
     pos = state.positions.get(symbol)
     if pos is not None and pos.mark_price is not None and pos.mark_price > 0:
         return pos.mark_price

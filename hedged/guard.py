@@ -1,4 +1,5 @@
-"""The safety rules of DESIGN.md §5: every planned order is approved, cut, or blocked, with named reasons.
+"""The safety rules (docs/architecture.md, "The guard"): every planned order is approved, cut, or blocked,
+with named reasons.
 
 Pure: limits, trading state and the recent order history come in as values. Checks that can only say no
 come first; cuts follow, and are applied from the tightest, so an approved order satisfies every limit

@@ -237,7 +237,7 @@ class Keeper:
         quiet = not inputs.context.orders and all(d.plan.intent is None for d in result.decisions)
         rows = [self._cycle_row(inputs.snapshot, hedges, d) for d in result.decisions]
         if rows and not quiet:
-            rows[0] = replace(rows[0], payload={"inputs": dump_inputs(inputs)})
+            rows[0] = replace(rows[0], payload={**(rows[0].payload or {}), "inputs": dump_inputs(inputs)})
         # instruments on a venue that could not be read (hedged.outage): blocked, with the venue's reason
         rows += [NewCycle(venue=b.venue, symbol=b.symbol, action="blocked", reasons=[str(r) for r in b.reasons])
                  for b in unreadable]
@@ -283,10 +283,13 @@ class Keeper:
         p = d.plan
         exposure = sum((h.exposure for h in hedges if h.instrument == p.symbol and h.venue == p.venue), Decimal(0))
         t = snap.venues[p.venue].tickers.get(p.symbol)
+        position = snap.venues[p.venue].positions.get(p.symbol)
+        facts = {"liquidation_price": position.liquidation_price if position is not None else None,
+                 "funding_interval_hours": p.market.funding_interval_hours}  # for `hedged status`
         return NewCycle(venue=p.venue, symbol=p.symbol, action=d.action, reasons=[str(r) for r in d.reasons],
                         exposure=exposure, hedge=p.hedge, inflight=p.inflight, target=p.target, drift=p.drift,
                         mark=p.mark, band=p.band, funding_rate=t.funding_rate if t is not None else None,
-                        basis=basis_bps(snap, p.venue, p.market, p.mark))
+                        basis=basis_bps(snap, p.venue, p.market, p.mark), payload=facts)
 
     # --- the loop -------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

@@ -35,7 +35,7 @@ def test_demo_runs_trades_and_leaves_a_verifiable_audit(tmp_path: Path) -> None:
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["keeper"] == "demo"
-    assert data["cycles"]
+    assert data["instruments"] and data["alive"]["verdict"] == "stopped"
 
     with sqlite3.connect(db) as conn:
         sent = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
@@ -45,3 +45,46 @@ def test_demo_runs_trades_and_leaves_a_verifiable_audit(tmp_path: Path) -> None:
     assert sent >= 1
     assert filled >= 1
     assert live == 0  # the stop cancelled whatever was still open
+
+
+async def test_the_live_screen_fits_80_columns_and_grows_when_wider() -> None:
+    import io
+    from decimal import Decimal as D
+
+    from rich.console import Console
+
+    from hedged.demo import LEGEND, DemoView, demo_settings
+    from hedged.keeper import CycleResult
+    from hedged.model import Decision, InstrumentPlan, Market, Reason, TradingState
+    from hedged.sim.server import Emulator
+
+    def decision(symbol: str, mark: str, hedge: str, exposure_usd: str) -> Decision:
+        base = symbol.split("/")[0]
+        market = Market(symbol, base, "USD", base, "inverse", D(1), D("0.05"), D(1), D(1))
+        plan = InstrumentPlan("sim", symbol, market, D(hedge), D(0), D(hedge) - D("0.0123456"), D("0.0123456"),
+                              D(mark), D("0.1204"), D(exposure_usd), None)
+        return Decision(plan, "hold", None, (Reason("within_band", "|drift| 0.0123 <= band 0.1204"),))
+
+    async with Emulator(demo_settings()) as emu:
+        view = DemoView(emu)
+        view.on_cycle(CycleResult((decision("BTC/USD:BTC", "65123.5", "-12.0404123", "781042.123"),
+                                   decision("ETH/USD:ETH", "3075.55", "-117.021345", "359866.789")),
+                                  sent=3, state=TradingState.RUNNING), None)
+        for n in range(30):
+            view.log(f"BTC post-only sell @ 65,{n:03d} bounced: would cross the book; re-pricing")
+        view.deposit("BTC", D(2))
+        view.log("deposited 2 BTC and 20 ETH: exposure jumps, the hedge follows")
+        screens = {}
+        for width, height in ((80, 24), (200, 50)):
+            console = Console(width=width, height=height, file=io.StringIO(), record=True, color_system=None)
+            console.print(view.render(width, height))
+            screens[width] = console.export_text().splitlines()
+    narrow, wide = screens[80], screens[200]
+    assert max(len(line) for line in narrow) <= 80 and len(narrow) <= 23  # one line is the demo's banner
+    table = "\n".join(narrow[2:5])
+    for cell in ("65,123.5", "12", "-12.0404", "$781,042", "3,075.6", "-117.0213", "$359,867", "10%"):
+        assert cell in table, (cell, table)
+    assert "…" not in table and LEGEND[0] in narrow and LEGEND[1] in narrow
+    assert narrow[-2].endswith("deposited 2 BTC and 20 ETH: exposure jumps, the hedge follows")
+    assert "BTC/USD:BTC" in "\n".join(wide) and "within_band" in "\n".join(wide) and "in-flight" in wide[2]
+    assert sum("bounced" in line for line in wide) > sum("bounced" in line for line in narrow)

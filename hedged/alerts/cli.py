@@ -10,28 +10,31 @@ import asyncio
 import json
 import os
 import time
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hedged.alerts.commands import COMMANDS, signed_command
-from hedged.alerts.mqtt import Topics
-from hedged.config import Config, ConfigError
+from hedged.clikit import EXIT_NO_ANSWER, ConfigOpt, ReasonOpt, fail, load_or_exit
 
-ACTIONS = ", ".join(COMMANDS)
+if TYPE_CHECKING:
+    from hedged.config import Config
+
+# Kept in step with hedged.alerts.commands.COMMANDS (tests/test_cli_imports.py checks), so that the help
+# text does not import the alerts package.
+ACTIONS = "pause, resume, halt, reduce-only"
 
 
 def command(
     action: Annotated[str, typer.Argument(help=f"One of: {ACTIONS}.")],
-    config: Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why, for the audit log.")] = "",
+    config: ConfigOpt,
+    reason: ReasonOpt = "",
     username: Annotated[str, typer.Option(help="Broker user (default: mqtt.username from the config).")] = "",
     password_env: Annotated[str, typer.Option(help="Variable holding the broker password.")] = "",
     wait: Annotated[float, typer.Option(help="Seconds to wait for the keeper's answer.")] = 10.0,
 ) -> None:
     """Send a signed pause|resume|halt|reduce-only; exit 0 if the keeper accepted it, 1 if refused."""
-    from hedged.cli import fail, load_or_exit
+    from hedged.alerts.commands import COMMANDS
+    from hedged.config import ConfigError
 
     if action not in COMMANDS:
         fail(f"action: expected one of {ACTIONS}, got {action!r}")
@@ -53,9 +56,10 @@ def command(
         verdict = asyncio.run(_send(cfg, action, reason, secret.get_secret_value(), username or cfg.mqtt.username,
                                     password, wait))
     except TimeoutError:
-        fail(f"no answer from keeper {cfg.keeper.name} within {wait:.0f}s (is it running with commands on?)", 4)
+        fail(f"no answer from keeper {cfg.keeper.name} within {wait:.0f}s (is it running with commands on?)",
+             EXIT_NO_ANSWER)
     except Exception as exc:  # aiomqtt.MqttError and OSError: one line, never a traceback
-        fail(f"mqtt: {type(exc).__name__}: {str(exc)[:200]}", 4)
+        fail(f"mqtt: {type(exc).__name__}: {str(exc)[:200]}", EXIT_NO_ANSWER)
     typer.echo(json.dumps(verdict))
     raise typer.Exit(0 if verdict.get("accepted") else 1)
 
@@ -63,6 +67,9 @@ def command(
 async def _send(cfg: Config, action: str, reason: str, secret: str, username: str, password: str | None,
                 wait: float) -> dict[str, object]:
     import aiomqtt
+
+    from hedged.alerts.commands import signed_command
+    from hedged.alerts.mqtt import Topics
 
     topics = Topics.of(cfg)
     payload = signed_command(secret, action, ts=time.time(), reason=reason)

@@ -1,8 +1,8 @@
-"""CLI commands over the audit store: db upgrade, audit verify|tail|export|lock, status, halt, resume,
-reduce-only. Heavy imports stay inside the commands so `hedged --help` is fast.
+"""CLI commands over the audit store: db upgrade, audit verify|tail|export|lock, status, halt, pause,
+resume, reduce-only. Heavy imports stay inside the commands so `hedged --help` is fast.
 
-Exit codes: 0 ok, 1 audit problem (bad chain, unreadable or unwritable store), 2 bad config,
-3 the trading account is locked by another keeper.
+Exit codes (hedged.clikit): 0 ok, 1 the work failed (bad chain, unreadable or unwritable store, database
+unreachable), 2 bad config, 3 the trading account is locked by another keeper.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import asyncio
 import csv
 import re
 import sys
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -20,16 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from hedged.clikit import EXIT_AUDIT, EXIT_LOCKED, ConfigOpt, JsonOpt, ReasonOpt, exit_codes, fail, load_or_exit
+
 if TYPE_CHECKING:
     from hedged.audit.store import AuditStore, EventRecord
     from hedged.config import Config
 
 T = TypeVar("T")
-EXIT_AUDIT = 1
-EXIT_LOCKED = 3
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+__all__ = ["EXIT_AUDIT", "EXIT_LOCKED", "exit_codes", "register"]  # exit_codes: its old home, kept for callers
 
 
 class ExportFormat(StrEnum):
@@ -38,32 +35,14 @@ class ExportFormat(StrEnum):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def exit_codes() -> Iterator[None]:
-    """Map audit/lock exceptions to one stderr line and an exit code (AccountLocked → 3, others → 1).
-
-    The keeper's `run` command wraps its asyncio.run(...) in this.
-    """
-    from hedged.audit.lock import AccountLocked
-    from hedged.audit.store import AuditError
-
-    try:
-        yield
-    except AccountLocked as exc:
-        _fail(str(exc), EXIT_LOCKED)
-    except AuditError as exc:
-        _fail(str(exc), EXIT_AUDIT)
+    fail(message, code)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     with exit_codes():
         try:
             return asyncio.run(coro)
-        except (typer.Exit, KeyboardInterrupt):
+        except (typer.Exit, KeyboardInterrupt, BrokenPipeError):
             raise
         except OSError as exc:
             _fail(f"{type(exc).__name__}: {exc}", EXIT_AUDIT)
@@ -72,7 +51,6 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def _config(path: Path) -> Config:
     import structlog
 
-    from hedged.cli import load_or_exit
     from hedged.log import configure
 
     if not structlog.is_configured():
@@ -247,73 +225,53 @@ def audit_lock(
         raise typer.Exit(0) from None
 
 
-def status(config: ConfigOpt, as_json: JsonOpt = False) -> None:
-    """Last cycle per instrument, unsettled orders, trading state and last error."""
+def status(
+    config: ConfigOpt,
+    as_json: JsonOpt = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    every: Annotated[float, typer.Option("--every", min=0.2, help="Seconds between refreshes with --watch.")] = 2.0,
+) -> None:
+    """Is the keeper alive, what may it do and why, how each hedge stands, open orders, the last error."""
     cfg = _config(config)
 
-    async def go() -> dict[str, Any]:
+    async def once() -> Any:
+        from hedged.status import collect
+
         async with await _open(cfg, read_only=True) as store:
-            return {
-                "keeper": cfg.keeper.name,
-                "requested_state": (await store.requested_state()).value,
-                "state": await store.last_event("state"),
-                "cycles": await store.last_cycles(),
-                "orders": await store.unsettled_orders(),
-                "last_error": await store.last_error(),
-            }
+            return await collect(cfg, store, datetime.now(UTC))
 
-    data = _run(go())
-    if as_json:
-        from hedged.audit.chain import canonical_json
+    def show(view: Any) -> None:
+        from hedged.status import as_json as view_json
+        from hedged.status import render
 
-        typer.echo(canonical_json(data))
+        if as_json:
+            import json
+
+            typer.echo(json.dumps(view_json(view), indent=2))
+        else:
+            typer.echo(render(view), nl=False)
+
+    if not watch:
+        show(_run(once()))
         return
-    _render_status(data)
 
+    async def loop() -> None:
+        from hedged.status import collect
 
-def _render_status(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+        async with await _open(cfg, read_only=True) as store:
+            while True:
+                view = await collect(cfg, store, datetime.now(UTC))
+                if sys.stdout.isatty() and not as_json:
+                    typer.echo("\033[H\033[2J", nl=False)  # clear the screen, cursor home
+                show(view)
+                if not sys.stdout.isatty():
+                    sys.stdout.flush()
+                await asyncio.sleep(every)
 
-    from hedged.audit.chain import decimal_str
-
-    def num(v: Any) -> str:
-        return "" if v is None else decimal_str(v)
-
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    state = data["state"]
-    state_text = state.payload.get("state", "?") if state else "never recorded"
-    since = f" since {state.ts:%Y-%m-%d %H:%M:%S}Z" if state else ""
-    console.print(
-        f"[bold]keeper[/] {data['keeper']}   [bold]state[/] {state_text}{since}   "
-        f"[bold]requested[/] {data['requested_state']}"
-    )
-    cycles = Table(title="last cycle per instrument", title_justify="left")
-    for col in ("venue", "symbol", "cycle", "time", "exposure", "hedge", "in-flight", "target", "drift",
-                "band", "mark", "funding", "basis", "action", "reasons"):
-        cycles.add_column(col, justify="right" if col not in ("venue", "symbol", "action", "reasons") else "left")
-    for c in data["cycles"]:
-        cycles.add_row(
-            c.venue, c.symbol, str(c.cycle), f"{c.ts:%H:%M:%S}", num(c.exposure), num(c.hedge), num(c.inflight),
-            num(c.target), num(c.drift), num(c.band), num(c.mark), num(c.funding_rate), num(c.basis), c.action,
-            ", ".join(map(str, c.reasons or [])),
-        )
-    console.print(cycles)
-    orders = Table(title="unsettled orders", title_justify="left")
-    for col in ("client id", "venue", "symbol", "side", "amount", "price", "filled", "status", "flags",
-                "created"):
-        orders.add_column(col)
-    for o in data["orders"]:
-        flags = " ".join(f for f, on in (("reduce-only", o.reduce_only), ("post-only", o.post_only)) if on)
-        orders.add_row(o.client_order_id, o.venue, o.symbol, o.side, num(o.amount), num(o.price), num(o.filled),
-                       o.status, flags, f"{o.created_at:%Y-%m-%d %H:%M:%S}")
-    console.print(orders)
-    err = data["last_error"]
-    if err is None:
-        console.print("[bold]last error[/] none")
-    else:
-        console.print(f"[bold]last error[/] {err.ts:%Y-%m-%d %H:%M:%S}Z {err.payload.get('message', '')}",
-                      markup=False)
+    try:
+        _run(loop())
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def _command(config: Path, state_name: str, reason: str) -> None:
@@ -328,9 +286,6 @@ def _command(config: Path, state_name: str, reason: str) -> None:
 
     event_id = _run(go())
     typer.echo(f"requested {state_name} for keeper {cfg.keeper.name} (event {event_id})")
-
-
-ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why, for the audit log.")]
 
 
 def halt(config: ConfigOpt, reason: ReasonOpt = "") -> None:

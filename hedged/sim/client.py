@@ -1,8 +1,8 @@
 """One helper that builds a ccxt bybit client pointed at a base URL (the emulator, or any Bybit v5
 compatible endpoint): the same helper the keeper's venue uses when a venue has `url` set.
 
-Options follow /work/shared/EXCHANGES.md: every REST URL key and the WS URLs overridden after sandbox
-mode, market types spot/linear/inverse only, currencies off, unified account preset (skips the
+Options follow the verified ccxt/Bybit facts (docs/emulator.md): every REST URL key and the WS URLs
+overridden after sandbox mode, market types spot/linear/inverse only, currencies off, unified account preset (skips the
 query-api/account-info probe), rate limiting off.
 """
 

@@ -105,8 +105,8 @@ async def _full_cli_round(cfg: Path, db_url: str) -> None:
     code, out, _ = await arun("status", "--config", str(cfg), "--json")
     data = json.loads(out)
     assert code == 0 and data["requested_state"] == "RUNNING"
-    assert data["cycles"][0]["drift"] == "1" and data["orders"][0]["client_order_id"] == "hk-c1"
-    assert data["last_error"]["payload"]["message"] == "rate limited"
+    assert data["instruments"][0]["drift"] == "1" and data["orders"][0]["client_order_id"] == "hk-c1"
+    assert data["last_error"]["message"] == "rate limited"
     code, out, _ = await arun("status", "--config", str(cfg))
     assert code == 0 and "BTC/USD:BTC" in out and "hk-c1" in out and "rate limited" in out
 

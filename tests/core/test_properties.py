@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) of DESIGN.md §2 and §5, for inverse and linear contracts."""
+"""Property tests (hypothesis) of docs/architecture.md ("The math", "The guard"), for inverse and linear contracts."""
 
 from __future__ import annotations
 

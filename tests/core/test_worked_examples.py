@@ -1,4 +1,5 @@
-"""The seed articles' worked examples, and the inverse invariance of DESIGN.md §2, pinned exactly."""
+"""The seed articles' worked examples, and the inverse invariance of docs/architecture.md
+("The math"), pinned exactly."""
 
 from __future__ import annotations
 
