@@ -164,6 +164,8 @@ from hedged.demo import register as register_demo  # noqa: E402, I001
 register_demo(app)
 from hedged.alerts.cli import register as register_alerts  # noqa: E402, I001
 register_alerts(app)
+from hedged.simulate.cli import register as register_simulate  # noqa: E402, I001
+register_simulate(app)
 
 
 def main() -> None:

@@ -1,0 +1,173 @@
+"""`hedged simulate` and `hedged report`; heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, sep, val = v.partition("=")
+        if not sep or not key or not val:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {v!r}", param_hint=what)
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _decimal(v: str, what: str) -> Decimal:
+    try:
+        return Decimal(v)
+    except InvalidOperation:
+        raise typer.BadParameter(f"expected a number, got {v!r}", param_hint=what) from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def simulate(
+        config: Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")],
+        path: Annotated[str, typer.Option(help="gbm | jumps | crash | flat | FILE.csv (timestamp,open,high,low,"
+                                               "close[,mark,index,funding]).")] = "gbm",
+        days: Annotated[float, typer.Option(help="Length of a generated path, days.")] = 30.0,
+        step: Annotated[int, typer.Option(help="Seconds between decisions.")] = 60,
+        seed: Annotated[int, typer.Option(help="Seed of the path.")] = 1,
+        vol: Annotated[float, typer.Option(help="Annual volatility.")] = 0.6,
+        drift: Annotated[float, typer.Option(help="Annual drift.")] = 0.0,
+        funding_rate: Annotated[str, typer.Option(help="Funding per interval; 0 turns funding off.")] = "0.0001",
+        spread_ticks: Annotated[int | None, typer.Option(help="Half spread of the book, ticks.")] = None,
+        crash: Annotated[float, typer.Option(help="--path crash: the fall, as a fraction.")] = 0.5,
+        crash_hours: Annotated[float, typer.Option(help="--path crash: over how many hours.")] = 24.0,
+        jumps_per_day: Annotated[float, typer.Option(help="--path jumps: Poisson rate.")] = 2.0,
+        alt_beta: Annotated[float, typer.Option(help="Other coins vs the first hedge's coin: beta.")] = 1.5,
+        alt_corr: Annotated[float, typer.Option(help="Other coins vs the first hedge's coin: correlation.")] = 0.8,
+        exchange: Annotated[Path | None, typer.Option(help="Emulator TOML: instruments, fees, book, balances.")] = None,
+        balance: Annotated[list[str], typer.Option(help="Starting balance COIN=AMOUNT (repeat).")] = [],  # noqa: B006
+        deposit: Annotated[list[str], typer.Option(help="COIN=AMOUNT@DAYS: credit every DAYS (repeat).")] = [],  # noqa: B006
+        from_flat: Annotated[bool, typer.Option("--from-flat", help="Start with no hedge (count opening trades).")]
+        = False,
+        sweep: Annotated[list[str], typer.Option(help="KEY=V1,V2: run the grid (repeat for more keys).")] = [],  # noqa: B006
+        out: Annotated[Path | None, typer.Option(help="Write summary, series and orders here (for report).")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    ) -> None:
+        """Price a hedge before running it: the real decision over a seeded path, vs naive and unhedged."""
+        import json
+        from dataclasses import replace
+
+        from hedged.cli import fail, load_or_exit
+        from hedged.exposure import PlanInputError
+        from hedged.sim.settings import EmulatorConfigError, load_settings
+        from hedged.simulate.paths import PathSpec
+        from hedged.simulate.runner import Deposit, SimError, SimOptions, simulate, sweep_configs
+
+        cfg = load_or_exit(config)
+        try:
+            settings = load_settings(exchange) if exchange is not None else None
+        except EmulatorConfigError as exc:
+            fail(f"--exchange {exchange}: {exc.problems[0]}")
+        balances = {k: _decimal(v, "--balance") for k, v in _pairs(balance, "--balance").items()} or None
+        deposits = []
+        for coin, spec in _pairs(deposit, "--deposit").items():
+            amount, sep, every = spec.partition("@")
+            if not sep:
+                fail(f"--deposit {coin}={spec}: expected COIN=AMOUNT@DAYS, e.g. BTC=0.1@7")
+            deposits.append(Deposit(coin, _decimal(amount, "--deposit"), float(_decimal(every, "--deposit"))))
+        rate = _decimal(funding_rate, "--funding-rate")
+        spec = PathSpec(kind=path, days=days, step_s=step, vol=vol, drift=drift, seed=seed, crash=crash,
+                        crash_hours=crash_hours, jumps_per_day=jumps_per_day, alt_beta=alt_beta, alt_corr=alt_corr)
+        opts = SimOptions(path=spec, funding_rate=rate, spread_ticks=spread_ticks, balances=balances,
+                          deposits=tuple(deposits), exchange=settings, start_hedged=not from_flat)
+        try:
+            if sweep:
+                grid = [(k, v.split(",")) for k, v in _pairs(sweep, "--sweep").items()]
+                rows = []
+                for combo, c in sweep_configs(cfg, grid):
+                    r = simulate(c, replace(opts, rules=("config",)))
+                    rows.append({"params": combo, **r.scenario("config").summary})
+                if json_out:
+                    typer.echo(json.dumps({"sweep": rows}))
+                else:
+                    _sweep_table(rows)
+                return
+            result = simulate(cfg, opts)
+        except (SimError, PlanInputError) as exc:
+            fail(str(exc))
+        if out is not None:
+            from hedged.simulate.output import write_run
+
+            write_run(result, out)
+        if json_out:
+            typer.echo(json.dumps(result.json()))
+        else:
+            _table(result.json())
+            if out is not None:
+                typer.echo(f"written to {out}; draw it with: hedged report --sim {out}")
+
+    @app.command()
+    def report(
+        sim: Annotated[Path | None, typer.Option(help="A folder written by `hedged simulate --out`.")] = None,
+        out: Annotated[Path | None, typer.Option(help="Where to write report.html and the PNGs "
+                                                      "(default: the --sim folder).")] = None,
+    ) -> None:
+        """Draw a simulation as one self-contained HTML page plus PNGs."""
+        from hedged.cli import fail
+        from hedged.simulate.output import RunDirError, read_run
+
+        if sim is None:
+            fail("--sim DIR is required (reports from the audit store, --config FILE, are not built yet)")
+        try:
+            data = read_run(sim)
+        except RunDirError as exc:
+            fail(str(exc))
+        from hedged.simulate.report import ReportError, render
+
+        try:
+            files = render(data, out or sim)
+        except ReportError as exc:
+            fail(str(exc), 1)
+        typer.echo(f"report: {files[-1]}")
+        for f in files[:-1]:
+            typer.echo(f"  {f}")
+
+
+def _table(summary: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    scenarios = summary["scenarios"]
+    assert isinstance(scenarios, list)
+    t = Table(title="hedged simulate: cost of insurance vs protection", title_justify="left")
+    t.add_column("")
+    for s in scenarios:
+        t.add_column(str(s["rule"]), justify="right")
+    for key in [k for k in scenarios[0] if k != "rule"]:
+        t.add_row(key, *(_fmt(s.get(key)) for s in scenarios))
+    t.caption = str(summary.get("note", ""))
+    t.caption_justify = "left"
+    Console().print(t)
+
+
+def _sweep_table(rows: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="sweep: cost vs effectiveness (same seeded path)", title_justify="left")
+    cols = ["orders", "cost_usd", "cost_pct_per_year", "hedge_effectiveness", "mean_drift", "max_drift",
+            "time_outside_band_pct"]
+    t.add_column("settings")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for r in rows:
+        params = r["params"]
+        assert isinstance(params, dict)
+        t.add_row(" ".join(f"{k}={v}" for k, v in params.items()), *(_fmt(r.get(c)) for c in cols))
+    Console().print(t)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.6f}" if abs(v) < 1 else f"{v:,.2f}"
+    return "-" if v is None else str(v)
