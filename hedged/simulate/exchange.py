@@ -55,6 +55,9 @@ class SimVenue:
     symbols: tuple[str, ...]  # instruments and price symbols the config reads here
     prefix: str  # our client-id prefix: open orders with it are ours
     markets: dict[str, Market] = field(default_factory=dict)
+    # When a list: every price move, clock step, order and cancel, so a test can replay the very same run on
+    # the local exchange over HTTP (ccxt) and compare the accounts.
+    journal: list[tuple[Any, ...]] | None = None
 
     @classmethod
     def create(cls, name: str, settings: EmulatorSettings, start_ms: int, step_ms: int, symbols: tuple[str, ...],
@@ -74,11 +77,15 @@ class SimVenue:
         """Set a coin's index (resting orders the new book trades through fill, as makers)."""
         if asset in self.engine.index:
             self.engine.set_price(price, asset=asset)
+            if self.journal is not None:
+                self.journal.append(("move", asset, price))
 
     def advance(self, seconds: int) -> None:
         """Move the clock; the engine runs taker flow and settles any funding now due."""
         self.engine.clock.step(seconds)
         self.engine.advance()
+        if self.journal is not None:
+            self.journal.append(("advance", seconds))
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.engine.now_ms() / 1000, tz=UTC)
@@ -116,6 +123,8 @@ class SimVenue:
     # --- orders ---------------------------------------------------------------------------------------
     def place(self, symbol: str, side: str, amount: Decimal, price: Decimal, *, post_only: bool, reduce_only: bool,
               client_id: str) -> SimOrder:
+        if self.journal is not None:
+            self.journal.append(("place", symbol, side, amount, price, post_only, reduce_only, client_id))
         return self.engine.place_order(
             API_KEY, self.engine.instrument(symbol), "Buy" if side == "buy" else "Sell", "Limit", amount, price,
             time_in_force="PostOnly" if post_only else "GTC", reduce_only=reduce_only, client_id=client_id)
@@ -129,6 +138,8 @@ class SimVenue:
         pos.created_ms = pos.updated_ms = self.engine.now_ms()
 
     def cancel(self, order: SimOrder) -> None:
+        if self.journal is not None:
+            self.journal.append(("cancel", order.instrument.symbol, order.client_id))
         self.engine.cancel_order(API_KEY, order.instrument, order.order_id, None)
 
     def executions(self, since: int = 0) -> list[Execution]:

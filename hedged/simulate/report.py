@@ -107,6 +107,8 @@ def render(data: RunData, out: Path, title: str = "hedged simulate") -> list[Pat
     ax.plot(_days(main), _thin(main.price), color="black", lw=0.8, label="mark")
     markers = {"buy": "^", "sell": "v"}
     for rule, orders in data.orders.items():
+        if rule != "unhedged" and not orders:
+            ax.plot([], [], " ", label=f"{rule}: no orders")
         for side in ("buy", "sell"):
             pts = [(o.t / 86400, o.price) for o in orders if o.side == side]
             if pts:

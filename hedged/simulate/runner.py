@@ -60,6 +60,7 @@ class SimOptions:
     rules: tuple[str, ...] = RULES
     start_hedged: bool = True  # hedged rules start at target (no opening trades); False: from no hedge
     keep: frozenset[int] = frozenset()  # steps whose snapshot and decision are kept (replay checks)
+    journal: bool = False  # keep every venue's journal of moves, steps, orders and cancels (replay checks)
 
 
 @dataclass
@@ -265,6 +266,9 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
     if rule not in RULES:
         raise SimError(f"rule: expected one of {', '.join(RULES)}, got {rule!r}")
     venues = _venues(cfg, settings, start, path.step_s, balances)
+    if opts.journal:
+        for v in venues.values():
+            v.journal = []
     first = next(iter(venues.values()))
     book = _Book()
     series = Series()
@@ -354,6 +358,11 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
 
 
 # --- the whole run ------------------------------------------------------------------------------------
+
+
+def prepare(cfg: Config, opts: SimOptions) -> tuple[EmulatorSettings, SimPath, dict[str, Decimal], datetime]:
+    """The exchange settings, path, starting balances and start time a run uses (replay checks use them too)."""
+    return _prepare(cfg, opts)
 
 
 def simulate(cfg: Config, opts: SimOptions) -> SimResult:
