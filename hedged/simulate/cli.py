@@ -76,9 +76,9 @@ def register(app: typer.Typer) -> None:
                 fail(f"--deposit {coin}={spec}: expected COIN=AMOUNT@DAYS, e.g. BTC=0.1@7")
             deposits.append(Deposit(coin, _decimal(amount, "--deposit"), float(_decimal(every, "--deposit"))))
         rate = _decimal(funding_rate, "--funding-rate")
-        spec = PathSpec(kind=path, days=days, step_s=step, vol=vol, drift=drift, seed=seed, crash=crash,
+        pspec = PathSpec(kind=path, days=days, step_s=step, vol=vol, drift=drift, seed=seed, crash=crash,
                         crash_hours=crash_hours, jumps_per_day=jumps_per_day, alt_beta=alt_beta, alt_corr=alt_corr)
-        opts = SimOptions(path=spec, funding_rate=rate, spread_ticks=spread_ticks, balances=balances,
+        opts = SimOptions(path=pspec, funding_rate=rate, spread_ticks=spread_ticks, balances=balances,
                           deposits=tuple(deposits), exchange=settings, start_hedged=not from_flat)
         try:
             if sweep:

@@ -179,8 +179,10 @@ def snapshot_v1(snap: Snapshot) -> dict[str, Any]:
             s: {"symbol": m.symbol, "base": m.base, "quote": m.quote, "settle": m.settle,
                 "type": "spot" if m.kind == "spot" else "swap", "spot": m.kind == "spot",
                 "linear": m.kind == "linear", "inverse": m.kind == "inverse", "contractSize": _s(m.contract_size),
-                "precision": {"amount": _s(m.lot), "price": _s(m.tick)}, "limits": {"amount": {"min": _s(m.min_amount)}},
-                "info": {"fundingInterval": str(int(m.funding_interval_hours * 60))} if m.funding_interval_hours else {}}
+                "precision": {"amount": _s(m.lot), "price": _s(m.tick)},
+                "limits": {"amount": {"min": _s(m.min_amount)}},
+                "info": {"fundingInterval": str(int(m.funding_interval_hours * 60))}
+                if m.funding_interval_hours else {}}
             for s, m in vs.markets.items()
         }
         tickers = {
@@ -201,7 +203,7 @@ def snapshot_v1(snap: Snapshot) -> dict[str, Any]:
              "timestamp": _ms(o.timestamp)}
             for o in vs.open_orders
         ]
-        venues[name] = {"markets": markets, "tickers": tickers,
-                        "balance": {"total": {c: _s(v) for c, v in vs.balances.items()}, "timestamp": _ms(vs.balance_time)},
-                        "positions": positions, "open_orders": orders}
+        balance = {"total": {c: _s(v) for c, v in vs.balances.items()}, "timestamp": _ms(vs.balance_time)}
+        venues[name] = {"markets": markets, "tickers": tickers, "balance": balance, "positions": positions,
+                        "open_orders": orders}
     return {"version": 1, "time": snap.time.isoformat().replace("+00:00", "Z"), "venues": venues}

@@ -5,6 +5,7 @@ Floats: these are report figures computed from the engine's exact Decimal accoun
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ def sampled(series: Series, every_s: float) -> list[float]:
 
 
 def diffs(xs: Sequence[float]) -> list[float]:
-    return [b - a for a, b in zip(xs, xs[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(xs)]
 
 
 def sampling_interval(series: Series, step_s: float) -> float:

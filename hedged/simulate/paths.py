@@ -9,6 +9,7 @@ Plain floats here (it is input data, like a CSV); the engine turns them into Dec
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ def _add_alts(path: SimPath, rets: list[float], spec: PathSpec, start_prices: di
     var = _var(rets)
     idio = abs(spec.alt_beta) * math.sqrt(var) * math.sqrt(1 / spec.alt_corr**2 - 1) if var > 0 else 0.0
     for asset in others:
-        alt = [spec.alt_beta * r + rng.gauss(0.0, idio) for r in rets] if idio > 0 else [spec.alt_beta * r for r in rets]
+        alt = [spec.alt_beta * r + (rng.gauss(0.0, idio) if idio > 0 else 0.0) for r in rets]
         path.candles[asset] = _candles(start_prices[asset], alt, math.sqrt(_var(alt)), rng)
 
 
@@ -149,7 +150,8 @@ def _time(value: str, row: int) -> float:
         try:
             dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError:
-            raise PathError(f"row {row} timestamp: expected seconds, milliseconds or RFC 3339, got {v[:30]!r}") from None
+            raise PathError(
+                f"row {row} timestamp: expected seconds, milliseconds or RFC 3339, got {v[:30]!r}") from None
         return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     return x / 1000 if x > 1e11 else x
 
@@ -184,11 +186,11 @@ def from_csv(file: Path, spec: PathSpec, start_prices: dict[str, float], primary
     if len(candles) < 2:
         raise PathError(f"--path {file}: expected at least two candles")
     step = round(times[1] - times[0])
-    if step <= 0 or any(round(b - a) != step for a, b in zip(times, times[1:], strict=False)):
+    if step <= 0 or any(round(b - a) != step for a, b in itertools.pairwise(times)):
         raise PathError(f"--path {file}: timestamps must be evenly spaced and increasing")
     first = candles[0].open
     all_candles = [Candle(first, first, first, first), *candles]
-    rets = [math.log(b.close / a.close) for a, b in zip(all_candles, all_candles[1:], strict=False)]
+    rets = [math.log(b.close / a.close) for a, b in itertools.pairwise(all_candles)]
     path = SimPath(str(file), step, {primary: all_candles},
                    funding=[funding[0], *funding] if not all(math.isnan(x) for x in funding) else None,
                    start=datetime.fromtimestamp(times[0] - step, tz=UTC))

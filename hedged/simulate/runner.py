@@ -50,7 +50,7 @@ class Deposit:
 
 @dataclass(frozen=True)
 class SimOptions:
-    path: PathSpec = PathSpec()
+    path: PathSpec = field(default_factory=PathSpec)
     funding_rate: Decimal | None = Decimal("0.0001")  # per interval; None keeps the exchange's
     spread_ticks: int | None = None
     start: datetime = DEFAULT_START
@@ -294,23 +294,23 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
                 v.advance(step_s)
             for asset, cs in path.candles.items():
                 c = cs[i]
-                for p in ((c.high, c.low, c.close) if c.close < c.open else (c.low, c.high, c.close)):
-                    if p != last[asset]:
-                        price = dec(p)
+                for px in ((c.high, c.low, c.close) if c.close < c.open else (c.low, c.high, c.close)):
+                    if px != last[asset]:
+                        price = dec(px)
                         for v in venues.values():
                             v.move(asset, price)
-                        last[asset] = p
+                        last[asset] = px
             if path.funding is not None and not math.isnan(path.funding[i]):
                 funding_rate = path.funding[i]
                 for v in venues.values():
                     for inst in v.engine.instruments.values():
                         if inst.is_contract and inst.base == primary:
                             inst.funding_rate = dec(funding_rate)
-            for d in opts.deposits:
-                every = round(d.every_days * 86400 / step_s)
+            for dep in opts.deposits:
+                every = round(dep.every_days * 86400 / step_s)
                 if every > 0 and i % every == 0:
-                    first.engine.credit("sim", d.coin, d.amount)
-                    deposited += float(d.amount * first.usd(d.coin))
+                    first.engine.credit("sim", dep.coin, dep.amount)
+                    deposited += float(dep.amount * first.usd(dep.coin))
         now = first.now()
         decided: GuardResult | None = None
         if rule == "config":
