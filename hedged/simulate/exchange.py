@@ -91,10 +91,10 @@ class SimVenue:
         return datetime.fromtimestamp(self.engine.now_ms() / 1000, tz=UTC)
 
     # --- what the keeper would read ------------------------------------------------------------------
-    def state(self) -> VenueState:
+    def state(self, now: datetime | None = None) -> VenueState:
         """Balance, positions, tickers and our open orders, stamped now (a fresh read)."""
         eng = self.engine
-        now = self.now()
+        now = now or self.now()
         acct = self.account
         tickers: dict[str, Ticker] = {}
         for s in self.symbols:
@@ -109,8 +109,8 @@ class SimVenue:
             if p.size != 0 and p.instrument.symbol in self.markets:
                 positions[p.instrument.symbol] = Position(
                     symbol=p.instrument.symbol, contracts=p.size, entry_price=p.entry, mark_price=p.instrument.price,
-                    unrealized_pnl=p.upnl(p.instrument.price), liquidation_price=eng.liquidation_price(acct, p),
-                    timestamp=now)
+                    # the liquidation price feeds the risk monitors only, which the simulator does not run
+                    unrealized_pnl=p.upnl(p.instrument.price), liquidation_price=None, timestamp=now)
         orders = tuple(
             Order(id=o.order_id, client_id=o.client_id, symbol=o.instrument.symbol, side=o.side.lower(),  # type: ignore[arg-type]
                   amount=o.qty, filled=o.filled, price=o.price, status="open", reduce_only=o.reduce_only,
@@ -159,8 +159,8 @@ class SimVenue:
 
 
 def snapshot_of(venues: dict[str, SimVenue]) -> Snapshot:
-    first = next(iter(venues.values()))
-    return Snapshot(time=first.now(), venues={n: v.state() for n, v in venues.items()})
+    now = next(iter(venues.values())).now()
+    return Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
 
 
 def _s(d: Decimal | None) -> str | None:

@@ -143,10 +143,10 @@ def _prepare(cfg: Config, opts: SimOptions) -> tuple[EmulatorSettings, SimPath, 
         raise SimError(str(exc)) from None
     settings = base.model_copy(deep=True)
     settings.clock = "manual"
-    for a in assets:
-        settings.assets[a] = AssetSettings(price=dec(path.candles[a][0].close), path=PathSettings())
-    for s in settings.assets.values():
-        s.path = PathSettings()
+    # only what the config trades or reads: every listed instrument costs the engine time on every step
+    wanted = {e.instrument for e in cfg.hedge} | {e.price_symbol for e in cfg.hedge if e.price_symbol}
+    settings.instruments = [i for i in settings.instruments if i.symbol in wanted]
+    settings.assets = {a: AssetSettings(price=dec(path.candles[a][0].close), path=PathSettings()) for a in assets}
     for inst in settings.instruments:
         if opts.funding_rate is not None:
             inst.funding_rate = opts.funding_rate
@@ -292,9 +292,13 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
         if i > 0:
             for v in venues.values():
                 v.advance(step_s)
+            resting = {o.instrument.base for v in venues.values() for o in v.engine.open_orders.values()}
             for asset, cs in path.candles.items():
                 c = cs[i]
-                for px in ((c.high, c.low, c.close) if c.close < c.open else (c.low, c.high, c.close)):
+                # through the candle's extremes only when an order rests there to be traded through
+                moves = ((c.high, c.low, c.close) if c.close < c.open else (c.low, c.high, c.close)) \
+                    if asset in resting else (c.close,)
+                for px in moves:
                     if px != last[asset]:
                         price = dec(px)
                         for v in venues.values():
