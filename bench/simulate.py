@@ -87,10 +87,20 @@ def main() -> None:
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
+        for _ in range(20000):
+            decide(cfg, snap, state=TradingState.RUNNING)
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(18)
+        print("a quiet decide(), 20,000 times:")
+        print(out.getvalue())
+        prof = cProfile.Profile()
+        prof.enable()
         run_rule("config", cfg, path, settings, balances, start, opts)
         prof.disable()
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+        print("the whole run:")
         print(out.getvalue())
 
 

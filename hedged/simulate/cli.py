@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from hedged.simulate.output import RunData
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -109,28 +112,64 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         sim: Annotated[Path | None, typer.Option(help="A folder written by `hedged simulate --out`.")] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="A keeper's config: report from its "
+                                                                           "audit store.")] = None,
+        days: Annotated[float, typer.Option(help="--config: how many days back.")] = 30.0,
         out: Annotated[Path | None, typer.Option(help="Where to write report.html and the PNGs "
-                                                      "(default: the --sim folder).")] = None,
+                                                      "(default: the --sim folder; with --config, ./report).")] = None,
     ) -> None:
-        """Draw a simulation as one self-contained HTML page plus PNGs."""
+        """Draw a simulation, or a keeper's audit store, as one self-contained HTML page plus PNGs."""
         from hedged.cli import fail
         from hedged.simulate.output import RunDirError, read_run
 
-        if sim is None:
-            fail("--sim DIR is required (reports from the audit store, --config FILE, are not built yet)")
-        try:
-            data = read_run(sim)
-        except RunDirError as exc:
-            fail(str(exc))
+        if (sim is None) == (config is None):
+            fail("give exactly one of --sim DIR (a simulation) or --config FILE (a keeper's audit store)")
+        data: RunData
+        title = "hedged simulate"
+        if sim is not None:
+            try:
+                data = read_run(sim)
+            except RunDirError as exc:
+                fail(str(exc))
+            folder = out or sim
+        else:
+            assert config is not None
+            data = _from_store(config, days)
+            title = f"hedged: the last {days:g} days of keeper {config}"
+            folder = out or Path("report")
         from hedged.simulate.report import ReportError, render
 
         try:
-            files = render(data, out or sim)
+            files = render(data, folder, title)
         except ReportError as exc:
             fail(str(exc), 1)
         typer.echo(f"report: {files[-1]}")
         for f in files[:-1]:
             typer.echo(f"  {f}")
+
+
+def _from_store(config: Path, days: float) -> RunData:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from hedged.audit import open_store
+    from hedged.audit.store import AuditError
+    from hedged.cli import fail, load_or_exit
+    from hedged.simulate.from_audit import AuditReportError, load
+
+    cfg = load_or_exit(config)
+
+    async def read() -> RunData:
+        store = await open_store(cfg, read_only=True)
+        try:
+            return await load(store, datetime.now(UTC) - timedelta(days=days))
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(read())
+    except (AuditError, AuditReportError) as exc:
+        fail(str(exc), 1)
 
 
 def _table(summary: dict[str, object]) -> None:

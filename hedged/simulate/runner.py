@@ -378,7 +378,8 @@ def simulate(cfg: Config, opts: SimOptions) -> SimResult:
         s.summary = summary(s.rule, s.series, s.orders, s.fills, s.spread_usd, unhedged, path.step_s)
     meta: dict[str, Any] = {
         "path": {"kind": path.kind, "steps": path.steps, "step_s": path.step_s, "seed": opts.path.seed,
-                 "vol": opts.path.vol, "drift": opts.path.drift, "start": start.isoformat()},
+                 "vol": opts.path.vol, "drift": opts.path.drift, "start": start.isoformat(),
+                 "symbol": cfg.hedge[0].instrument},
         "balances": {k: float(v) for k, v in balances.items()},
     }
     proxy = [e for e in cfg.hedge if e.asset != e.instrument_base]
