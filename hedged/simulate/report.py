@@ -92,7 +92,8 @@ def render(data: RunData, out: Path, title: str = "hedged simulate") -> list[Pat
     for rule, s in series.items():
         if rule == "unhedged":
             continue
-        ax.plot(_days(s, unit), _thin(s.funding_usd), color=COLOURS.get(rule), lw=1.2, label=f"{rule}: funding received")
+        ax.plot(_days(s, unit), _thin(s.funding_usd), color=COLOURS.get(rule), lw=1.2,
+                label=f"{rule}: funding received")
         ax.plot(_days(s, unit), _thin([-f for f in s.fees_usd]), color=COLOURS.get(rule), lw=1.2, ls="--",
                 label=f"{rule}: fees paid (negative)")
     ax.axhline(0, color="black", lw=0.5)
@@ -124,7 +125,7 @@ def render(data: RunData, out: Path, title: str = "hedged simulate") -> list[Pat
             if pts:
                 ax.scatter(*zip(*pts, strict=True), marker=markers[side], s=18, color=COLOURS.get(rule),
                            label=f"{rule} {side} ({len(pts)})", zorder=3)
-    ax.set(xlabel=unit[0], ylabel="price, USD", title=f"Orders on the price of {symbol}" if symbol else "Orders on the price")
+    ax.set(xlabel=unit[0], ylabel="price, USD", title=f"Orders on the price of {symbol or 'the instrument'}")
     ax.legend()
     ax.grid(alpha=0.3)
     save(fig, "orders.png", "Every order placed on the first hedge's instrument, at its limit price, on its mark.")
