@@ -94,6 +94,16 @@ def register(app: typer.Typer) -> None:
                     typer.echo(json.dumps({"sweep": rows}))
                 else:
                     _sweep_table(rows)
+                    inst = (settings.instruments if settings else [])
+                    maker = next((i.maker_fee for i in inst if i.symbol == cfg.hedge[0].instrument), None)
+                    from rich.console import Console
+
+                    Console().print(
+                        "Zakamouline (2006): with trading costs the best no-trade band grows with the cost and "
+                        "shrinks with risk aversion × price × variance × horizon, H0 ∝ c / (γ·P·σ²·T). This path: "
+                        f"σ² = {vol ** 2:g}/yr, T = {days / 365:.3g} yr, c = maker fee "
+                        f"{maker if maker is not None else '0.0002 (built-in exchange)'}; pick the widest band "
+                        "whose effectiveness you accept.")
                 return
             result = simulate(cfg, opts)
         except (SimError, PlanInputError) as exc:
@@ -184,7 +194,10 @@ def _table(summary: dict[str, object]) -> None:
         t.add_column(str(s["rule"]), justify="right")
     for key in [k for k in scenarios[0] if k != "rule"]:
         t.add_row(key, *(_fmt(s.get(key)) for s in scenarios))
-    t.caption = str(summary.get("note", ""))
+    path = summary.get("path")
+    r2 = path.get("r2") if isinstance(path, dict) else None
+    t.caption = str(summary.get("note", "")) + (
+        f"\nproxy hedge: squared correlation of the path {r2} bounds its effectiveness" if r2 is not None else "")
     t.caption_justify = "left"
     Console().print(t)
 
@@ -193,16 +206,25 @@ def _sweep_table(rows: list[dict[str, object]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="sweep: cost vs effectiveness (same seeded path)", title_justify="left")
-    cols = ["orders", "cost_usd", "cost_pct_per_year", "hedge_effectiveness", "mean_drift", "max_drift",
-            "time_outside_band_pct"]
-    t.add_column("settings")
-    for c in cols:
-        t.add_column(c, justify="right")
+    from rich import box
+
+    t = Table(title="sweep: cost vs effectiveness (same seeded path; drift as % of target)", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = {"orders": ("orders", "{:,.0f}", 1), "cost_usd": ("cost $", "{:,.0f}", 1),
+            "cost_pct_per_year": ("%/yr", "{:.1f}", 1), "hedge_effectiveness": ("HE", "{:.4f}", 1),
+            "mean_drift": ("drift%", "{:.2f}", 100), "max_drift": ("max%", "{:.2f}", 100),
+            "time_outside_band_pct": ("out%", "{:.1f}", 1)}
+    t.add_column("settings", no_wrap=True)
+    for head, _, _ in cols.values():
+        t.add_column(head, justify="right", min_width=len(head), no_wrap=True)
     for r in rows:
         params = r["params"]
         assert isinstance(params, dict)
-        t.add_row(" ".join(f"{k}={v}" for k, v in params.items()), *(_fmt(r.get(c)) for c in cols))
+        cells = []
+        for c, (_, fmt, scale) in cols.items():
+            v = r.get(c)
+            cells.append("-" if not isinstance(v, int | float) else fmt.format(v * scale))
+        t.add_row(" ".join(f"{k}={v}" for k, v in params.items()), *cells)
     Console().print(t)
 
 

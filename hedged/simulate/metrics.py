@@ -16,7 +16,11 @@ SECONDS_PER_YEAR = 365.0 * 86400
 
 @dataclass
 class Series:
-    """One value per step (index 0 = start). USD unless named otherwise; cumulative where it says cum."""
+    """One value per step (index 0 = start). USD unless named otherwise; cumulative where it says cum.
+
+    Each step is recorded as the rule found it when it decided (before that step's orders), with values and
+    costs as they stand after them.
+    """
 
     t: list[float] = field(default_factory=list)  # seconds since start
     price: list[float] = field(default_factory=list)  # the first instrument's mark

@@ -341,17 +341,17 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
                 if o is not None:
                     mirror.track(order.venue, o)
         else:
-            if rule == "naive":
+            if rule == "naive":  # its unfilled remainders from the last step
                 for v in venues.values():
                     for o in [o for o in v.engine.open_orders.values() if o.client_id.startswith(naive.prefix)]:
                         v.cancel(o)
-                snap = snapshot_of(venues)
-                tag = base36(i)
-                for order in naive.orders(cfg, snap, tag):
-                    book.place(venues[order.venue], t, order.symbol, order.side, order.amount, order.price,
-                               False, order.reduce_only, order.client_id)
+            # every rule's series is the state it decided on: the hedge as the rule found it at this step
             snap = snapshot_of(venues)
             p = make_plan(cfg, snap)
+            if rule == "naive":
+                for order in naive.orders(cfg, snap, base36(i)):
+                    book.place(venues[order.venue], t, order.symbol, order.side, order.amount, order.price,
+                               False, order.reduce_only, order.client_id)
         book.collect(venues)
         if i in opts.keep:
             kept[i] = (snap, p, decided)
