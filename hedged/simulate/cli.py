@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         vol: Annotated[float, typer.Option(help="Annual volatility.")] = 0.6,
         drift: Annotated[float, typer.Option(help="Annual drift.")] = 0.0,
         funding_rate: Annotated[str, typer.Option(help="Funding per interval; 0 turns funding off.")] = "0.0001",
+        funding_vol: Annotated[float, typer.Option(help="Draw the funding rate around --funding-rate with this "
+                                                        "standard deviation per interval (0: constant).")] = 0.0,
         spread_ticks: Annotated[int | None, typer.Option(help="Half spread of the book, ticks.")] = None,
         crash: Annotated[float, typer.Option(help="--path crash: the fall, as a fraction.")] = 0.5,
         crash_hours: Annotated[float, typer.Option(help="--path crash: over how many hours.")] = 24.0,
@@ -54,6 +56,8 @@ def register(app: typer.Typer) -> None:
         = False,
         sweep: Annotated[list[str], typer.Option(help="KEY=V1,V2: run the grid (repeat for more keys).")] = [],  # noqa: B006
         out: Annotated[Path | None, typer.Option(help="Write summary, series and orders here (for report).")] = None,
+        snapshot_at: Annotated[list[int], typer.Option(help="With --out: also write the snapshot v1 of this step "
+                                                            "(repeat), for `hedged plan --snapshot`.")] = [],  # noqa: B006
         json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     ) -> None:
         """Price a hedge before running it: the real decision over a seeded path, vs naive and unhedged."""
@@ -80,9 +84,11 @@ def register(app: typer.Typer) -> None:
             deposits.append(Deposit(coin, _decimal(amount, "--deposit"), float(_decimal(every, "--deposit"))))
         rate = _decimal(funding_rate, "--funding-rate")
         pspec = PathSpec(kind=path, days=days, step_s=step, vol=vol, drift=drift, seed=seed, crash=crash,
-                        crash_hours=crash_hours, jumps_per_day=jumps_per_day, alt_beta=alt_beta, alt_corr=alt_corr)
+                        crash_hours=crash_hours, jumps_per_day=jumps_per_day, alt_beta=alt_beta, alt_corr=alt_corr,
+                         funding_mean=float(rate), funding_vol=funding_vol)
         opts = SimOptions(path=pspec, funding_rate=rate, spread_ticks=spread_ticks, balances=balances,
-                          deposits=tuple(deposits), exchange=settings, start_hedged=not from_flat)
+                          deposits=tuple(deposits), exchange=settings, start_hedged=not from_flat,
+                          keep=frozenset(snapshot_at))
         try:
             if sweep:
                 grid = [(k, v.split(",")) for k, v in _pairs(sweep, "--sweep").items()]
@@ -112,6 +118,10 @@ def register(app: typer.Typer) -> None:
             from hedged.simulate.output import write_run
 
             write_run(result, out)
+            from hedged.simulate.exchange import snapshot_v1
+
+            for step_no, (snap, _, _) in sorted(result.scenario("config").kept.items()):
+                (out / f"snapshot_{step_no}.json").write_text(json.dumps(snapshot_v1(snap), indent=1) + "\n")
         if json_out:
             typer.echo(json.dumps(result.json()))
         else:
@@ -203,10 +213,9 @@ def _table(summary: dict[str, object]) -> None:
 
 
 def _sweep_table(rows: list[dict[str, object]]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
-
-    from rich import box
 
     t = Table(title="sweep: cost vs effectiveness (same seeded path; drift as % of target)", title_justify="left",
               box=box.SIMPLE_HEAD, pad_edge=False)

@@ -65,6 +65,8 @@ class PathSpec:
     crash_hours: float = 24.0  # `crash`: over how long
     alt_beta: float = 1.5  # alt basket vs the primary coin
     alt_corr: float = 0.8
+    funding_mean: float = 0.0001  # a drawn funding rate (per 8 h interval) reverts to this...
+    funding_vol: float = 0.0  # ...with this standard deviation per interval; 0: constant (no drawn path)
 
 
 def _log_returns(spec: PathSpec, n: int, rng: random.Random) -> list[float]:
@@ -116,7 +118,22 @@ def generate(spec: PathSpec, start_prices: dict[str, float], primary: str) -> Si
     candles = {primary: _candles(start_prices[primary], rets, intra, rng)}
     path = SimPath(spec.kind, spec.step_s, candles)
     _add_alts(path, rets, spec, start_prices, primary, rng)
+    if spec.funding_vol > 0:
+        path.funding = drawn_funding(spec, n)
     return path
+
+
+def drawn_funding(spec: PathSpec, n: int) -> list[float]:
+    """A mean-reverting funding rate (half-life about three days), seeded apart from the price."""
+    rng = random.Random(spec.seed * 7919 + 1)
+    dt = spec.step_s / (8 * 3600)  # in funding intervals
+    theta = math.log(2) / 9  # 9 intervals = 3 days
+    r = spec.funding_mean
+    out = [r]
+    for _ in range(n):
+        r += theta * (spec.funding_mean - r) * dt + spec.funding_vol * math.sqrt(dt) * rng.gauss(0.0, 1.0)
+        out.append(r)
+    return out
 
 
 def _add_alts(path: SimPath, rets: list[float], spec: PathSpec, start_prices: dict[str, float], primary: str,

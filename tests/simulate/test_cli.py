@@ -104,3 +104,17 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["report", "--sim", str(tmp_path)])
     assert out.exit_code == 2
     assert "summary.json" in out.output
+
+
+def test_drawn_funding_and_snapshot_files_for_plan(cfg: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    out = CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--days", "2", "--step", "900", "--funding-vol",
+                                   "0.0002", "--out", str(run), "--snapshot-at", "5", "--snapshot-at", "100"])
+    assert out.exit_code == 0, out.output
+    rates = {line.split(",")[-1] for line in (run / "series_config.csv").read_text().splitlines()[1:]}
+    assert len(rates) > 50  # a drawn path, not a constant
+    for step in (5, 100):
+        snap = run / f"snapshot_{step}.json"
+        res = CliRunner().invoke(app, ["plan", "--config", str(cfg), "--snapshot", str(snap), "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output)["instruments"][0]["action"] == "hold"
