@@ -192,6 +192,19 @@ def _from_store(config: Path, days: float) -> RunData:
         fail(str(exc), 1)
 
 
+ROWS = (
+    ("orders placed", "orders", "{:,.0f}", 1), ("fills", "fills", "{:,.0f}", 1),
+    ("cancelled unfilled", "cancelled_unfilled", "{:,.0f}", 1), ("fees, USD", "fees_usd", "{:,.2f}", 1),
+    ("funding received, USD", "funding_usd", "{:,.2f}", 1), ("spread crossed, USD", "spread_usd", "{:,.2f}", 1),
+    ("total cost, USD", "cost_usd", "{:,.2f}", 1), ("cost, %/yr of notional", "cost_pct_per_year", "{:.3f}", 1),
+    ("hedge effectiveness", "hedge_effectiveness", "{:.6f}", 1), ("max |drift|/target, %", "max_drift", "{:.3f}", 100),
+    ("mean |drift|/target, %", "mean_drift", "{:.3f}", 100), ("time outside band, %", "time_outside_band_pct",
+                                                                "{:.2f}", 1),
+    ("worst day, USD", "worst_day_usd", "{:,.0f}", 1), ("start, USD", "start_usd", "{:,.0f}", 1),
+    ("final, USD", "final_usd", "{:,.0f}", 1),
+)
+
+
 def _table(summary: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -202,12 +215,20 @@ def _table(summary: dict[str, object]) -> None:
     t.add_column("")
     for s in scenarios:
         t.add_column(str(s["rule"]), justify="right")
-    for key in [k for k in scenarios[0] if k != "rule"]:
-        t.add_row(key, *(_fmt(s.get(key)) for s in scenarios))
+    for label, key, fmt, scale in ROWS:
+        cells = []
+        for s in scenarios:
+            v = s.get(key)
+            cells.append("-" if not isinstance(v, int | float) else fmt.format(v * scale))
+        t.add_row(label, *cells)
     path = summary.get("path")
-    r2 = path.get("r2") if isinstance(path, dict) else None
-    t.caption = str(summary.get("note", "")) + (
-        f"\nproxy hedge: squared correlation of the path {r2} bounds its effectiveness" if r2 is not None else "")
+    first = scenarios[0]
+    lines = [f"{first['steps']} steps; effectiveness on values every {first['he_interval_s']:g} s"]
+    if isinstance(path, dict) and path.get("r2") is not None:
+        lines.append(f"proxy hedge: the path's squared correlation {path['r2']} bounds its effectiveness")
+    if summary.get("note"):
+        lines.append(str(summary["note"]))
+    t.caption = "\n".join(lines)
     t.caption_justify = "left"
     Console().print(t)
 
