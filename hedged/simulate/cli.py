@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         days: Annotated[float, typer.Option(help="Length of a generated path, days.")] = 30.0,
         step: Annotated[int, typer.Option(help="Seconds between decisions.")] = 60,
         seed: Annotated[int, typer.Option(help="Seed of the path.")] = 1,
+        start: Annotated[str, typer.Option(help="Start time (RFC 3339) of a generated path; the config's `until` "
+                                                "is read against it.")] = "2026-01-01T00:00:00Z",
         vol: Annotated[float, typer.Option(help="Annual volatility.")] = 0.6,
         drift: Annotated[float, typer.Option(help="Annual drift.")] = 0.0,
         funding_rate: Annotated[str, typer.Option(help="Funding per interval; 0 turns funding off.")] = "0.0001",
@@ -83,10 +85,18 @@ def register(app: typer.Typer) -> None:
                 fail(f"--deposit {coin}={spec}: expected COIN=AMOUNT@DAYS, e.g. BTC=0.1@7")
             deposits.append(Deposit(coin, _decimal(amount, "--deposit"), float(_decimal(every, "--deposit"))))
         rate = _decimal(funding_rate, "--funding-rate")
+        from datetime import datetime
+
+        try:
+            start_at = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--start: expected an RFC 3339 time such as 2026-01-01T00:00:00Z, got {start!r}")
+        if start_at.tzinfo is None:
+            fail(f"--start: expected a UTC offset (e.g. a trailing Z), got {start!r}")
         pspec = PathSpec(kind=path, days=days, step_s=step, vol=vol, drift=drift, seed=seed, crash=crash,
                         crash_hours=crash_hours, jumps_per_day=jumps_per_day, alt_beta=alt_beta, alt_corr=alt_corr,
                          funding_mean=float(rate), funding_vol=funding_vol)
-        opts = SimOptions(path=pspec, funding_rate=rate, spread_ticks=spread_ticks, balances=balances,
+        opts = SimOptions(path=pspec, funding_rate=rate, spread_ticks=spread_ticks, balances=balances, start=start_at,
                           deposits=tuple(deposits), exchange=settings, start_hedged=not from_flat,
                           keep=frozenset(snapshot_at))
         try:

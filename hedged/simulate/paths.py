@@ -178,7 +178,8 @@ def from_csv(file: Path, spec: PathSpec, start_prices: dict[str, float], primary
     try:
         fh = file.open(newline="")
     except OSError as exc:
-        raise PathError(f"--path {file}: cannot read: {exc.strerror}") from None
+        raise PathError(f"--path {file}: expected one of {', '.join(KINDS)} or a CSV file; cannot read it: "
+                        f"{exc.strerror}") from None
     with fh:
         reader = csv.DictReader(fh)
         cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}

@@ -92,11 +92,12 @@ class SimResult:
 # --- set-up -----------------------------------------------------------------------------------------
 
 
-def _needed_assets(cfg: Config, balances: Mapping[str, Decimal]) -> list[str]:
+def _needed_assets(cfg: Config, balances: Mapping[str, Decimal], deposits: tuple[Deposit, ...]) -> list[str]:
     out: list[str] = []
     for e in cfg.hedge:
         out += [e.instrument_base, e.asset]
     out += [c for c in balances if c not in STABLE]
+    out += [d.coin for d in deposits if d.coin not in STABLE]
     return list(dict.fromkeys(out))
 
 
@@ -130,7 +131,7 @@ def _prepare(cfg: Config, opts: SimOptions) -> tuple[EmulatorSettings, SimPath, 
             if sym and sym not in listed:
                 raise SimError(f"hedge[{i}].{key}: {sym} is not listed by the simulated exchange "
                                f"(list it in --exchange FILE; listed: {', '.join(sorted(listed))})")
-    assets = _needed_assets(cfg, balances)
+    assets = _needed_assets(cfg, balances, opts.deposits)
     starts: dict[str, float] = {}
     for a in assets:
         if a not in base.assets:

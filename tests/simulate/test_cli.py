@@ -45,7 +45,10 @@ def test_sweep_runs_the_grid(cfg: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["--path", "nope.csv"], "--path nope.csv: cannot read"),
+    (["--path", "nope.csv"], "--path nope.csv: expected one of gbm, jumps, crash, flat or a CSV file"),
+    (["--start", "yesterday"], "--start: expected an RFC 3339 time"),
+    (["--deposit", "BTC=1"], "expected COIN=AMOUNT@DAYS"),
+    (["--balance", "DOGE=5"], "DOGE: no start price"),
     (["--sweep", "band=2"], "hedge[0].band"),
     (["--days", "0"], "--days"),
 ])

@@ -116,3 +116,23 @@ def test_plan_snapshot_replays_every_kept_step(tmp_path: Path) -> None:
         assert out.exit_code == 0, out.output
         assert json.loads(out.output) == json.loads(dumps(plan_json(plan, result))), i
     assert trades >= 3  # the opening orders (capped at 150k USD each) are among the replayed decisions
+
+
+def test_until_unwinds_the_hedge_and_deposits_are_hedged() -> None:
+    # the hedge ends after one day: the keeper buys it back; a weekly-style deposit is hedged as it lands
+    from datetime import UTC, datetime
+
+    from hedged.simulate.runner import Deposit
+
+    cfg = parse_config({"venues": {"sim": {"exchange": "bybit"}}, "limits": {"max_order_usd": 1000000},
+                        "hedge": [{"asset": "BTC", "venue": "sim", "instrument": INVERSE,
+                                   "until": "2026-03-02T00:00:00Z"}]})
+    r = simulate(cfg, SimOptions(path=PathSpec(days=2, step_s=600, seed=2), funding_rate=Decimal(0),
+                                 start=datetime(2026, 3, 1, tzinfo=UTC), rules=("config",),
+                                 deposits=(Deposit("BTC", Decimal(2), 0.5),)))
+    sc = r.scenario("config")
+    sides = [(o.t, o.side) for o in sc.orders]
+    assert any(side == "sell" and t < 86400 for t, side in sides)  # the deposits at 12 h are hedged
+    assert any(side == "buy" and t >= 86400 for t, side in sides)  # after `until`: unwound
+    assert sc.venues["sim"].account.positions[next(iter(sc.venues["sim"].account.positions))].size == 0
+    assert sc.summary["deposits_usd"] > 0
