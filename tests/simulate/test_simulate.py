@@ -136,3 +136,22 @@ def test_until_unwinds_the_hedge_and_deposits_are_hedged() -> None:
     assert any(side == "buy" and t >= 86400 for t, side in sides)  # after `until`: unwound
     assert sc.venues["sim"].account.positions[next(iter(sc.venues["sim"].account.positions))].size == 0
     assert sc.summary["deposits_usd"] > 0
+
+
+def test_reprice_then_escalate_like_the_executor() -> None:
+    # no taker flow and a flat price: a post-only order at the touch never fills; after order_timeout it is
+    # cancelled and re-posted, max_reprices times, then it goes out as a marketable limit and fills
+    from hedged.sim.settings import default_settings
+
+    cfg = parse_config({"venues": {"sim": {"exchange": "bybit"}},
+                        "execution": {"order_timeout": 30, "max_reprices": 2, "escalate": True},
+                        "limits": {"max_order_usd": 1000000},
+                        "hedge": [{"asset": "BTC", "venue": "sim", "instrument": INVERSE}]})
+    r = simulate(cfg, SimOptions(path=PathSpec(kind="flat", days=0.01, step_s=60), funding_rate=Decimal(0),
+                                 exchange=default_settings(taker_flow_usd_per_s=0), start_hedged=False,
+                                 rules=("config",)))
+    orders = r.scenario("config").orders
+    assert [o.status for o in orders[:3]] == ["cancelled", "cancelled", "filled"]
+    assert [o.t for o in orders[:3]] == [0, 60, 120]
+    assert orders[2].price < orders[0].price  # escalated: below the bid, within max_slippage_bps of mark
+    assert len(orders) == 3 and r.scenario("config").summary["cancelled_unfilled"] == 2
