@@ -202,19 +202,6 @@ def _from_store(config: Path, days: float) -> RunData:
         fail(str(exc), 1)
 
 
-ROWS = (
-    ("orders placed", "orders", "{:,.0f}", 1), ("fills", "fills", "{:,.0f}", 1),
-    ("cancelled unfilled", "cancelled_unfilled", "{:,.0f}", 1), ("fees, USD", "fees_usd", "{:,.2f}", 1),
-    ("funding received, USD", "funding_usd", "{:,.2f}", 1), ("spread crossed, USD", "spread_usd", "{:,.2f}", 1),
-    ("total cost, USD", "cost_usd", "{:,.2f}", 1), ("cost, %/yr of notional", "cost_pct_per_year", "{:.3f}", 1),
-    ("hedge effectiveness", "hedge_effectiveness", "{:.6f}", 1), ("max |drift|/target, %", "max_drift", "{:.3f}", 100),
-    ("mean |drift|/target, %", "mean_drift", "{:.3f}", 100), ("time outside band, %", "time_outside_band_pct",
-                                                                "{:.2f}", 1),
-    ("worst day, USD", "worst_day_usd", "{:,.0f}", 1), ("start, USD", "start_usd", "{:,.0f}", 1),
-    ("final, USD", "final_usd", "{:,.0f}", 1),
-)
-
-
 def _table(summary: dict[str, object]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -225,6 +212,8 @@ def _table(summary: dict[str, object]) -> None:
     t.add_column("")
     for s in scenarios:
         t.add_column(str(s["rule"]), justify="right")
+    from hedged.simulate.metrics import ROWS
+
     for label, key, fmt, scale in ROWS:
         cells = []
         for s in scenarios:

@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SECONDS_PER_YEAR = 365.0 * 86400
+# How people see a scenario's summary (CLI table, HTML report): label, key, format, scale
+ROWS: tuple[tuple[str, str, str, float], ...] = (
+    ("orders placed", "orders", "{:,.0f}", 1), ("fills", "fills", "{:,.0f}", 1),
+    ("cancelled unfilled", "cancelled_unfilled", "{:,.0f}", 1), ("fees, USD", "fees_usd", "{:,.2f}", 1),
+    ("funding received, USD", "funding_usd", "{:,.2f}", 1), ("spread crossed, USD", "spread_usd", "{:,.2f}", 1),
+    ("total cost, USD", "cost_usd", "{:,.2f}", 1), ("cost, %/yr of notional", "cost_pct_per_year", "{:.3f}", 1),
+    ("hedge effectiveness", "hedge_effectiveness", "{:.6f}", 1), ("max |drift|/target, %", "max_drift", "{:.3f}", 100),
+    ("mean |drift|/target, %", "mean_drift", "{:.3f}", 100), ("time outside band, %", "time_outside_band_pct",
+                                                                "{:.2f}", 1),
+    ("worst day, USD", "worst_day_usd", "{:,.0f}", 1), ("start, USD", "start_usd", "{:,.0f}", 1),
+    ("final, USD", "final_usd", "{:,.0f}", 1),
+)
 
 
 @dataclass

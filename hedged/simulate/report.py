@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hedged.simulate.metrics import Series
+from hedged.simulate.metrics import ROWS, Series
 from hedged.simulate.output import RunData
 
 INSTALL_HINT = "hedged report needs matplotlib: pip install 'hedged[report]' (or: pip install matplotlib)"
@@ -141,18 +141,14 @@ def render(data: RunData, out: Path, title: str = "hedged simulate") -> list[Pat
     return [p for p, _ in pngs] + [page]
 
 
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4f}" if abs(v) < 10 else f"{v:,.2f}"
-    return html.escape(str(v))
-
-
 def _html(title: str, data: RunData, pngs: list[tuple[Path, str]]) -> str:
     scenarios = data.summary.get("scenarios", [])
-    keys = [k for k in (scenarios[0] if scenarios else {}) if k != "rule"]
     head = "".join(f"<th>{html.escape(s['rule'])}</th>" for s in scenarios)
-    rows = "".join(f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_cell(s.get(k))}</td>" for s in scenarios)
-                   + "</tr>" for k in keys)
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td>" + "".join(
+            f"<td>{fmt.format(s[key] * scale) if isinstance(s.get(key), int | float) else '-'}</td>"
+            for s in scenarios) + "</tr>"
+        for label, key, fmt, scale in ROWS)
     note = html.escape(str(data.summary.get("note", "")))
     path = html.escape(", ".join(f"{k}={v}" for k, v in data.summary.get("path", {}).items()))
     imgs = "".join(
