@@ -207,6 +207,8 @@ register_audit(app)
 register_sim(app)
 register_demo(app)
 register_alerts(app)
+from hedged.simulate.cli import register as register_simulate  # noqa: E402, I001
+register_simulate(app)
 
 
 def main() -> None:

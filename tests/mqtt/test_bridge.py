@@ -34,6 +34,9 @@ from .brokers import MACHINE_BROKER, OwnBroker, Recorder, have_mosquitto, need, 
 
 pytestmark = pytest.mark.timeout(120)
 HOST, PORT = MACHINE_BROKER
+# Unique per run: the bridge's MQTT client id is hedged-<keeper name>, and the shared broker disconnects a
+# client when another connects with the same id (another worktree running these tests at the same moment).
+NAME = f"t{uuid.uuid4().hex[:8]}"
 SECRETS = {"SIM_KEY": "demo-key", "SIM_SECRET": "demo-secret", "HEDGED_TEST_MQTT_PW": "mqtt-pw-Zq81x",
            "HEDGED_TEST_CMD_SECRET": "cmd-secret-Wv27k"}
 

@@ -1,0 +1,209 @@
+"""The exchange model of `hedged simulate`: the local exchange's own engine, driven without HTTP.
+
+All accounting — inverse/linear PnL, harmonic-mean entries, fees, funding, the synthetic book and post-only
+fills — is `hedged.sim.engine.Engine`'s (DESIGN.md §7, one accounting). This module only moves its manual
+clock, feeds it the path's prices, places and cancels orders through its Python API, and shows its state to
+the core as the same `Snapshot` the keeper builds from ccxt (what `hedged.sim`'s Bybit front would answer,
+parsed as `hedged.snapshot` parses it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from hedged.model import Market, Order, Position, Snapshot, Ticker, VenueState
+from hedged.sim.clock import Clock
+from hedged.sim.engine import Engine
+from hedged.sim.instruments import Category, Instrument
+from hedged.sim.orders import Execution
+from hedged.sim.orders import Order as SimOrder
+from hedged.sim.settings import EmulatorSettings
+
+API_KEY = "sim"
+STABLE = frozenset({"USD", "USDT", "USDC"})
+ZERO = Decimal(0)
+
+
+def dec(x: float) -> Decimal:
+    """A path float as the Decimal of its shortest text (what a CSV or a ccxt float would give)."""
+    return Decimal(repr(x))
+
+
+def market_of(inst: Instrument) -> Market:
+    """The ccxt market the Bybit front describes, as `hedged.snapshot.parse_market` reads it.
+
+    ccxt takes an inverse contract's size (and minimum) from the front's minOrderQty, which reports the size.
+    """
+    kind = "spot" if inst.category is Category.SPOT else inst.category.value
+    return Market(
+        symbol=inst.symbol, base=inst.base, quote=inst.quote, settle=inst.settle, kind=kind,  # type: ignore[arg-type]
+        contract_size=inst.contract_size if inst.inverse else Decimal(1), tick=inst.tick, lot=inst.qty_step,
+        min_amount=inst.contract_size if inst.inverse else inst.min_qty,
+        funding_interval_hours=Decimal(inst.funding_interval_s // 60) / 60 if inst.is_contract else None,
+    )
+
+
+@dataclass
+class SimVenue:
+    """One venue of the config: an engine with a single account, on a manual clock shared by the run."""
+
+    name: str
+    engine: Engine
+    symbols: tuple[str, ...]  # instruments and price symbols the config reads here
+    prefix: str  # our client-id prefix: open orders with it are ours
+    markets: dict[str, Market] = field(default_factory=dict)
+    # When a list: every price move, clock step, order and cancel, so a test can replay the very same run on
+    # the local exchange over HTTP (ccxt) and compare the accounts.
+    journal: list[tuple[Any, ...]] | None = None
+
+    @classmethod
+    def create(cls, name: str, settings: EmulatorSettings, start_ms: int, step_ms: int, symbols: tuple[str, ...],
+               prefix: str, balances: dict[str, Decimal]) -> SimVenue:
+        engine = Engine(settings, Clock(manual=True, start_ms=start_ms))
+        engine.tick_ms = max(step_ms, 1)  # one tick per step: the path moves prices, not the engine
+        engine.accounts.clear()
+        engine.add_account(API_KEY, "-", dict(balances))
+        return cls(name, engine, symbols, prefix, {s: market_of(engine.instrument(s)) for s in symbols})
+
+    @property
+    def account(self) -> Any:
+        return self.engine.accounts[API_KEY]
+
+    # --- time and prices ----------------------------------------------------------------------------
+    def move(self, asset: str, price: Decimal) -> None:
+        """Set a coin's index (resting orders the new book trades through fill, as makers)."""
+        if asset in self.engine.index:
+            self.engine.set_price(price, asset=asset)
+            if self.journal is not None:
+                self.journal.append(("move", asset, price))
+
+    def advance(self, seconds: int) -> None:
+        """Move the clock; the engine runs taker flow and settles any funding now due."""
+        self.engine.clock.step(seconds)
+        self.engine.advance()
+        if self.journal is not None:
+            self.journal.append(("advance", seconds))
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.engine.now_ms() / 1000, tz=UTC)
+
+    # --- what the keeper would read ------------------------------------------------------------------
+    def state(self, now: datetime | None = None) -> VenueState:
+        """Balance, positions, tickers and our open orders, stamped now (a fresh read)."""
+        eng = self.engine
+        now = now or self.now()
+        acct = self.account
+        tickers: dict[str, Ticker] = {}
+        for s in self.symbols:
+            inst = eng.instruments[s]
+            nxt = datetime.fromtimestamp(inst.next_funding_ms / 1000, tz=UTC) if inst.is_contract else None
+            tickers[s] = Ticker(
+                symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price,
+                mark=inst.price if inst.is_contract else None, index=eng.index[inst.base] if inst.is_contract else None,
+                timestamp=now, funding_rate=inst.funding_rate if inst.is_contract else None, next_funding_time=nxt)
+        positions: dict[str, Position] = {}
+        for p in acct.positions.values():
+            if p.size != 0 and p.instrument.symbol in self.markets:
+                positions[p.instrument.symbol] = Position(
+                    symbol=p.instrument.symbol, contracts=p.size, entry_price=p.entry, mark_price=p.instrument.price,
+                    # the liquidation price feeds the risk monitors only, which the simulator does not run
+                    unrealized_pnl=p.upnl(p.instrument.price), liquidation_price=None, timestamp=now)
+        orders = tuple(
+            Order(id=o.order_id, client_id=o.client_id, symbol=o.instrument.symbol, side=o.side.lower(),  # type: ignore[arg-type]
+                  amount=o.qty, filled=o.filled, price=o.price, status="open", reduce_only=o.reduce_only,
+                  timestamp=datetime.fromtimestamp(o.created_ms / 1000, tz=UTC))
+            for o in eng.open_orders.values() if o.api_key == API_KEY and o.instrument.symbol in self.markets)
+        return VenueState(markets=self.markets, tickers=tickers,
+                          balances={c: v for c, v in acct.wallet.items()}, balance_time=now,
+                          positions=positions, open_orders=orders)
+
+    # --- orders ---------------------------------------------------------------------------------------
+    def place(self, symbol: str, side: str, amount: Decimal, price: Decimal, *, post_only: bool, reduce_only: bool,
+              client_id: str) -> SimOrder:
+        if self.journal is not None:
+            self.journal.append(("place", symbol, side, amount, price, post_only, reduce_only, client_id))
+        return self.engine.place_order(
+            API_KEY, self.engine.instrument(symbol), "Buy" if side == "buy" else "Sell", "Limit", amount, price,
+            time_in_force="PostOnly" if post_only else "GTC", reduce_only=reduce_only, client_id=client_id)
+
+    def open_position(self, symbol: str, contracts: Decimal) -> None:
+        """Start with a position already on, at the current price and without a fee (a hedge set up before
+        the simulated period), booked by the engine's own position arithmetic."""
+        inst = self.engine.instrument(symbol)
+        pos = self.account.position(inst)
+        pos.apply_fill(contracts, inst.price)
+        pos.created_ms = pos.updated_ms = self.engine.now_ms()
+
+    def cancel(self, order: SimOrder) -> None:
+        if self.journal is not None:
+            self.journal.append(("cancel", order.instrument.symbol, order.client_id))
+        self.engine.cancel_order(API_KEY, order.instrument, order.order_id, None)
+
+    def executions(self, since: int = 0) -> list[Execution]:
+        return self.engine.executions[since:]
+
+    # --- valuation ----------------------------------------------------------------------------------
+    def usd(self, coin: str) -> Decimal:
+        if coin in STABLE:
+            return Decimal(1)
+        return self.engine.index[coin]
+
+    def equity_usd(self) -> Decimal:
+        """Every coin of the account, wallet plus unrealised PnL, at its index price."""
+        acct = self.account
+        coins = set(acct.wallet) | {p.instrument.settle or p.instrument.quote for p in acct.positions.values()}
+        return sum((self.engine.coin_summary(acct, c).equity * self.usd(c) for c in coins), ZERO)
+
+
+def snapshot_of(venues: dict[str, SimVenue]) -> Snapshot:
+    now = next(iter(venues.values())).now()
+    return Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
+
+
+def _s(d: Decimal | None) -> str | None:
+    return None if d is None else format(d, "f")
+
+
+def _ms(t: datetime | None) -> int | None:
+    return None if t is None else round(t.timestamp() * 1000)
+
+
+def snapshot_v1(snap: Snapshot) -> dict[str, Any]:
+    """The snapshot as docs/snapshot.md v1 (ccxt-unified shapes), for `hedged plan --snapshot`."""
+    venues: dict[str, Any] = {}
+    for name, vs in snap.venues.items():
+        markets = {
+            s: {"symbol": m.symbol, "base": m.base, "quote": m.quote, "settle": m.settle,
+                "type": "spot" if m.kind == "spot" else "swap", "spot": m.kind == "spot",
+                "linear": m.kind == "linear", "inverse": m.kind == "inverse", "contractSize": _s(m.contract_size),
+                "precision": {"amount": _s(m.lot), "price": _s(m.tick)},
+                "limits": {"amount": {"min": _s(m.min_amount)}},
+                "info": {"fundingInterval": str(int(m.funding_interval_hours * 60))}
+                if m.funding_interval_hours else {}}
+            for s, m in vs.markets.items()
+        }
+        tickers = {
+            s: {"symbol": t.symbol, "bid": _s(t.bid), "ask": _s(t.ask), "last": _s(t.last), "markPrice": _s(t.mark),
+                "indexPrice": _s(t.index), "timestamp": _ms(t.timestamp), "fundingRate": _s(t.funding_rate),
+                "fundingTimestamp": _ms(t.next_funding_time)}
+            for s, t in vs.tickers.items()
+        }
+        positions = [
+            {"symbol": p.symbol, "contracts": _s(abs(p.contracts)), "side": "long" if p.contracts > 0 else "short",
+             "entryPrice": _s(p.entry_price), "markPrice": _s(p.mark_price), "unrealizedPnl": _s(p.unrealized_pnl),
+             "liquidationPrice": _s(p.liquidation_price), "timestamp": _ms(p.timestamp)}
+            for p in vs.positions.values()
+        ]
+        orders = [
+            {"id": o.id, "clientOrderId": o.client_id, "symbol": o.symbol, "side": o.side, "amount": _s(o.amount),
+             "filled": _s(o.filled), "price": _s(o.price), "status": o.status, "reduceOnly": o.reduce_only,
+             "timestamp": _ms(o.timestamp)}
+            for o in vs.open_orders
+        ]
+        balance = {"total": {c: _s(v) for c, v in vs.balances.items()}, "timestamp": _ms(vs.balance_time)}
+        venues[name] = {"markets": markets, "tickers": tickers, "balance": balance, "positions": positions,
+                        "open_orders": orders}
+    return {"version": 1, "time": snap.time.isoformat().replace("+00:00", "Z"), "venues": venues}
