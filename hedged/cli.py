@@ -137,12 +137,16 @@ def snapshot(config: ConfigOpt) -> None:
 
 @app.command()
 def run(config: ConfigOpt) -> None:
-    """Run the keeper until SIGTERM/SIGINT. Exit 3 if another keeper holds one of the accounts."""
+    """Run the keeper until SIGTERM/SIGINT. Exit 2 bad config, 3 account locked by another keeper, 4 exchange
+    unreachable for keeper.start_timeout, 5 exchange refused us (API key, market), 1 other."""
     import asyncio
 
     from hedged.audit.cli import exit_codes
     from hedged.log import configure
     from hedged.service import run_keeper
+
+    from hedged.errors import VenueError
+    from hedged.exits import StartFailed
 
     cfg = load_or_exit(config)
     configure()
@@ -151,6 +155,10 @@ def run(config: ConfigOpt) -> None:
             asyncio.run(run_keeper(cfg))
         except ConfigError as exc:
             fail(exc.problems[0])
+        except StartFailed as exc:  # exit codes: hedged/exits.py, docs/operations.md
+            fail(str(exc), exc.code)
+        except VenueError as exc:
+            fail(str(exc), 1)
 
 
 # --- commands registered by other modules --------------------------------------------------------

@@ -11,19 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    stop_never,
+    wait_exponential_jitter,
+)
+
+from hedged import breaker as brk
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
-from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatus
+from hedged.audit.lock import AccountLock, AccountLocked, AccountLockLost
+from hedged.audit.store import AuditError, AuditStore, AuditWriteError, NewCycle, OrderStatus
 from hedged.config import Config
 from hedged.decide import base36, decide
-from hedged.errors import AuthFailed, Rejected, VenueError
+from hedged.errors import Transient, VenueError
 from hedged.executor import Executor, trade_client_id
+from hedged.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNREACHABLE, StartFailed
 from hedged.exposure import PlanInputError, notional_usd
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
@@ -32,6 +44,12 @@ from hedged.snapshot import SnapshotError, parse_venue
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.keeper")
+_SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.PAUSED: 2, TradingState.HALTED: 3}
+
+
+def _start_code(exc: VenueError) -> int:
+    """Transient → 4 (a restart may help); a refusal (keys, unknown market) → 5 (a human must act)."""
+    return EXIT_UNREACHABLE if isinstance(exc, Transient) else EXIT_REFUSED
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
 
 
@@ -53,13 +71,18 @@ class Keeper:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None
     alerts: AlertHub | None = None  # log + audit by default; the service adds MQTT
+    locks: Sequence[AccountLock] = ()  # the accounts' locks, checked before every cycle's orders
+    # start-up retry of an unreachable exchange: capped exponential backoff with jitter (seconds)
+    start_backoff: tuple[float, float] = (1.0, 60.0)
 
     def __post_init__(self) -> None:
         self.hub = self.alerts or AlertHub(self.config, self.store)
         recv_window = 5.0  # seconds; requests older than this are refused by the exchange
         self.executor = Executor(self.venues, self.store, self.config.execution, lost_after=max(
             (v.config.timeout for v in self.venues.values()), default=10.0) + recv_window + 1.0)
-        self.failures = 0
+        self.breaker = brk.Breaker()
+        self.fatal: StartFailed | None = None  # set when the keeper must stop and exit with this code
+        self.lock_ok = True
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
@@ -68,13 +91,92 @@ class Keeper:
         self._seq = 0
 
     # --- start ---------------------------------------------------------------------------------------
+    @property
+    def failures(self) -> int:
+        return self.breaker.failures
+
     async def start(self) -> None:
-        """Load markets, then reconcile the store with the exchanges before any order is sent."""
-        await asyncio.gather(*(v.load_markets() for v in self.venues.values()))
+        """Connect (retrying an unreachable exchange), then reconcile the store with the exchanges before any
+        order is sent. Raises StartFailed (one line, an exit code) when it cannot."""
+        await self.connect()
+        try:
+            await self._started()
+        except VenueError as exc:
+            raise StartFailed(f"reconciliation failed: {exc}", _start_code(exc)) from exc
+
+    async def _started(self) -> None:
         await self.store.append("start", {"mode": self.config.keeper.mode, "venues": sorted(self.venues)})
         await self.hub.event("start", "info", f"keeper {self.config.keeper.name} started ({self.config.keeper.mode})",
                              {"mode": self.config.keeper.mode, "venues": sorted(self.venues)}, self.clock())
         await self.reconcile()
+
+    async def connect(self) -> None:
+        """Load markets and read each account once, retrying transient failures with capped exponential backoff
+        and jitter until `[keeper] start_timeout` (0 = forever); one log line per attempt; an `error` event and
+        an alert on the first failure, a `resolved` alert once connected. Permanent refusals (API key, unknown
+        market) raise StartFailed at once."""
+        timeout = self.config.keeper.start_timeout
+        first, most = self.start_backoff
+        failed: list[str] = []
+
+        async def attempt() -> None:
+            try:
+                for v in self.venues.values():
+                    saved, v.attempts = v.attempts, 1  # this loop is the retry: one line per attempt
+                    try:
+                        await v.load_markets()
+                        await v.fetch_state(with_orders=False)  # a private read: keys and clock checked now
+                    finally:
+                        v.attempts = saved
+            except VenueError as exc:
+                await self._start_failed(exc, len(failed) + 1, first_failure=not failed)
+                failed.append(str(exc))
+                raise
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, Transient)
+
+        try:
+            async for tries in AsyncRetrying(
+                retry=retry_if_exception(transient), reraise=True,
+                stop=stop_after_delay(timeout) if timeout > 0 else stop_never,
+                wait=wait_exponential_jitter(initial=first, max=most, jitter=first),
+                before_sleep=self._log_retry,
+            ):
+                with tries:
+                    await attempt()
+        except Transient as exc:
+            raise StartFailed(f"exchange unreachable for {timeout:g} s (keeper.start_timeout): {exc}",
+                              EXIT_UNREACHABLE) from exc
+        except VenueError as exc:
+            raise StartFailed(str(exc), _start_code(exc)) from exc
+        if failed:
+            message = f"connected after {len(failed) + 1} attempts"
+            log.info("keeper.exchange_connected", attempts=len(failed) + 1)
+            with contextlib.suppress(AuditError):
+                await self.hub.event("exchange_unreachable", "info", message,
+                                     {"status": "resolved", "attempts": len(failed) + 1}, self.clock())
+
+    async def _start_failed(self, exc: VenueError, attempt: int, *, first_failure: bool) -> None:
+        log.warning("keeper.start_failed", attempt=attempt, error=str(exc), kind=exc.kind, venue=exc.venue)
+        if isinstance(exc, Transient) and exc.reason == "clock":
+            # this machine's clock is off: let ccxt measure the offset and sign with the exchange's time
+            venue = self.venues.get(exc.venue)
+            if venue is not None:
+                venue.exchange.options["adjustForTimeDifference"] = True
+                with contextlib.suppress(Exception):
+                    await venue.exchange.load_time_difference()
+        if first_failure:
+            with contextlib.suppress(AuditError):
+                await self.store.error(str(exc), venue=exc.venue or None, error_type=exc.cause or exc.kind)
+                await self.hub.event("exchange_unreachable", "critical",
+                                     f"cannot start: {exc}", {"status": "firing", "kind": exc.kind,
+                                                             "venue": exc.venue}, self.clock())
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("keeper.start_retry", attempt=state.attempt_number + 1, in_seconds=round(wait, 1))
 
     async def reconcile(self) -> None:
         prefix = f"{self.config.keeper.name}-"
@@ -121,6 +223,10 @@ class Keeper:
     async def trading_state(self) -> tuple[TradingState, str]:
         requested = await self.store.requested_state()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
+        if self.breaker.tripped == "permanent" and requested is not TradingState.HALTED:
+            self.breaker = brk.on_human_resume(self.breaker)  # a human resumed after a permanent trip
+        if self.breaker.tripped == "transient" and _SEVERITY[state] < _SEVERITY[TradingState.PAUSED]:
+            state, why = TradingState.PAUSED, self.breaker.reason()
         kill = self.config.keeper.kill_file
         if kill and self.config.resolve(kill).exists():
             state, why = TradingState.HALTED, f"kill file {kill} exists"
@@ -132,6 +238,7 @@ class Keeper:
     async def cycle(self) -> CycleResult:
         self.store.start_cycle()
         self.cycles += 1
+        await self.lock_gate()  # before anything that may place or cancel an order
         # independent store reads run together (each is a round trip to the database)
         (state, why), unsettled_now = await asyncio.gather(self.trading_state(), self.store.unsettled_orders())
         if state is not self.state:
@@ -248,7 +355,7 @@ class Keeper:
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle until `stop` is set; then no new orders, cancel ours (unless kept), record the stop."""
         interval = self.config.keeper.interval
-        while not stop.is_set():
+        while not stop.is_set() and self.fatal is None:
             started = time.monotonic()
             result = await self.step()
             if self.on_cycle is not None:
@@ -261,6 +368,8 @@ class Keeper:
             for w in waits:
                 w.cancel()
         await self.shutdown()
+        if self.fatal is not None:
+            raise self.fatal
 
     async def _live_orders(self) -> list[Any]:
         try:
@@ -294,39 +403,112 @@ class Keeper:
 
     async def _guarded_cycle(self) -> CycleResult:
         try:
+            # markets (tick, lot, min size) change now and then: reload every [keeper] markets_refresh seconds
+            await asyncio.gather(*(v.refresh_markets_if_due() for v in self.venues.values()))
             result = await self.cycle()
-            self.failures = 0
-            return result
         except AuditWriteError as exc:
             # no audit, no trade: halt in memory (the store cannot record it) and shout
             self.audit_broken = True
             log.critical("keeper.audit_failed", error=str(exc))
             return CycleResult(error=f"audit: {exc}", state=TradingState.HALTED)
+        except AccountLockLost as exc:
+            return CycleResult(error=str(exc), state=self.state)
         except (VenueError, PlanInputError, SnapshotError, TimeoutError, OSError) as exc:
-            self.failures += 1
-            permanent = isinstance(exc, AuthFailed | Rejected)
-            kind = "permanent" if permanent else "transient"
-            name = exc.cause if isinstance(exc, VenueError) else type(exc).__name__
-            message = f"{name}: {exc}"[:500]
-            log.error("keeper.cycle_failed", error=message, failures=self.failures, kind=kind)
+            return await self._failed(exc)
+        self.breaker, change = brk.on_success(self.breaker, resume_after=self.config.keeper.resume_after)
+        if change == "resume":
+            with contextlib.suppress(AuditError):
+                await self._resumed()
+        return result
+
+    async def _failed(self, exc: Exception) -> CycleResult:
+        """A failed cycle feeds the breaker; a trip is recorded with its reason and alerted."""
+        kind = brk.failure_kind(exc)
+        name = exc.cause if isinstance(exc, VenueError) and exc.cause else type(exc).__name__
+        message = str(exc)[:500] if isinstance(exc, VenueError) else f"{name}: {exc}"[:500]
+        was = self.breaker
+        self.breaker, change = brk.on_failure(was, exc, message, max_failures=self.config.keeper.max_failures)
+        log.error("keeper.cycle_failed", error=message, failures=self.breaker.failures, kind=kind)
+        with contextlib.suppress(Exception):
+            await self.store.error(message, error_type=name)
+            if kind == "permanent" and was.failures == 0:  # the monitors repeat it while it lasts
+                await self.hub.event("exchange_error", "critical", message,
+                                     {"error_type": name, "permanent": True}, self.clock())
+        if change is not None:
             with contextlib.suppress(Exception):
-                await self.store.error(message, error_type=name)
-                if permanent and self.failures == 1:  # the monitors repeat it while it lasts
-                    await self.hub.event("exchange_error", "critical", message,
-                                         {"error_type": name, "permanent": True}, self.clock())
-            if self.failures == self.config.keeper.max_failures:
-                with contextlib.suppress(Exception):
-                    await self.store.command(TradingState.HALTED, via="circuit-breaker",
-                                             reason=f"{self.failures} consecutive failed cycles")
-                    await self.hub.event("circuit_breaker", "critical",
-                                         f"{self.failures} consecutive failed cycles: trading halted",
-                                         {"failures": self.failures}, self.clock())
-                log.critical("keeper.circuit_breaker", failures=self.failures)
-            return CycleResult(error=message, state=self.state)
+                await self._tripped(change)
+        return CycleResult(error=message, state=self.state)
+
+    async def _tripped(self, change: brk.Transition) -> None:
+        reason = self.breaker.reason()
+        log.critical("keeper.circuit_breaker", failures=self.breaker.failures, kind=self.breaker.tripped)
+        data = {"status": "firing", "kind": self.breaker.tripped, "failures": self.breaker.failures}
+        if change == "trip_permanent":
+            await self.store.command(TradingState.HALTED, via="circuit-breaker", reason=reason)
+            self.state = TradingState.HALTED
+            await self.store.record_state(TradingState.HALTED, reason=reason)
+            await self.hub.event("circuit_breaker", "critical", f"{reason}: trading halted until `hedged resume`",
+                                 data, self.clock())
+        elif _SEVERITY[self.state] < _SEVERITY[TradingState.PAUSED]:
+            self.state = TradingState.PAUSED
+            await self.store.record_state(TradingState.PAUSED, reason=reason)
+            await self.hub.event("circuit_breaker", "critical", f"{reason}: no new orders; resumes by itself after "
+                                 f"{self.config.keeper.resume_after} healthy cycles", data, self.clock())
+
+    async def _resumed(self) -> None:
+        n = self.config.keeper.resume_after
+        state, why = await self.trading_state()
+        log.warning("keeper.breaker_resumed", healthy_cycles=n, state=state.value)
+        if state is not self.state:
+            await self.store.record_state(state, reason=why or f"breaker resumed after {n} healthy cycles")
+            self.state = state
+        await self.hub.event("circuit_breaker", "info", f"exchange healthy for {n} cycles: trading resumed",
+                             {"status": "resolved", "kind": "transient"}, self.clock())
+
+    async def lock_gate(self) -> None:
+        """Raise AccountLockLost (no order this cycle) unless every account lock is still ours.
+
+        On loss: alert once, try to take the lock again each cycle; if another keeper holds it now, stop with
+        exit 3 (`self.fatal`): two keepers must never trade one account.
+        """
+        lost: AccountLockLost | None = None
+        for lock in self.locks:
+            try:
+                await lock.check()
+            except AccountLockLost as exc:
+                lost = exc
+                await lock.release()
+                try:
+                    await lock.acquire()
+                    log.warning("keeper.lock_reacquired", account=lock.account)
+                    lost = None
+                except AccountLocked as taken:
+                    self.fatal = StartFailed(f"account lock lost to another keeper: {taken}", EXIT_LOCKED)
+                    self.wake.set()
+                    lost = AccountLockLost(str(self.fatal))
+                    break
+                except AuditError as again:
+                    log.error("keeper.lock_reacquire_failed", account=lock.account, error=str(again)[:200])
+        if lost is None:
+            if not self.lock_ok:
+                self.lock_ok = True
+                with contextlib.suppress(AuditError):
+                    await self.hub.event("account_lock", "info", "account lock held again",
+                                         {"status": "resolved"}, self.clock())
+            return
+        if self.lock_ok:
+            self.lock_ok = False
+            log.critical("keeper.lock_lost", error=str(lost))
+            with contextlib.suppress(AuditError):
+                await self.store.error(str(lost), error_type="AccountLockLost")
+                await self.hub.event("account_lock", "critical", f"{lost}: no orders until it is held again",
+                                     {"status": "firing"}, self.clock())
+        raise lost
 
     async def shutdown(self) -> None:
         self._stopping = True
-        if not self.config.keeper.keep_orders_on_exit and not self.audit_broken:
+        # after losing the account to another keeper, its orders are no longer ours to cancel
+        if not self.config.keeper.keep_orders_on_exit and not self.audit_broken and self.fatal is None:
             try:
                 n = await asyncio.wait_for(self.executor.cancel_all("shutdown"), timeout=6)
                 log.info("keeper.shutdown_cancelled", orders=n)

@@ -92,10 +92,10 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    async with hold_locks(config_locks(config)):
+    async with hold_locks(config_locks(config)) as locks:
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
-                                      allow_keys=config.venues.keys())
+                                      allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout)
         bridge: MqttBridge | None = None
         try:
             async with opened_venues(config) as venues:
@@ -104,7 +104,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                     bridge = make_bridge(config, store, wake)
                     await bridge.start()
                 keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
-                                alerts=AlertHub(config, store, bridge))
+                                alerts=AlertHub(config, store, bridge), locks=locks)
                 await keeper.start()
                 log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
                          instruments=[h.instrument for h in config.hedge])
