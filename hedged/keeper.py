@@ -158,7 +158,6 @@ class Keeper:
                                      {"status": "resolved", "attempts": len(failed) + 1}, self.clock())
 
     async def _start_failed(self, exc: VenueError, attempt: int, *, first_failure: bool) -> None:
-        log.warning("keeper.start_failed", attempt=attempt, error=str(exc), kind=exc.kind, venue=exc.venue)
         if isinstance(exc, Transient) and exc.reason == "clock":
             # this machine's clock is off: let ccxt measure the offset and sign with the exchange's time
             venue = self.venues.get(exc.venue)
@@ -175,8 +174,11 @@ class Keeper:
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
+        """The one line per failed attempt (the last one is the CLI's `error:` line)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("keeper.start_retry", attempt=state.attempt_number + 1, in_seconds=round(wait, 1))
+        log.warning("keeper.start_failed", attempt=state.attempt_number, error=str(exc),
+                    kind=getattr(exc, "kind", ""), retry_in=round(wait, 1))
 
     async def reconcile(self) -> None:
         prefix = f"{self.config.keeper.name}-"
