@@ -142,11 +142,10 @@ def run(config: ConfigOpt) -> None:
     import asyncio
 
     from hedged.audit.cli import exit_codes
-    from hedged.log import configure
-    from hedged.service import run_keeper
-
     from hedged.errors import VenueError
     from hedged.exits import StartFailed
+    from hedged.log import configure
+    from hedged.service import run_keeper
 
     cfg = load_or_exit(config)
     configure()

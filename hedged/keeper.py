@@ -83,6 +83,7 @@ class Keeper:
         self.breaker = brk.Breaker()
         self.fatal: StartFailed | None = None  # set when the keeper must stop and exit with this code
         self.lock_ok = True
+        self._pruned_at: datetime | None = None
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
@@ -359,6 +360,7 @@ class Keeper:
         interval = self.config.keeper.interval
         while not stop.is_set() and self.fatal is None:
             started = time.monotonic()
+            await self._retain()
             result = await self.step()
             if self.on_cycle is not None:
                 self.on_cycle(result, result.snapshot)
@@ -372,6 +374,20 @@ class Keeper:
         await self.shutdown()
         if self.fatal is not None:
             raise self.fatal
+
+    async def _retain(self) -> None:
+        """[audit] retain_days: prune older events at start and then once a day (a checkpoint keeps verify)."""
+        days = self.config.audit.retain_days
+        now = self.clock()
+        if days <= 0 or (self._pruned_at is not None and now - self._pruned_at < timedelta(days=1)):
+            return
+        self._pruned_at = now
+        try:
+            n, _ = await self.store.prune(now - timedelta(days=days))
+            if n:
+                log.info("audit.pruned", events=n, retain_days=days)
+        except AuditError as exc:
+            log.error("audit.prune_failed", error=str(exc)[:300])
 
     async def _live_orders(self) -> list[Any]:
         try:

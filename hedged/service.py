@@ -95,7 +95,8 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     async with hold_locks(config_locks(config)) as locks:
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
-                                      allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout)
+                                      allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout,
+                                      quiet_every=config.audit.quiet_every)
         bridge: MqttBridge | None = None
         try:
             async with opened_venues(config) as venues:

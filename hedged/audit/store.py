@@ -31,12 +31,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hedged.audit import quiet
 from hedged.audit.chain import (
+    CHECKPOINT,
     GENESIS,
     ChainRow,
+    ChainStart,
     ChainWalker,
     JsonValue,
     VerifyResult,
+    chain_start,
     event_content,
     event_hash,
     to_json,
@@ -84,6 +88,7 @@ class EventKind(StrEnum):
     COMMAND = "command"
     COMMAND_REFUSED = "command_refused"  # a remote command that failed authentication (never acted on)
     SHADOW = "shadow"
+    CHECKPOINT = CHECKPOINT  # where a pruned chain now starts (hedged audit prune)
 
 
 class OrderStatus(StrEnum):
@@ -335,6 +340,7 @@ class AuditStore:
         write_timeout: float,
         read_only: bool,
         clock: Callable[[], datetime],
+        quiet_every: float = 0.0,
     ) -> None:
         self.engine = engine
         self.keeper = keeper
@@ -346,6 +352,8 @@ class AuditStore:
         self._lock = asyncio.Lock()
         self._is_pg = engine.dialect.name == "postgresql"
         self._write_engine = engine.execution_options(hedged_write=True)
+        self.quiet_every = quiet_every  # seconds between heartbeat rows of a quiet instrument; 0 = every row
+        self._quiet = quiet.QuietState()
 
     @classmethod
     async def open(
@@ -358,6 +366,7 @@ class AuditStore:
         write_timeout: float = 5.0,
         read_only: bool = False,
         clock: Callable[[], datetime] = _now,
+        quiet_every: float = 0.0,
     ) -> AuditStore:
         """Connect and check the schema exists (AuditSchemaError if not; run `hedged db upgrade`)."""
         u = async_url(url)
@@ -367,7 +376,7 @@ class AuditStore:
         engine = create_engine(u, write_timeout=write_timeout, read_only=read_only)
         store = cls(
             engine, keeper, scrubber=Scrubber(allow_keys, secrets), write_timeout=write_timeout,
-            read_only=read_only, clock=clock,
+            read_only=read_only, clock=clock, quiet_every=quiet_every,
         )
         try:
             async with engine.connect() as conn:
@@ -773,23 +782,39 @@ class AuditStore:
 
     async def record_cycle(self, **values: Any) -> CycleRecord:
         """One instrument's inputs and decision for the current cycle (start_cycle() first)."""
-        return (await self.record_cycles([NewCycle(**values)]))[0]
+        return (await self.record_cycles([NewCycle(**values)], summarise=False))[0]
 
-    async def record_cycles(self, entries: Iterable[NewCycle]) -> list[CycleRecord]:
+    async def record_cycles(self, entries: Iterable[NewCycle], *, summarise: bool = True) -> list[CycleRecord]:
         """Every instrument's inputs and decision for the current cycle, in one durable commit.
 
         Why one commit: a cycle over 20 instruments would otherwise pay 20 fsyncs before its first order.
+        With `quiet_every` set, a quiet instrument's row is written only when it says something new or as a
+        heartbeat (hedged/audit/quiet.py); rows with an order are always written. Returns the rows written.
         """
         cycle = self.cycle if self.cycle is not None else self.start_cycle()
         ts = self._clock()
+        items = list(entries)
+        counts: dict[quiet.Key, int] | None = None
+        new_quiet = self._quiet
+        if summarise and self.quiet_every > 0:
+            rows = {(e.venue, e.symbol): quiet.Row(e.action, tuple(str(r) for r in e.reasons), {
+                "exposure": e.exposure, "hedge": e.hedge, "inflight": e.inflight, "target": e.target,
+                "drift": e.drift, "mark": e.mark, "band": e.band, "funding_rate": e.funding_rate,
+                "basis": e.basis}, ts) for e in items}
+            new_quiet, counts = quiet.select(self._quiet, rows, self.quiet_every)
         prepared: list[tuple[NewCycle, JsonValue, dict[str, Any]]] = []
-        for e in entries:
+        for e in items:
+            n = counts.get((e.venue, e.symbol)) if counts is not None else 1
+            if n is None:
+                continue
             nums = {"exposure": e.exposure, "hedge": e.hedge, "inflight": e.inflight, "target": e.target,
                     "drift": e.drift, "mark": e.mark, "band": e.band, "funding_rate": e.funding_rate,
                     "basis": e.basis}
             _exact(**nums)
             reason_list = [self._scrubber.text(str(r)) for r in e.reasons]
-            body = self._payload(e.payload, {**nums, "action": e.action, "reasons": reason_list})
+            extra = {"quiet": n} if n > 1 else {}
+            body = self._payload({**(e.payload or {}), **extra}, {**nums, "action": e.action,
+                                                                  "reasons": reason_list})
             row: dict[str, Any] = {
                 "keeper": self.keeper, "cycle": cycle, "ts": ts, "venue": e.venue, "symbol": e.symbol, **nums,
                 "action": e.action, "reasons": reason_list,
@@ -805,7 +830,9 @@ class AuditStore:
                 sa.insert(Cycle).returning(Cycle.id, sort_by_parameter_order=True), rows)).scalars().all()
             return [CycleRecord(id=i, **row) for i, row in zip(ids, rows, strict=True)]
 
-        return await self._write(work) if prepared else []
+        written = await self._write(work) if prepared else []
+        self._quiet = new_quiet  # only once the rows are durable
+        return written
 
     async def record_state(
         self, state: TradingState, reason: str = "", payload: Mapping[str, Any] | None = None
@@ -959,9 +986,64 @@ class AuditStore:
                 return
             after = rows[-1].id
 
+    async def _chain_starts(self, conn: AsyncConnection) -> dict[str, ChainStart]:
+        """Each pruned keeper's latest checkpoint: where its chain now starts."""
+        latest = sa.select(sa.func.max(Event.id)).where(Event.kind == EventKind.CHECKPOINT).group_by(Event.keeper)
+        rows = (await conn.execute(sa.select(Event.keeper, Event.payload).where(Event.id.in_(latest)))).all()
+        out: dict[str, ChainStart] = {}
+        for keeper, payload in rows:
+            start = chain_start(payload)
+            if start is not None:
+                out[keeper] = start
+        return out
+
+    async def prune(self, before: datetime) -> tuple[int, EventRecord | None]:
+        """Delete this keeper's events (and cycle rows) older than `before`, keeping `audit verify` working.
+
+        A contiguous prefix of the chain goes; a `checkpoint` event appended at the head records the first
+        kept event, the hash it follows, how many were pruned (in all) and the last pruned hash, so a verifier
+        tells pruning from tampering. The newest event is never pruned; the latest command (halt, resume…) is
+        carried over as a new command event when it would go, so the requested trading state never changes.
+        Returns (events pruned now, the checkpoint event or None when nothing was old enough).
+        """
+        if before.tzinfo is None:
+            raise ValueError("before must carry a timezone")
+        ts = self._clock()
+
+        async def work(conn: AsyncConnection) -> tuple[int, EventRecord | None]:
+            mine = Event.keeper == self.keeper
+            head = await conn.scalar(sa.select(sa.func.max(Event.id)).where(mine))
+            last = await conn.scalar(sa.select(sa.func.max(Event.id)).where(mine, Event.ts < before,
+                                                                            Event.id < (head or 0)))
+            if last is None:
+                return 0, None
+            last_hash = await conn.scalar(sa.select(Event.hash).where(Event.id == last))
+            first_kept = await conn.scalar(sa.select(sa.func.min(Event.id)).where(mine, Event.id > last))
+            count = int(await conn.scalar(sa.select(sa.func.count()).select_from(Event).where(
+                mine, Event.id <= last)) or 0)
+            starts = await self._chain_starts(conn)
+            earlier = starts[self.keeper].pruned if self.keeper in starts else 0
+            command = (await conn.execute(sa.select(Event.id, Event.payload).where(
+                mine, Event.kind == EventKind.COMMAND).order_by(Event.id.desc()).limit(1))).first()
+            await conn.execute(sa.delete(Event).where(mine, Event.id <= last))
+            await conn.execute(sa.delete(Cycle).where(Cycle.keeper == self.keeper, Cycle.ts < before))
+            body = self._payload({"first_id": first_kept, "last_id": last, "last_hash": last_hash,
+                                  "pruned": earlier + count, "rows": count, "before": before})
+            checkpoint = await self._append(conn, EventKind.CHECKPOINT, body, venue=None, symbol=None, asset=None,
+                                            cycle=self.cycle, ts=ts)
+            if command is not None and command.id <= last and isinstance(command.payload, dict):
+                why = f"carried over from pruned event {command.id}: {command.payload.get('reason', '')}"
+                carried = {**command.payload, "via": "checkpoint", "reason": why}
+                await self._append(conn, EventKind.COMMAND, self._payload(carried), venue=None, symbol=None,
+                                   asset=None, cycle=self.cycle, ts=ts)
+            return count, checkpoint
+
+        return await self._write(work)
+
     async def verify(self, batch: int = 2000) -> VerifyResult:
         """Walk every keeper's chain in this database; stop at the first bad row."""
-        walker = ChainWalker()
+        async with self.engine.connect() as conn:
+            walker = ChainWalker(await self._chain_starts(conn))
         after = 0
         async with self.engine.connect() as conn:
             while True:
