@@ -499,7 +499,7 @@ class Keeper:
                 try:
                     await lock.acquire()
                     log.warning("keeper.lock_reacquired", account=lock.account)
-                    lost = None
+                    lost = AccountLockLost(f"{exc}; taken again, trading from the next cycle")
                 except AccountLocked as taken:
                     self.fatal = StartFailed(f"account lock lost to another keeper: {taken}", EXIT_LOCKED)
                     self.wake.set()
@@ -511,9 +511,10 @@ class Keeper:
             if not self.lock_ok:
                 self.lock_ok = True
                 with contextlib.suppress(AuditError):
-                    await self.hub.event("account_lock", "info", "account lock held again",
+                    await self.hub.event("account_lock", "info", "account lock held again: trading",
                                          {"status": "resolved"}, self.clock())
             return
+        # a cycle that found the lock lost sends nothing, even when it took the lock back just now
         if self.lock_ok:
             self.lock_ok = False
             log.critical("keeper.lock_lost", error=str(lost))
