@@ -84,6 +84,8 @@ class Keeper:
         self.fatal: StartFailed | None = None  # set when the keeper must stop and exit with this code
         self.lock_ok = True
         self._pruned_at: datetime | None = None
+        self.last_cycle_done: float | None = None  # time.monotonic() when the last cycle completed
+        self.last_result: CycleResult | None = None
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
@@ -389,6 +391,21 @@ class Keeper:
         except AuditError as exc:
             log.error("audit.prune_failed", error=str(exc)[:300])
 
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: state, last cycle age, the worst drift as a fraction of its band."""
+        if self.last_cycle_done is None:
+            return f"{self.state.value}: starting (connecting, reconciling)"
+        age = time.monotonic() - self.last_cycle_done
+        line = f"{self.state.value}: cycle {self.store.cycle} {age:.0f}s ago"
+        res = self.last_result
+        if res is not None and res.error:
+            return f"{line}; failing ({self.breaker.failures}): {res.error}"[:300]
+        worst = max((d for d in (res.decisions if res else ()) if d.plan.band > 0),
+                    key=lambda d: abs(d.plan.drift) / d.plan.band, default=None)
+        if worst is not None:
+            line += f"; max drift {abs(worst.plan.drift) / worst.plan.band:.2f} of band ({worst.plan.symbol})"
+        return line
+
     async def _live_orders(self) -> list[Any]:
         try:
             return list(await self.store.unsettled_orders())
@@ -398,6 +415,7 @@ class Keeper:
     async def step(self) -> CycleResult:
         """One guarded cycle, then its alerts and the published state (which never fail the cycle)."""
         result = await self._guarded_cycle()
+        self.last_cycle_done, self.last_result = time.monotonic(), result  # for the watchdog and STATUS=
         try:
             now = self.clock()
             await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,
