@@ -26,7 +26,8 @@ def test_transient_trip_after_max_failures_and_resume_after_healthy_cycles() -> 
     b, changes = fail_n(Breaker(), NET, 5)
     assert changes == [None, None, None, None, "trip_transient"]
     assert b.tripped == "transient" and b.blocks_orders
-    assert b.reason() == "breaker (transient): 5 consecutive failed cycles: cannot reach 127.0.0.1:9: connection refused"
+    assert b.reason() == ("breaker (transient): 5 consecutive failed cycles: "
+                          "cannot reach 127.0.0.1:9: connection refused")
     b, ch = fail_n(b, NET, 10)  # an outage that lasts: no second trip
     assert set(ch) == {None} and b.failures == 15
     b, ch1 = on_success(b, resume_after=3)

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +100,13 @@ async def test_refused_api_key_at_start_is_exit_5_at_once(tmp_path: Path) -> Non
         os.environ["SIM_SECRET"] = "demo-secret"
 
 
-def run_toml(tmp_path: Path, port: int, **keeper: Any) -> Path:
+def run_toml(tmp_path: Path, port: int, interval: float = 0.2, **keeper: Any) -> Path:
     extra = "".join(f"{k} = {v}\n" for k, v in keeper.items())
     path = tmp_path / "keeper.toml"
     path.write_text(f"""
 [keeper]
 name = "start"
-interval = 0.2
+interval = {interval}
 {extra}
 [venues.sim]
 exchange = "bybit"
@@ -180,3 +181,73 @@ async def test_hedged_run_waits_for_the_exchange_then_reconciles_and_trades(tmp_
         await emu.stop()
     assert "Traceback" not in out.decode(), out.decode()
     assert proc.returncode == 0, out.decode()
+
+
+OUTAGE_S = float(os.environ.get("HEDGED_OUTAGE_S", "4"))  # the issue's proof used 60 s: HEDGED_OUTAGE_S=60
+
+
+async def test_hedged_run_rides_out_an_exchange_outage_without_a_human(tmp_path: Path) -> None:
+    """Kill the exchange under a running `hedged run`: nothing is sent while it is down, the transient breaker
+    trips and alerts; once it is back the keeper resumes by itself and hedges a deposit made meanwhile."""
+    port = free_port()
+    cfg = run_toml(tmp_path, port, float(os.environ.get("HEDGED_OUTAGE_INTERVAL", "0.2")), max_failures=3,
+                   resume_after=3)
+    db = tmp_path / "audit.db"
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        try:
+            with sqlite3.connect(db) as c:
+                return list(c.execute(sql))
+        except sqlite3.Error:
+            return []
+
+    def breaker_alerts() -> list[str]:
+        import json
+
+        return [json.loads(p)["data"]["status"] for (p,) in rows("SELECT payload FROM events WHERE kind = 'alert'")
+                if json.loads(p).get("code") == "circuit_breaker"]
+
+    emu = Emulator(default_settings(speed=1.0), port=port)
+    await emu.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hedged", "run", "--config", str(cfg), env=env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        def position() -> float:
+            for p in emu.engine.state()["accounts"]["demo-key"]["positions"]:
+                if p["symbol"] == "BTC/USD:BTC":
+                    return float(p["size"])
+            return 0.0
+
+        async def hedged() -> bool:
+            return abs(position() + 650_000) <= 6_500 and not rows(
+                "SELECT 1 FROM orders WHERE status IN ('intent','sent','open','partially_filled')")
+        await until(hedged, "the hedge opened and settled")
+        await emu.stop()
+        down_at = len(emu.engine.orders_list())
+
+        async def tripped() -> bool:
+            return breaker_alerts() == ["firing"]
+        await until(tripped, "breaker tripped while the exchange is down")
+        ((reason,),) = rows("SELECT json_extract(payload, '$.reason') FROM events WHERE kind = 'state' "
+                            "AND json_extract(payload, '$.state') = 'PAUSED'")
+        assert str(reason).startswith("breaker (transient): 3 consecutive failed cycles: cannot reach"), reason
+        await asyncio.sleep(OUTAGE_S)  # the outage goes on; the keeper keeps trying, quietly
+        assert proc.returncode is None
+        assert rows("SELECT count(*) FROM events WHERE kind = 'command'") == [(0,)]  # no halt: no human needed
+        assert len(emu.engine.orders_list()) == down_at
+        emu.engine.credit("demo-key", "BTC", Decimal(2))  # a deposit while we could not see it
+        await emu.start()  # the exchange is back (same port, same book)
+
+        async def resumed() -> bool:
+            return breaker_alerts() == ["firing", "resolved"] and abs(position() + 780_000) <= 7_800
+        await until(resumed, "RUNNING again by itself and back in band")
+        states = [s for (s,) in rows("SELECT json_extract(payload, '$.state') FROM events WHERE kind = 'state'")]
+        assert states[-2:] == ["PAUSED", "RUNNING"], states
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), WAIT)
+        await emu.stop()
+    assert "Traceback" not in out.decode()
+    assert proc.returncode == 0, out.decode()[-2000:]
