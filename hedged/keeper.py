@@ -23,7 +23,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_delay,
     stop_never,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from hedged import breaker as brk
@@ -143,7 +144,7 @@ class Keeper:
             async for tries in AsyncRetrying(
                 retry=retry_if_exception(transient), reraise=True,
                 stop=stop_after_delay(timeout) if timeout > 0 else stop_never,
-                wait=wait_exponential_jitter(initial=first, max=most, jitter=first),
+                wait=wait_exponential(multiplier=first, max=most) + wait_random(0, first),
                 before_sleep=self._log_retry,
             ):
                 with tries:

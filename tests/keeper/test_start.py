@@ -251,3 +251,27 @@ async def test_hedged_run_rides_out_an_exchange_outage_without_a_human(tmp_path:
         await emu.stop()
     assert "Traceback" not in out.decode()
     assert proc.returncode == 0, out.decode()[-2000:]
+
+
+async def test_a_clock_far_off_at_start_is_said_and_corrected(tmp_path: Path) -> None:
+    """Our clock an hour behind the exchange's (as ccxt sees it): the exchange refuses the request time; the
+    keeper says so in one line, lets ccxt measure the offset, and starts."""
+    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
+    async with Emulator(default_settings(speed=1.0)) as emu:
+        cfg = keeper_config(emu.url, tmp_path / "k.db")
+        await upgrade(cfg.audit_url)
+        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name)
+        venues = make_venues(cfg)
+        venues["sim"].exchange.options["timeDifference"] = 3_600_000  # requests signed an hour in the past
+        try:
+            keeper = Keeper(cfg, store, venues, start_backoff=(0.05, 0.2))
+            await asyncio.wait_for(keeper.start(), WAIT)
+            (error,) = [e.payload["message"] for e in await store.tail(100) if e.kind == "error"]
+            assert "clock is off (check NTP)" in error and "Traceback" not in error
+            assert venues["sim"].exchange.options["adjustForTimeDifference"] is True
+            assert abs(venues["sim"].exchange.options["timeDifference"]) < 60_000
+            assert (await keeper.cycle()).sent == 2
+        finally:
+            for v in venues.values():
+                await v.close()
+            await store.close()
