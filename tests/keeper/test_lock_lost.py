@@ -47,15 +47,18 @@ async def pg_url() -> AsyncIterator[str]:
         await conn.close()
 
 
-async def kill_lock_connection(url: str) -> int:
-    """pg_terminate_backend on the keeper's lock connection (found by its application_name)."""
+async def kill_lock_connection(url: str, also_store: bool = False) -> int:
+    """pg_terminate_backend on the keeper's lock connection (found by its application_name), and with
+    `also_store` on the audit store's pooled connections too (a server restart drops them all)."""
     conn = await asyncpg.connect(url, timeout=5)
+    names = ("'hedged-lock %'", "'hedged-audit'") if also_store else ("'hedged-lock %'",)
     try:
-        pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND application_name LIKE 'hedged-lock %'")
+        pids = await conn.fetch("SELECT pid, application_name FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND (" + " OR ".join(f"application_name LIKE {n}" for n in names)
+                                + ")")
         for row in pids:
             await conn.execute("SELECT pg_terminate_backend($1)", row["pid"])
-        return len(pids)
+        return sum(1 for r in pids if r["application_name"].startswith("hedged-lock"))
     finally:
         await conn.close()
 
@@ -82,8 +85,9 @@ async def test_lost_lock_stops_orders_until_retaken_and_a_new_holder_stops_the_k
         n = len(exchange_orders(emulator))
 
         emulator.engine.credit("demo-key", "BTC", Decimal(2))  # drift: a cycle holding the lock would trade
-        assert await kill_lock_connection(pg_url) == 1
+        assert await kill_lock_connection(pg_url, also_store=True) == 1
         res = await keeper.step()
+        assert not keeper.audit_broken  # the store reconnected (pool pre-ping) and recorded the loss
         assert res.sent == 0 and "lock" in res.error and len(exchange_orders(emulator)) == n
         assert await alerts(store, "account_lock") == ["firing"]
         assert lock.held  # taken back in that cycle; trading resumes from the next one
