@@ -22,7 +22,8 @@ EXIT_REFUSED = 5
 
 
 class StartFailed(Exception):
-    """The keeper could not start; `str()` is the one line for the operator, `code` the exit status."""
+    """The keeper could not start (or must stop: the account was taken); `str()` is the one line for the
+    operator, `code` the exit status."""
 
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)

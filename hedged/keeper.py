@@ -45,13 +45,13 @@ from hedged.snapshot import SnapshotError, parse_venue
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.keeper")
+FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
 _SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.PAUSED: 2, TradingState.HALTED: 3}
 
 
 def _start_code(exc: VenueError) -> int:
     """Transient → 4 (a restart may help); a refusal (keys, unknown market) → 5 (a human must act)."""
     return EXIT_UNREACHABLE if isinstance(exc, Transient) else EXIT_REFUSED
-FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
 
 
 @dataclass
@@ -486,9 +486,10 @@ class Keeper:
             await self.store.record_state(TradingState.HALTED, reason=reason)
             await self.hub.event("circuit_breaker", "critical", f"{reason}: trading halted until `hedged resume`",
                                  data, self.clock())
-        elif _SEVERITY[self.state] < _SEVERITY[TradingState.PAUSED]:
-            self.state = TradingState.PAUSED
-            await self.store.record_state(TradingState.PAUSED, reason=reason)
+        else:
+            if _SEVERITY[self.state] < _SEVERITY[TradingState.PAUSED]:
+                self.state = TradingState.PAUSED
+                await self.store.record_state(TradingState.PAUSED, reason=reason)
             await self.hub.event("circuit_breaker", "critical", f"{reason}: no new orders; resumes by itself after "
                                  f"{self.config.keeper.resume_after} healthy cycles", data, self.clock())
 
