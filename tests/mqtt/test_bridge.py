@@ -43,13 +43,19 @@ def _env() -> None:
     os.environ.update(SECRETS)
 
 
+# The bridge's MQTT client id is hedged-<keeper name>: on the shared broker, a second client with the same id
+# (another checkout running these tests at the same time) takes the session over, and the broker publishes
+# our last will `offline`. So the keeper name is unique per run.
+NAME = f"t{uuid.uuid4().hex[:8]}"
+
+
 def machine_broker() -> None:
     need(port_open(HOST, PORT), f"no Mosquitto on {HOST}:{PORT}")
 
 
 def config(emu: Emulator, tmp: Path, prefix: str, port: int = PORT, **mqtt: Any) -> Config:
-    return keeper_config(emu.url, tmp / "k.db", keeper={"interval": 0.1}, mqtt={
-        "enabled": True, "host": HOST, "port": port, "prefix": prefix, "keepalive": 2, "username": "keeper",
+    return keeper_config(emu.url, tmp / "k.db", keeper={"interval": 0.1, "name": NAME}, mqtt={
+        "enabled": True, "host": HOST, "port": port, "prefix": prefix, "keepalive": 10, "username": "keeper",
         "password_env": "HEDGED_TEST_MQTT_PW", **mqtt})
 
 
@@ -105,7 +111,7 @@ async def test_late_subscriber_sees_online_and_state_events_follow_orders_offlin
         emulator: Emulator, tmp_path: Path) -> None:
     machine_broker()
     prefix = f"hedgedtest/{uuid.uuid4().hex[:10]}"
-    base = f"{prefix}/t1"
+    base = f"{prefix}/{NAME}"
     cfg = config(emulator, tmp_path, prefix, homeassistant=True, discovery_prefix=f"{prefix}/ha")
     async with subscribed(HOST, PORT, f"{base}/events", f"{base}/alerts") as early, running(cfg) as cycles:
         await early.wait_for(f"{base}/events", lambda p: json.loads(p)["event"] == "filled")
@@ -153,7 +159,7 @@ def _toml(cfg_dir: Path, emu: Emulator, prefix: str, keepalive: int, mqtt_extra:
     path = cfg_dir / "hedged.toml"
     path.write_text(f"""
 [keeper]
-name = "t1"
+name = "{NAME}"
 interval = 0.2
 
 [venues.sim]
@@ -185,7 +191,7 @@ async def test_kill_9_gives_offline_from_the_last_will_within_one_and_a_half_kee
         emulator: Emulator, tmp_path: Path) -> None:
     machine_broker()
     prefix = f"hedgedtest/{uuid.uuid4().hex[:10]}"
-    status = f"{prefix}/t1/status"
+    status = f"{prefix}/{NAME}/status"
     keepalive = 2
     cfg_file = _toml(tmp_path, emulator, prefix, keepalive)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hedged", "run", "--config", str(cfg_file),
@@ -206,7 +212,7 @@ async def test_kill_9_gives_offline_from_the_last_will_within_one_and_a_half_kee
         await asyncio.wait_for(proc.wait(), timeout=10)
     async with subscribed(HOST, PORT, status) as late:  # retained for whoever looks later
         assert await late.wait_for(status) == b"offline"
-    await clear_retained(PORT, prefix, [status, f"{prefix}/t1/state"])
+    await clear_retained(PORT, prefix, [status, f"{prefix}/{NAME}/state"])
 
 
 # --- a broker we stop and restart -------------------------------------------------------------------------
@@ -219,7 +225,7 @@ async def test_broker_outage_never_slows_cycles_and_alerts_arrive_in_order_as_au
     broker.folder.mkdir()
     broker.start()
     prefix = "outage"
-    alerts_topic = f"{prefix}/t1/alerts"
+    alerts_topic = f"{prefix}/{NAME}/alerts"
     cfg = config(emulator, tmp_path, prefix, port=broker.port)
     try:
         # a persistent QoS 1 session: the broker keeps what arrives for it while it is away
@@ -230,7 +236,7 @@ async def test_broker_outage_never_slows_cycles_and_alerts_arrive_in_order_as_au
                 await r1.wait_for(alerts_topic, lambda p: json.loads(p)["code"] == "start")
             await until(lambda: len(cycles) >= 10, what="10 cycles")
             before = _pace(cycles[-8:])
-            async with await AuditStore.open(cfg.audit_url, "t1") as store:
+            async with await AuditStore.open(cfg.audit_url, NAME) as store:
                 mark = await store.head_id()
                 broker.stop()
                 outage_start = len(cycles)
@@ -276,7 +282,7 @@ async def test_signed_commands_halt_and_resume_and_bad_ones_are_refused_and_audi
         emulator: Emulator, tmp_path: Path) -> None:
     machine_broker()
     prefix = f"hedgedtest/{uuid.uuid4().hex[:10]}"
-    base = f"{prefix}/t1"
+    base = f"{prefix}/{NAME}"
     secret = SECRETS["HEDGED_TEST_CMD_SECRET"]
     cfg = config(emulator, tmp_path, prefix, commands=True, command_secret_env="HEDGED_TEST_CMD_SECRET")
 
