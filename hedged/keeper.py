@@ -31,7 +31,7 @@ from hedged import breaker as brk
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
 from hedged.audit.lock import AccountLock, AccountLocked, AccountLockLost
-from hedged.audit.store import AuditError, AuditStore, AuditWriteError, NewCycle, OrderStatus
+from hedged.audit.store import AuditError, AuditReadError, AuditStore, AuditWriteError, NewCycle, OrderStatus
 from hedged.config import Config
 from hedged.decide import base36, decide
 from hedged.errors import Transient, VenueError
@@ -450,8 +450,8 @@ class Keeper:
             return CycleResult(error=f"audit: {exc}", state=TradingState.HALTED)
         except AccountLockLost as exc:
             return CycleResult(error=str(exc), state=self.state)
-        except (VenueError, PlanInputError, SnapshotError, TimeoutError, OSError) as exc:
-            return await self._failed(exc)
+        except (VenueError, PlanInputError, SnapshotError, TimeoutError, OSError, AuditReadError) as exc:
+            return await self._failed(exc)  # a store that cannot be read: nothing sent, retried like the network
         self.breaker, change = brk.on_success(self.breaker, resume_after=self.config.keeper.resume_after)
         if change == "resume":
             with contextlib.suppress(AuditError):
@@ -462,7 +462,7 @@ class Keeper:
         """A failed cycle feeds the breaker; a trip is recorded with its reason and alerted."""
         kind = brk.failure_kind(exc)
         name = exc.cause if isinstance(exc, VenueError) and exc.cause else type(exc).__name__
-        message = str(exc)[:500] if isinstance(exc, VenueError) else f"{name}: {exc}"[:500]
+        message = str(exc)[:500] if isinstance(exc, VenueError | AuditError) else f"{name}: {exc}"[:500]
         was = self.breaker
         self.breaker, change = brk.on_failure(was, exc, message, max_failures=self.config.keeper.max_failures)
         log.error("keeper.cycle_failed", error=message, failures=self.breaker.failures, kind=kind)

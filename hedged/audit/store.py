@@ -51,8 +51,8 @@ from hedged.log import get_logger
 from hedged.model import TradingState  # the core's enum: RUNNING, REDUCING, HALTED
 
 __all__ = [
-    "AuditError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind", "EventRecord",
-    "FillRecord", "NewCycle", "NewEvent", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
+    "AuditError", "AuditReadError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind",
+    "EventRecord", "FillRecord", "NewCycle", "NewEvent", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
 ]
 
 log = get_logger(__name__)
@@ -65,6 +65,10 @@ class AuditError(Exception):
 
 class AuditWriteError(AuditError):
     """A write did not commit (or may not have). The caller must not act on it: do not send, halt, alert."""
+
+
+class AuditReadError(AuditError):
+    """A read failed (connection lost, server gone, schema changed under us): retry next cycle."""
 
 
 class AuditSchemaError(AuditError):
@@ -854,6 +858,17 @@ class AuditStore:
 
     # --- reading -------------------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read connection; any database failure leaves as AuditReadError (the keeper's own type)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditReadError(f"audit store cannot be read: {_short(exc)}") from exc
+
     async def _get_order(self, conn: AsyncConnection, client_order_id: str) -> OrderRecord | None:
         row = (await conn.execute(
             sa.select(Order).where(Order.client_order_id == client_order_id)
@@ -861,11 +876,11 @@ class AuditStore:
         return OrderRecord(**row) if row is not None else None
 
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return await self._get_order(conn, client_order_id)
 
     async def _orders(self, where: Iterable[sa.ColumnElement[bool]]) -> list[OrderRecord]:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(
                 sa.select(Order).where(Order.keeper == self.keeper, *where).order_by(Order.created_at)
             )).mappings().all()
@@ -893,7 +908,7 @@ class AuditStore:
         return await self._orders(where)
 
     async def fills_for(self, client_order_id: str) -> list[FillRecord]:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(
                 sa.select(Fill).where(Fill.client_order_id == client_order_id).order_by(Fill.id)
             )).mappings().all()
@@ -906,14 +921,14 @@ class AuditStore:
             .where(Cycle.keeper == self.keeper)
             .group_by(Cycle.venue, Cycle.symbol)
         )
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(
                 sa.select(Cycle).where(Cycle.id.in_(latest)).order_by(Cycle.venue, Cycle.symbol)
             )).mappings().all()
         return [CycleRecord(**r) for r in rows]
 
     async def last_event(self, kind: str) -> EventRecord | None:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(
                 sa.select(Event).where(Event.keeper == self.keeper, Event.kind == str(kind))
                 .order_by(Event.id.desc()).limit(1)
@@ -922,7 +937,7 @@ class AuditStore:
 
     async def head_id(self) -> int:
         """The id of this keeper's newest event (0 if none): where a follower starts."""
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return int(await conn.scalar(sa.select(sa.func.max(Event.id)).where(Event.keeper == self.keeper)) or 0)
 
     async def last_error(self) -> EventRecord | None:
@@ -953,7 +968,7 @@ class AuditStore:
         query = sa.select(Event).order_by(Event.id.desc()).limit(n)
         if not all_keepers:
             query = query.where(Event.keeper == self.keeper)
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in reversed(rows)]
 
@@ -969,7 +984,7 @@ class AuditStore:
             query = query.where(Event.ts >= since)
         if kinds is not None:
             query = query.where(Event.kind.in_([str(k) for k in kinds]))
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in rows]
 
@@ -1042,10 +1057,10 @@ class AuditStore:
 
     async def verify(self, batch: int = 2000) -> VerifyResult:
         """Walk every keeper's chain in this database; stop at the first bad row."""
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             walker = ChainWalker(await self._chain_starts(conn))
         after = 0
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             while True:
                 rows = (await conn.execute(
                     sa.select(Event).where(Event.id > after).order_by(Event.id).limit(batch)
@@ -1058,7 +1073,7 @@ class AuditStore:
         return walker.result()
 
     async def count_events(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
 
 

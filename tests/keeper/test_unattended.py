@@ -66,3 +66,27 @@ async def test_authentication_failure_stays_halted_until_a_human_resumes(harness
     await h.store.command(TradingState.RUNNING, via="test", reason="key fixed")
     res = await h.keeper.step()
     assert res.state is TradingState.RUNNING and h.keeper.breaker.tripped is None
+
+
+async def test_an_unreadable_store_fails_the_cycle_not_the_keeper(harness_factory: Any) -> None:
+    """A read that fails (here: the orders table renamed under the keeper) is a failed cycle with one line —
+    nothing sent, the breaker counts it — never an exception out of the run loop."""
+    import sqlite3
+
+    h = await harness_factory(keeper={"max_failures": 2, "resume_after": 1})
+    await settle(h)
+    db = h.config.audit_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as c:
+        c.execute("ALTER TABLE orders RENAME TO orders_away")
+    h.emu.engine.credit("demo-key", "BTC", Decimal(2))
+    n = len(exchange_orders(h.emu))
+    for _ in range(2):
+        res = await h.keeper.step()
+        assert res.error.startswith("audit store cannot be read: OperationalError") and res.sent == 0, res.error
+    assert h.keeper.breaker.tripped == "transient" and len(exchange_orders(h.emu)) == n
+    with sqlite3.connect(db) as c:
+        c.execute("ALTER TABLE orders_away RENAME TO orders")
+    res = await h.keeper.step()
+    assert not res.error and h.keeper.state is TradingState.RUNNING
+    await settle(h)
+    assert abs(position(h.emu, "BTC/USD:BTC") + 780_000) <= Decimal("0.01") * 780_000
