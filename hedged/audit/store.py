@@ -433,15 +433,19 @@ class AuditStore:
             try:
                 async with asyncio.timeout(self._timeout * 3):
                     async with self._write_engine.connect() as conn:
-                        await conn.begin()
-                        if self._is_pg:
-                            await conn.execute(
-                                sa.select(sa.func.pg_advisory_xact_lock(
-                                    CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
-                            )
-                        result = await work(conn)
-                        await conn.commit()
-                        return result
+                        try:
+                            await conn.begin()
+                            if self._is_pg:
+                                await conn.execute(
+                                    sa.select(sa.func.pg_advisory_xact_lock(
+                                        CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
+                                )
+                            result = await work(conn)
+                            await conn.commit()
+                            return result
+                        except BaseException:
+                            await _discard(conn)
+                            raise
             except AuditError:
                 raise
             except Exception as exc:
@@ -863,7 +867,11 @@ class AuditStore:
         """A read connection; any database failure leaves as AuditReadError (the keeper's own type)."""
         try:
             async with self.engine.connect() as conn:
-                yield conn
+                try:
+                    yield conn
+                except BaseException:
+                    await _discard(conn)
+                    raise
         except AuditError:
             raise
         except Exception as exc:
@@ -1075,6 +1083,13 @@ class AuditStore:
     async def count_events(self) -> int:
         async with self._reading() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Never hand a connection back to the pool after a failure: a cancelled or timed-out asyncpg call can
+    leave it mid-operation ("another operation is in progress"), failing every later use. Reconnect instead."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
 
 
 def _advances(current: str, new: OrderStatus) -> bool:

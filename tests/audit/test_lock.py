@@ -74,7 +74,7 @@ async def test_postgres_lock_lost_is_noticed(pg_url: str) -> None:
     await lock.acquire()
     try:
         await pg_execute(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE application_name LIKE 'hedged-lock%'")
+                                 "WHERE application_name LIKE 'hedged-lock%' AND datname = current_database()")
         with pytest.raises(AccountLockLost):
             await lock.check()
     finally:

@@ -257,11 +257,11 @@ async def test_kill_9_at_random_moments_never_duplicates_and_converges(
                     await asyncio.sleep(delay)
                     aimed = f"random {delay:.3f}s"
                 elif mode == "intent":
-                    hit = await run.wait_until(proc, partial(run.new_unreplied, before), 10.0)
+                    hit = await run.wait_until(proc, partial(run.new_unreplied, before), 60.0)
                     aimed = "new order in intent/sent" if hit else "gave up waiting for an order"
                 else:
                     assert rule is not None
-                    hit = await run.wait_until(proc, partial(run.fired, rule), 10.0)
+                    hit = await run.wait_until(proc, partial(run.fired, rule), 60.0)
                     aimed = "create request held at the exchange" if hit else "gave up waiting for an order"
                 await run.kill(proc, n, mode, started, aimed, before)
             emu.faults.clear()
