@@ -20,6 +20,7 @@ from hedged.audit.cli import register as register_audit
 from hedged.clikit import EXIT_CONFIG, EXIT_FAILED, ConfigOpt, exit_codes, fail, load_or_exit
 from hedged.demo import register as register_demo
 from hedged.sim.cli import register as register_sim
+from hedged.simulate.cli import register as register_simulate
 
 if TYPE_CHECKING:
     from hedged.config import Config
@@ -186,10 +187,13 @@ def snapshot(config: ConfigOpt) -> None:
 
 @app.command()
 def run(config: ConfigOpt) -> None:
-    """Run the keeper until SIGTERM/SIGINT. Exit 3 if another keeper holds one of the accounts."""
+    """Run the keeper until SIGTERM/SIGINT. Exit 2 bad config, 3 account locked by another keeper, 4 exchange
+    unreachable for keeper.start_timeout, 5 exchange refused us (API key, market), 1 other."""
     import asyncio
 
     from hedged.config import ConfigError
+    from hedged.errors import VenueError
+    from hedged.exits import StartFailed
     from hedged.log import configure
     from hedged.service import run_keeper
 
@@ -200,6 +204,10 @@ def run(config: ConfigOpt) -> None:
             asyncio.run(run_keeper(cfg))
         except ConfigError as exc:
             fail(exc.problems[0])
+        except StartFailed as exc:  # exit codes: hedged/exits.py, docs/operations.md
+            fail(str(exc), exc.code)
+        except VenueError as exc:
+            fail(str(exc), EXIT_FAILED)
 
 
 # --- commands registered by other modules (one line each) ----------------------------------------
@@ -207,7 +215,6 @@ register_audit(app)
 register_sim(app)
 register_demo(app)
 register_alerts(app)
-from hedged.simulate.cli import register as register_simulate  # noqa: E402, I001
 register_simulate(app)
 
 

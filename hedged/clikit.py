@@ -15,15 +15,19 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+# Exit codes of every command: one table, in hedged/exits.py (README "Exit codes", docs/audit.md).
+from hedged.exits import EXIT_BAD_INPUT as EXIT_CONFIG
+from hedged.exits import EXIT_LOCKED as EXIT_LOCKED
+from hedged.exits import EXIT_NO_ANSWER as EXIT_NO_ANSWER
+from hedged.exits import EXIT_OK as EXIT_OK
+from hedged.exits import EXIT_OTHER as EXIT_FAILED
+
+__all__ = ["EXIT_AUDIT", "EXIT_CONFIG", "EXIT_FAILED", "EXIT_LOCKED", "EXIT_NO_ANSWER", "EXIT_OK", "ConfigOpt",
+           "JsonOpt", "ReasonOpt", "exit_codes", "fail", "load_or_exit"]
+
 if TYPE_CHECKING:
     from hedged.config import Config
 
-# Exit codes of every command (README "Exit codes", docs/audit.md).
-EXIT_OK = 0
-EXIT_FAILED = 1  # the work could not be done: audit problem, unreachable exchange or database, bad chain
-EXIT_CONFIG = 2  # bad config or bad arguments (typer's usage errors are 2 too)
-EXIT_LOCKED = 3  # another keeper holds one of the trading accounts
-EXIT_NO_ANSWER = 4  # `hedged command`: the keeper did not answer over MQTT
 EXIT_AUDIT = EXIT_FAILED  # the name the audit commands used
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config file.", show_default=False)]

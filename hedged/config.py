@@ -66,6 +66,10 @@ class KeeperConfig(_Model):
     max_failures: Annotated[int, Field(ge=1)] = 5
     keep_orders_on_exit: bool = False
     markets_refresh: Annotated[float, Field(gt=0)] = 3600.0
+    # Seconds to keep retrying an unreachable exchange at start before exiting (exit 4); 0 = forever.
+    start_timeout: Annotated[float, Field(ge=0)] = 0.0
+    # Healthy cycles in a row after which a breaker tripped by transient errors resumes trading by itself.
+    resume_after: Annotated[int, Field(ge=1)] = 3
 
 
 class VenueConfig(_Model):
@@ -227,6 +231,10 @@ class AuditConfig(_Model):
     auto_upgrade: bool = True
     # Longest wait for one audit write (SQLite busy lock, Postgres lock/command) before it fails loudly.
     write_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Seconds between heartbeat rows of an instrument whose cycles change nothing (docs/audit.md).
+    quiet_every: Annotated[float, Field(ge=0)] = 600.0
+    # Prune rows older than this many days at start and once a day (0 = keep everything).
+    retain_days: Annotated[float, Field(ge=0)] = 0.0
 
     @field_validator("url")
     @classmethod

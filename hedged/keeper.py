@@ -11,19 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    stop_never,
+    wait_exponential,
+    wait_random,
+)
+
+from hedged import breaker as brk
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
-from hedged.audit.store import AuditStore, AuditWriteError, NewCycle
+from hedged.audit.lock import AccountLock, AccountLocked, AccountLockLost
+from hedged.audit.store import AuditError, AuditReadError, AuditStore, AuditWriteError, NewCycle
 from hedged.config import Config
 from hedged.decide import base36, decide, settled
-from hedged.errors import AuthFailed, Rejected, VenueError
+from hedged.errors import Transient, VenueError
 from hedged.executor import Executor
+from hedged.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNREACHABLE, StartFailed
 from hedged.exposure import PlanInputError, basis_bps, notional_usd
 from hedged.leverage import apply_account_settings
 from hedged.log import get_logger
@@ -59,6 +72,12 @@ def _aware(t: datetime) -> datetime:
     """SQLite hands datetimes back naive; they were written in UTC."""
     return t.replace(tzinfo=t.tzinfo or UTC)
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
+_SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.PAUSED: 2, TradingState.HALTED: 3}
+
+
+def _start_code(exc: VenueError) -> int:
+    """Transient → 4 (a restart may help); a refusal (keys, unknown market) → 5 (a human must act)."""
+    return EXIT_UNREACHABLE if isinstance(exc, Transient) else EXIT_REFUSED
 
 
 @dataclass
@@ -79,13 +98,21 @@ class Keeper:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None
     alerts: AlertHub | None = None  # log + audit by default; the service adds MQTT
+    locks: Sequence[AccountLock] = ()  # the accounts' locks, checked before every cycle's orders
+    # start-up retry of an unreachable exchange: capped exponential backoff with jitter (seconds)
+    start_backoff: tuple[float, float] = (1.0, 60.0)
 
     def __post_init__(self) -> None:
         self.hub = self.alerts or AlertHub(self.config, self.store)
         recv_window = 5.0  # seconds; requests older than this are refused by the exchange
         self.executor = Executor(self.venues, self.store, self.config.execution, lost_after=max(
             (v.config.timeout for v in self.venues.values()), default=10.0) + recv_window + 1.0)
-        self.failures = 0
+        self.breaker = brk.Breaker()
+        self.fatal: StartFailed | None = None  # set when the keeper must stop and exit with this code
+        self.lock_ok = True
+        self._pruned_at: datetime | None = None
+        self.last_cycle_done: float | None = None  # time.monotonic() when the last cycle completed
+        self.last_result: CycleResult | None = None
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
@@ -96,14 +123,95 @@ class Keeper:
         self.store.allow_keys({*RECORD_KEYS, *self.venues})  # recorded cycle inputs (see hedged/replay.py)
 
     # --- start ---------------------------------------------------------------------------------------
+    @property
+    def failures(self) -> int:
+        return self.breaker.failures
+
     async def start(self) -> None:
-        """Load markets, then reconcile the store with the exchanges before any order is sent."""
-        await asyncio.gather(*(v.load_markets() for v in self.venues.values()))
+        """Connect (retrying an unreachable exchange), then reconcile the store with the exchanges before any
+        order is sent. Raises StartFailed (one line, an exit code) when it cannot."""
+        await self.connect()
+        try:
+            await self._started()
+        except VenueError as exc:
+            raise StartFailed(f"reconciliation failed: {exc}", _start_code(exc)) from exc
+
+    async def _started(self) -> None:
         await self.store.append("start", {"mode": self.config.keeper.mode, "venues": sorted(self.venues)})
         await self.hub.event("start", "info", f"keeper {self.config.keeper.name} started ({self.config.keeper.mode})",
                              {"mode": self.config.keeper.mode, "venues": sorted(self.venues)}, self.clock())
         await self.reconcile()
         self.settings_refused = await apply_account_settings(self)  # leverage, margin and position mode
+
+    async def connect(self) -> None:
+        """Load markets and read each account once, retrying transient failures with capped exponential backoff
+        and jitter until `[keeper] start_timeout` (0 = forever); one log line per attempt; an `error` event and
+        an alert on the first failure, a `resolved` alert once connected. Permanent refusals (API key, unknown
+        market) raise StartFailed at once."""
+        timeout = self.config.keeper.start_timeout
+        first, most = self.start_backoff
+        failed: list[str] = []
+
+        async def attempt() -> None:
+            try:
+                for v in self.venues.values():
+                    saved, v.attempts = v.attempts, 1  # this loop is the retry: one line per attempt
+                    try:
+                        await v.load_markets()
+                        await v.fetch_state(with_orders=False)  # a private read: keys and clock checked now
+                    finally:
+                        v.attempts = saved
+            except VenueError as exc:
+                await self._start_failed(exc, len(failed) + 1, first_failure=not failed)
+                failed.append(str(exc))
+                raise
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, Transient)
+
+        try:
+            async for tries in AsyncRetrying(
+                retry=retry_if_exception(transient), reraise=True,
+                stop=stop_after_delay(timeout) if timeout > 0 else stop_never,
+                wait=wait_exponential(multiplier=first, max=most) + wait_random(0, first),
+                before_sleep=self._log_retry,
+            ):
+                with tries:
+                    await attempt()
+        except Transient as exc:
+            raise StartFailed(f"exchange unreachable for {timeout:g} s (keeper.start_timeout): {exc}",
+                              EXIT_UNREACHABLE) from exc
+        except VenueError as exc:
+            raise StartFailed(str(exc), _start_code(exc)) from exc
+        if failed:
+            message = f"connected after {len(failed) + 1} attempts"
+            log.info("keeper.exchange_connected", attempts=len(failed) + 1)
+            with contextlib.suppress(AuditError):
+                await self.hub.event("exchange_unreachable", "info", message,
+                                     {"status": "resolved", "attempts": len(failed) + 1}, self.clock())
+
+    async def _start_failed(self, exc: VenueError, attempt: int, *, first_failure: bool) -> None:
+        if isinstance(exc, Transient) and exc.reason == "clock":
+            # this machine's clock is off: let ccxt measure the offset and sign with the exchange's time
+            venue = self.venues.get(exc.venue)
+            if venue is not None:
+                venue.exchange.options["adjustForTimeDifference"] = True
+                with contextlib.suppress(Exception):
+                    await venue.exchange.load_time_difference()
+        if first_failure:
+            with contextlib.suppress(AuditError):
+                await self.store.error(str(exc), venue=exc.venue or None, error_type=exc.cause or exc.kind)
+                await self.hub.event("exchange_unreachable", "critical",
+                                     f"cannot start: {exc}", {"status": "firing", "kind": exc.kind,
+                                                             "venue": exc.venue}, self.clock())
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        """The one line per failed attempt (the last one is the CLI's `error:` line)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("keeper.start_failed", attempt=state.attempt_number, error=str(exc),
+                    kind=getattr(exc, "kind", ""), retry_in=round(wait, 1))
 
     async def reconcile(self) -> None:
         prefix = client_prefix(self.config.keeper.name)
@@ -146,6 +254,10 @@ class Keeper:
     async def trading_state(self) -> tuple[TradingState, str]:
         requested = await self.store.requested_state()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
+        if self.breaker.tripped == "permanent" and requested is not TradingState.HALTED:
+            self.breaker = brk.on_human_resume(self.breaker)  # a human resumed after a permanent trip
+        if self.breaker.tripped == "transient" and _SEVERITY[state] < _SEVERITY[TradingState.PAUSED]:
+            state, why = TradingState.PAUSED, self.breaker.reason()
         kill = self.config.keeper.kill_file
         if kill and self.config.resolve(kill).exists():
             state, why = TradingState.HALTED, f"kill file {kill} exists"
@@ -158,6 +270,7 @@ class Keeper:
         """read → follow → decide → record → cancel / place: each a named step below; the decision is pure."""
         self.store.start_cycle()
         self.cycles += 1
+        await self.lock_gate()  # before anything that may place or cancel an order
         state = await self._update_state()
         snap, touched, recent = await self._read_and_follow()
         inputs = await self._inputs(snap, state, touched, recent)
@@ -166,7 +279,7 @@ class Keeper:
         self._remember(result.decisions, inputs.context)
         await self._record(inputs, the_plan.hedges, result, the_plan.unreadable)
         await self._cancel(result.cancels)
-        sent = await self._place(result.decisions) if self._may_place() else 0
+        sent = await self._place(result.decisions)
         return CycleResult(result.decisions, sent, state, snapshot=snap)
 
     async def _update_state(self) -> TradingState:
@@ -252,10 +365,6 @@ class Keeper:
             if await self.executor.cancel_for_reprice(c):
                 self.wake.set()
 
-    def _may_place(self) -> bool:
-        """The one gate before this cycle's orders go out (a check that the account lock is still ours, ...)."""
-        return True
-
     async def _place(self, decisions: tuple[Decision, ...]) -> int:
         sent = 0
         for d in decisions:
@@ -295,8 +404,9 @@ class Keeper:
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle until `stop` is set; then no new orders, cancel ours (unless kept), record the stop."""
         interval = self.config.keeper.interval
-        while not stop.is_set():
+        while not stop.is_set() and self.fatal is None:
             started = time.monotonic()
+            await self._retain()
             result = await self.step()
             if self.on_cycle is not None:
                 self.on_cycle(result, result.snapshot)
@@ -308,6 +418,37 @@ class Keeper:
             for w in waits:
                 w.cancel()
         await self.shutdown()
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _retain(self) -> None:
+        """[audit] retain_days: prune older events at start and then once a day (a checkpoint keeps verify)."""
+        days = self.config.audit.retain_days
+        now = self.clock()
+        if days <= 0 or (self._pruned_at is not None and now - self._pruned_at < timedelta(days=1)):
+            return
+        self._pruned_at = now
+        try:
+            n, _ = await self.store.prune(now - timedelta(days=days))
+            if n:
+                log.info("audit.pruned", events=n, retain_days=days)
+        except AuditError as exc:
+            log.error("audit.prune_failed", error=str(exc)[:300])
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS=: state, last cycle age, the worst drift as a fraction of its band."""
+        if self.last_cycle_done is None:
+            return f"{self.state.value}: starting (connecting, reconciling)"
+        age = time.monotonic() - self.last_cycle_done
+        line = f"{self.state.value}: cycle {self.store.cycle} {age:.0f}s ago"
+        res = self.last_result
+        if res is not None and res.error:
+            return f"{line}; failing ({self.breaker.failures}): {res.error}"[:300]
+        worst = max((d for d in (res.decisions if res else ()) if d.plan.band > 0),
+                    key=lambda d: abs(d.plan.drift) / d.plan.band, default=None)
+        if worst is not None:
+            line += f"; max drift {abs(worst.plan.drift) / worst.plan.band:.2f} of band ({worst.plan.symbol})"
+        return line
 
     async def _live_orders(self) -> list[Any]:
         try:
@@ -318,6 +459,7 @@ class Keeper:
     async def step(self) -> CycleResult:
         """One guarded cycle, then its alerts and the published state (which never fail the cycle)."""
         result = await self._guarded_cycle()
+        self.last_cycle_done, self.last_result = time.monotonic(), result  # for the watchdog and STATUS=
         try:
             now = self.clock()
             await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,
@@ -341,39 +483,115 @@ class Keeper:
 
     async def _guarded_cycle(self) -> CycleResult:
         try:
+            # markets (tick, lot, min size) change now and then: reload every [keeper] markets_refresh seconds
+            await asyncio.gather(*(v.refresh_markets_if_due() for v in self.venues.values()))
             result = await self.cycle()
-            self.failures = 0
-            return result
         except AuditWriteError as exc:
             # no audit, no trade: halt in memory (the store cannot record it) and shout
             self.audit_broken = True
             log.critical("keeper.audit_failed", error=str(exc))
             return CycleResult(error=f"audit: {exc}", state=TradingState.HALTED)
-        except (VenueError, PlanInputError, SnapshotError, IllegalTransition, TimeoutError, OSError) as exc:
-            self.failures += 1
-            permanent = isinstance(exc, AuthFailed | Rejected)
-            kind = "permanent" if permanent else "transient"
-            name = exc.cause if isinstance(exc, VenueError) else type(exc).__name__
-            message = f"{name}: {exc}"[:500]
-            log.error("keeper.cycle_failed", error=message, failures=self.failures, kind=kind)
+        except AccountLockLost as exc:
+            return CycleResult(error=str(exc), state=self.state)
+        except (VenueError, PlanInputError, SnapshotError, IllegalTransition, TimeoutError, OSError,
+                AuditReadError) as exc:
+            return await self._failed(exc)  # a store that cannot be read: nothing sent, retried like the network
+        self.breaker, change = brk.on_success(self.breaker, resume_after=self.config.keeper.resume_after)
+        if change == "resume":
+            with contextlib.suppress(AuditError):
+                await self._resumed()
+        return result
+
+    async def _failed(self, exc: Exception) -> CycleResult:
+        """A failed cycle feeds the breaker; a trip is recorded with its reason and alerted."""
+        kind = brk.failure_kind(exc)
+        name = exc.cause if isinstance(exc, VenueError) and exc.cause else type(exc).__name__
+        message = str(exc)[:500] if isinstance(exc, VenueError | AuditError) else f"{name}: {exc}"[:500]
+        was = self.breaker
+        self.breaker, change = brk.on_failure(was, exc, message, max_failures=self.config.keeper.max_failures)
+        log.error("keeper.cycle_failed", error=message, failures=self.breaker.failures, kind=kind)
+        with contextlib.suppress(Exception):
+            await self.store.error(message, error_type=name)
+            if kind == "permanent" and was.failures == 0:  # the monitors repeat it while it lasts
+                await self.hub.event("exchange_error", "critical", message,
+                                     {"error_type": name, "permanent": True}, self.clock())
+        if change is not None:
             with contextlib.suppress(Exception):
-                await self.store.error(message, error_type=name)
-                if permanent and self.failures == 1:  # the monitors repeat it while it lasts
-                    await self.hub.event("exchange_error", "critical", message,
-                                         {"error_type": name, "permanent": True}, self.clock())
-            if self.failures == self.config.keeper.max_failures:
-                with contextlib.suppress(Exception):
-                    await self.store.command(TradingState.HALTED, via="circuit-breaker",
-                                             reason=f"{self.failures} consecutive failed cycles")
-                    await self.hub.event("circuit_breaker", "critical",
-                                         f"{self.failures} consecutive failed cycles: trading halted",
-                                         {"failures": self.failures}, self.clock())
-                log.critical("keeper.circuit_breaker", failures=self.failures)
-            return CycleResult(error=message, state=self.state)
+                await self._tripped(change)
+        return CycleResult(error=message, state=self.state)
+
+    async def _tripped(self, change: brk.Transition) -> None:
+        reason = self.breaker.reason()
+        log.critical("keeper.circuit_breaker", failures=self.breaker.failures, kind=self.breaker.tripped)
+        data = {"status": "firing", "kind": self.breaker.tripped, "failures": self.breaker.failures}
+        if change == "trip_permanent":
+            await self.store.command(TradingState.HALTED, via="circuit-breaker", reason=reason)
+            self.state = TradingState.HALTED
+            await self.store.record_state(TradingState.HALTED, reason=reason)
+            await self.hub.event("circuit_breaker", "critical", f"{reason}: trading halted until `hedged resume`",
+                                 data, self.clock())
+        else:
+            if _SEVERITY[self.state] < _SEVERITY[TradingState.PAUSED]:
+                self.state = TradingState.PAUSED
+                await self.store.record_state(TradingState.PAUSED, reason=reason)
+            await self.hub.event("circuit_breaker", "critical", f"{reason}: no new orders; resumes by itself after "
+                                 f"{self.config.keeper.resume_after} healthy cycles", data, self.clock())
+
+    async def _resumed(self) -> None:
+        n = self.config.keeper.resume_after
+        state, why = await self.trading_state()
+        log.warning("keeper.breaker_resumed", healthy_cycles=n, state=state.value)
+        if state is not self.state:
+            await self.store.record_state(state, reason=why or f"breaker resumed after {n} healthy cycles")
+            self.state = state
+        await self.hub.event("circuit_breaker", "info", f"exchange healthy for {n} cycles: trading resumed",
+                             {"status": "resolved", "kind": "transient"}, self.clock())
+
+    async def lock_gate(self) -> None:
+        """Raise AccountLockLost (no order this cycle) unless every account lock is still ours.
+
+        On loss: alert once, try to take the lock again each cycle; if another keeper holds it now, stop with
+        exit 3 (`self.fatal`): two keepers must never trade one account.
+        """
+        lost: AccountLockLost | None = None
+        for lock in self.locks:
+            try:
+                await lock.check()
+            except AccountLockLost as exc:
+                lost = exc
+                await lock.release()
+                try:
+                    await lock.acquire()
+                    log.warning("keeper.lock_reacquired", account=lock.account)
+                    lost = AccountLockLost(f"{exc}; taken again, trading from the next cycle")
+                except AccountLocked as taken:
+                    self.fatal = StartFailed(f"account lock lost to another keeper: {taken}", EXIT_LOCKED)
+                    self.wake.set()
+                    lost = AccountLockLost(str(self.fatal))
+                    break
+                except AuditError as again:
+                    log.error("keeper.lock_reacquire_failed", account=lock.account, error=str(again)[:200])
+        if lost is None:
+            if not self.lock_ok:
+                self.lock_ok = True
+                with contextlib.suppress(AuditError):
+                    await self.hub.event("account_lock", "info", "account lock held again: trading",
+                                         {"status": "resolved"}, self.clock())
+            return
+        # a cycle that found the lock lost sends nothing, even when it took the lock back just now
+        if self.lock_ok:
+            self.lock_ok = False
+            log.critical("keeper.lock_lost", error=str(lost))
+            with contextlib.suppress(AuditError):
+                await self.store.error(str(lost), error_type="AccountLockLost")
+                await self.hub.event("account_lock", "critical", f"{lost}: no orders until it is held again",
+                                     {"status": "firing"}, self.clock())
+        raise lost
 
     async def shutdown(self) -> None:
         self._stopping = True
-        if not self.config.keeper.keep_orders_on_exit and not self.audit_broken:
+        # after losing the account to another keeper, its orders are no longer ours to cancel
+        if not self.config.keeper.keep_orders_on_exit and not self.audit_broken and self.fatal is None:
             try:
                 # a create still in flight is waited for (up to lost_after) and cancelled once it shows up
                 n = await asyncio.wait_for(self.executor.cancel_all("shutdown", resolve_unresolved=True),

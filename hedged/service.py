@@ -19,6 +19,7 @@ from hedged.config import Config
 from hedged.keeper import CycleResult, Keeper
 from hedged.log import get_logger
 from hedged.model import Snapshot
+from hedged.sdnotify import SdNotify, watchdog
 from hedged.snapshot import VERSION
 from hedged.venue import CcxtVenue, build_exchange
 
@@ -80,6 +81,11 @@ async def raw_snapshot(venues: dict[str, CcxtVenue]) -> dict[str, Any]:
     return {"version": VERSION, "time": now, "venues": dict(zip(names, states, strict=True))}
 
 
+async def _on_stop(stop: asyncio.Event, notify: SdNotify) -> None:
+    await stop.wait()
+    notify.send("STOPPING=1", "STATUS=stopping: no new orders")
+
+
 async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                      on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None,
                      install_signals: bool = True) -> None:
@@ -92,10 +98,11 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    async with hold_locks(config_locks(config)):
+    async with hold_locks(config_locks(config)) as locks:
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
-                                      allow_keys=config.venues.keys())
+                                      allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout,
+                                      quiet_every=config.audit.quiet_every)
         bridge: MqttBridge | None = None
         try:
             async with opened_venues(config) as venues:
@@ -104,11 +111,25 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                     bridge = make_bridge(config, store, wake)
                     await bridge.start()
                 keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
-                                alerts=AlertHub(config, store, bridge))
-                await keeper.start()
-                log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
-                         instruments=[h.instrument for h in config.hedge])
-                await keeper.run(stop)
+                                alerts=AlertHub(config, store, bridge), locks=locks)
+                notify = SdNotify()
+                done = asyncio.Event()
+                pinger = asyncio.create_task(watchdog(notify, lambda: keeper.last_cycle_done,
+                                                      keeper.status_line, done))
+                stopping = asyncio.create_task(_on_stop(stop, notify))
+                try:
+                    await keeper.start()
+                    notify.send("READY=1", f"STATUS={keeper.status_line()}")  # reconciled: trading from now
+                    log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
+                             instruments=[h.instrument for h in config.hedge])
+                    await keeper.run(stop)
+                finally:
+                    if not stop.is_set():  # stopping for another reason (lock lost, an error)
+                        notify.send("STOPPING=1")
+                    done.set()
+                    stopping.cancel()
+                    await asyncio.gather(pinger, stopping, return_exceptions=True)
+                    notify.close()
         finally:
             if bridge is not None:
                 await bridge.close()

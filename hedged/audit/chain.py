@@ -128,12 +128,40 @@ class VerifyResult:
     problem: str = ""
     bad_id: int | None = None
     heads: Mapping[str, str] | None = None
+    pruned: int = 0  # events pruned before the checkpoints the walk started from
+
+
+@dataclass(frozen=True)
+class ChainStart:
+    """Where a pruned chain now starts, as its latest `checkpoint` event says (hedged audit prune)."""
+
+    first_id: int  # the first event kept
+    prev_hash: str  # the hash of the last event pruned: what the first kept event must follow
+    pruned: int  # events pruned so far
+
+
+CHECKPOINT = "checkpoint"
+
+
+def chain_start(payload: Any) -> ChainStart | None:
+    """The start a checkpoint event's payload declares (None if it is not a valid checkpoint payload)."""
+    if not isinstance(payload, Mapping):
+        return None
+    try:
+        return ChainStart(int(payload["first_id"]), str(payload["last_hash"]), int(payload["pruned"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class ChainWalker:
-    """Verify rows fed in id order (any number of keepers interleaved); stops at the first problem."""
+    """Verify rows fed in id order (any number of keepers interleaved); stops at the first problem.
 
-    def __init__(self) -> None:
+    `starts` names, per keeper, where a pruned chain begins: its first row must be that event and follow
+    that hash. The checkpoint that says so is itself a chained event, so forging it breaks the chain after.
+    """
+
+    def __init__(self, starts: Mapping[str, ChainStart] | None = None) -> None:
+        self.starts = dict(starts or {})
         self.heads: dict[str, tuple[int | None, str]] = {}
         self.count = 0
         self.problem = ""
@@ -143,7 +171,13 @@ class ChainWalker:
         return all(self._check(row) for row in rows)
 
     def _check(self, row: ChainRow) -> bool:
+        start = self.starts.get(row.keeper)
         prev_id, expected_prev = self.heads.get(row.keeper, (None, GENESIS))
+        if prev_id is None and start is not None:
+            if row.id != start.first_id:
+                return self._fail(row, f"the chain was pruned to start at event {start.first_id}, but event "
+                                       f"{row.id} comes first (a kept row was deleted or inserted)")
+            expected_prev = start.prev_hash
         content = event_content(
             ts=row.ts, keeper=row.keeper, cycle=row.cycle, kind=row.kind, venue=row.venue,
             symbol=row.symbol, asset=row.asset, payload=row.payload, prev_hash=row.prev_hash,
@@ -151,7 +185,8 @@ class ChainWalker:
         if event_hash(content) != row.hash:
             return self._fail(row, "content does not match its hash (edited)")
         if row.prev_hash != expected_prev:
-            after = f"event {prev_id}" if prev_id is not None else "the start of the chain"
+            after = (f"event {prev_id}" if prev_id is not None else
+                     "the checkpoint's last pruned hash" if start is not None else "the start of the chain")
             return self._fail(
                 row, f"does not follow {after} (a row was deleted, inserted or reordered before it)"
             )
@@ -166,6 +201,7 @@ class ChainWalker:
 
     def result(self) -> VerifyResult:
         heads = {k: h for k, (_, h) in self.heads.items()}
+        pruned = sum(s.pruned for s in self.starts.values())
         if self.problem:
-            return VerifyResult(False, self.count, self.problem, self.bad_id, heads)
-        return VerifyResult(True, self.count, heads=heads)
+            return VerifyResult(False, self.count, self.problem, self.bad_id, heads, pruned)
+        return VerifyResult(True, self.count, heads=heads, pruned=pruned)

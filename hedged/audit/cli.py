@@ -114,13 +114,31 @@ def audit_verify(config: ConfigOpt) -> None:
         async with await _open(cfg, read_only=True) as store:
             result = await store.verify()
         if result.ok:
-            return True, f"ok {result.events} events"
+            pruned = f" ({result.pruned} pruned before a checkpoint)" if result.pruned else ""
+            return True, f"ok {result.events} events{pruned}"
         return False, f"bad {result.problem} ({result.events} events ok before it)"
 
     ok, line = _run(go())
     typer.echo(line)
     if not ok:
         raise typer.Exit(EXIT_AUDIT)
+
+
+def audit_prune(
+    config: ConfigOpt,
+    before: Annotated[str, typer.Option("--before", help="Delete events older than this: RFC 3339 time or age (90d).")],
+) -> None:
+    """Delete old events (and cycle rows) behind a checkpoint that `audit verify` checks (docs/audit.md)."""
+    cfg = _config(config)
+    when = parse_since(before)
+
+    async def go() -> str:
+        async with await _open(cfg, read_only=False) as store:
+            n, checkpoint = await store.prune(when)
+        return f"pruned {n} events before {when:%Y-%m-%d %H:%M:%S}Z" + (
+            f"; checkpoint event {checkpoint.id}" if checkpoint is not None else "")
+
+    typer.echo(_run(go()))
 
 
 def audit_tail(
@@ -315,6 +333,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     audit_app = typer.Typer(help="The audit log: verify, tail, export, lock.", no_args_is_help=True)
     audit_app.command("verify")(audit_verify)
+    audit_app.command("prune")(audit_prune)
     audit_app.command("tail")(audit_tail)
     audit_app.command("export")(audit_export)
     audit_app.command("lock")(audit_lock)

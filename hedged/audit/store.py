@@ -31,12 +31,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hedged.audit import quiet
 from hedged.audit.chain import (
+    CHECKPOINT,
     GENESIS,
     ChainRow,
+    ChainStart,
     ChainWalker,
     JsonValue,
     VerifyResult,
+    chain_start,
     event_content,
     event_hash,
     to_json,
@@ -50,8 +54,8 @@ from hedged.order_state import UNSETTLED as _UNSETTLED
 from hedged.order_state import IllegalTransition, OrderStatus, advance
 
 __all__ = [
-    "AuditError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind", "EventRecord",
-    "FillRecord", "NewCycle", "NewEvent", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
+    "AuditError", "AuditReadError", "AuditSchemaError", "AuditStore", "AuditWriteError", "CycleRecord", "EventKind",
+    "EventRecord", "FillRecord", "NewCycle", "NewEvent", "OrderRecord", "OrderStatus", "TradingState", "VerifyResult",
 ]
 
 log = get_logger(__name__)
@@ -64,6 +68,10 @@ class AuditError(Exception):
 
 class AuditWriteError(AuditError):
     """A write did not commit (or may not have). The caller must not act on it: do not send, halt, alert."""
+
+
+class AuditReadError(AuditError):
+    """A read failed (connection lost, server gone, schema changed under us): retry next cycle."""
 
 
 class AuditSchemaError(AuditError):
@@ -87,6 +95,7 @@ class EventKind(StrEnum):
     COMMAND = "command"
     COMMAND_REFUSED = "command_refused"  # a remote command that failed authentication (never acted on)
     SHADOW = "shadow"
+    CHECKPOINT = CHECKPOINT  # where a pruned chain now starts (hedged audit prune)
 
 
 # The order lifecycle lives in hedged/order_state.py; re-exported here for the store's callers.
@@ -323,6 +332,7 @@ class AuditStore:
         write_timeout: float,
         read_only: bool,
         clock: Callable[[], datetime],
+        quiet_every: float = 0.0,
     ) -> None:
         self.engine = engine
         self.keeper = keeper
@@ -334,6 +344,8 @@ class AuditStore:
         self._lock = asyncio.Lock()
         self._is_pg = engine.dialect.name == "postgresql"
         self._write_engine = engine.execution_options(hedged_write=True)
+        self.quiet_every = quiet_every  # seconds between heartbeat rows of a quiet instrument; 0 = every row
+        self._quiet = quiet.QuietState()
 
     @classmethod
     async def open(
@@ -346,6 +358,7 @@ class AuditStore:
         write_timeout: float = 5.0,
         read_only: bool = False,
         clock: Callable[[], datetime] = _now,
+        quiet_every: float = 0.0,
     ) -> AuditStore:
         """Connect and check the schema exists (AuditSchemaError if not; run `hedged db upgrade`)."""
         u = async_url(url)
@@ -355,7 +368,7 @@ class AuditStore:
         engine = create_engine(u, write_timeout=write_timeout, read_only=read_only)
         store = cls(
             engine, keeper, scrubber=Scrubber(allow_keys, secrets), write_timeout=write_timeout,
-            read_only=read_only, clock=clock,
+            read_only=read_only, clock=clock, quiet_every=quiet_every,
         )
         try:
             async with engine.connect() as conn:
@@ -408,15 +421,19 @@ class AuditStore:
             try:
                 async with asyncio.timeout(self._timeout * 3):
                     async with self._write_engine.connect() as conn:
-                        await conn.begin()
-                        if self._is_pg:
-                            await conn.execute(
-                                sa.select(sa.func.pg_advisory_xact_lock(
-                                    CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
-                            )
-                        result = await work(conn)
-                        await conn.commit()
-                        return result
+                        try:
+                            await conn.begin()
+                            if self._is_pg:
+                                await conn.execute(
+                                    sa.select(sa.func.pg_advisory_xact_lock(
+                                        CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
+                                )
+                            result = await work(conn)
+                            await conn.commit()
+                            return result
+                        except BaseException:
+                            await _discard(conn)
+                            raise
             except (AuditError, IllegalTransition):
                 raise
             except Exception as exc:
@@ -761,23 +778,39 @@ class AuditStore:
 
     async def record_cycle(self, **values: Any) -> CycleRecord:
         """One instrument's inputs and decision for the current cycle (start_cycle() first)."""
-        return (await self.record_cycles([NewCycle(**values)]))[0]
+        return (await self.record_cycles([NewCycle(**values)], summarise=False))[0]
 
-    async def record_cycles(self, entries: Iterable[NewCycle]) -> list[CycleRecord]:
+    async def record_cycles(self, entries: Iterable[NewCycle], *, summarise: bool = True) -> list[CycleRecord]:
         """Every instrument's inputs and decision for the current cycle, in one durable commit.
 
         Why one commit: a cycle over 20 instruments would otherwise pay 20 fsyncs before its first order.
+        With `quiet_every` set, a quiet instrument's row is written only when it says something new or as a
+        heartbeat (hedged/audit/quiet.py); rows with an order are always written. Returns the rows written.
         """
         cycle = self.cycle if self.cycle is not None else self.start_cycle()
         ts = self._clock()
+        items = list(entries)
+        counts: dict[quiet.Key, int] | None = None
+        new_quiet = self._quiet
+        if summarise and self.quiet_every > 0:
+            rows = {(e.venue, e.symbol): quiet.Row(e.action, tuple(str(r) for r in e.reasons), {
+                "exposure": e.exposure, "hedge": e.hedge, "inflight": e.inflight, "target": e.target,
+                "drift": e.drift, "mark": e.mark, "band": e.band, "funding_rate": e.funding_rate,
+                "basis": e.basis}, ts) for e in items}
+            new_quiet, counts = quiet.select(self._quiet, rows, self.quiet_every)
         prepared: list[tuple[NewCycle, JsonValue, dict[str, Any]]] = []
-        for e in entries:
+        for e in items:
+            n = counts.get((e.venue, e.symbol)) if counts is not None else 1
+            if n is None:
+                continue
             nums = {"exposure": e.exposure, "hedge": e.hedge, "inflight": e.inflight, "target": e.target,
                     "drift": e.drift, "mark": e.mark, "band": e.band, "funding_rate": e.funding_rate,
                     "basis": e.basis}
             _exact(**nums)
             reason_list = [self._scrubber.text(str(r)) for r in e.reasons]
-            body = self._payload(e.payload, {**nums, "action": e.action, "reasons": reason_list})
+            extra = {"quiet": n} if n > 1 else {}
+            body = self._payload({**(e.payload or {}), **extra}, {**nums, "action": e.action,
+                                                                  "reasons": reason_list})
             row: dict[str, Any] = {
                 "keeper": self.keeper, "cycle": cycle, "ts": ts, "venue": e.venue, "symbol": e.symbol, **nums,
                 "action": e.action, "reasons": reason_list,
@@ -793,7 +826,9 @@ class AuditStore:
                 sa.insert(Cycle).returning(Cycle.id, sort_by_parameter_order=True), rows)).scalars().all()
             return [CycleRecord(id=i, **row) for i, row in zip(ids, rows, strict=True)]
 
-        return await self._write(work) if prepared else []
+        written = await self._write(work) if prepared else []
+        self._quiet = new_quiet  # only once the rows are durable
+        return written
 
     async def record_state(
         self, state: TradingState, reason: str = "", payload: Mapping[str, Any] | None = None
@@ -815,6 +850,21 @@ class AuditStore:
 
     # --- reading -------------------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read connection; any database failure leaves as AuditReadError (the keeper's own type)."""
+        try:
+            async with self.engine.connect() as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    await _discard(conn)
+                    raise
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditReadError(f"audit store cannot be read: {_short(exc)}") from exc
+
     async def _get_order(self, conn: AsyncConnection, client_order_id: str) -> OrderRecord | None:
         row = (await conn.execute(
             sa.select(Order).where(Order.client_order_id == client_order_id)
@@ -822,11 +872,11 @@ class AuditStore:
         return OrderRecord(**row) if row is not None else None
 
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return await self._get_order(conn, client_order_id)
 
     async def _orders(self, where: Iterable[sa.ColumnElement[bool]]) -> list[OrderRecord]:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(
                 sa.select(Order).where(Order.keeper == self.keeper, *where).order_by(Order.created_at)
             )).mappings().all()
@@ -854,7 +904,7 @@ class AuditStore:
         return await self._orders(where)
 
     async def fills_for(self, client_order_id: str) -> list[FillRecord]:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(
                 sa.select(Fill).where(Fill.client_order_id == client_order_id).order_by(Fill.id)
             )).mappings().all()
@@ -867,14 +917,14 @@ class AuditStore:
             .where(Cycle.keeper == self.keeper)
             .group_by(Cycle.venue, Cycle.symbol)
         )
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(
                 sa.select(Cycle).where(Cycle.id.in_(latest)).order_by(Cycle.venue, Cycle.symbol)
             )).mappings().all()
         return [CycleRecord(**r) for r in rows]
 
     async def last_event(self, kind: str) -> EventRecord | None:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             row = (await conn.execute(
                 sa.select(Event).where(Event.keeper == self.keeper, Event.kind == str(kind))
                 .order_by(Event.id.desc()).limit(1)
@@ -883,7 +933,7 @@ class AuditStore:
 
     async def head_id(self) -> int:
         """The id of this keeper's newest event (0 if none): where a follower starts."""
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return int(await conn.scalar(sa.select(sa.func.max(Event.id)).where(Event.keeper == self.keeper)) or 0)
 
     async def last_error(self) -> EventRecord | None:
@@ -914,7 +964,7 @@ class AuditStore:
         query = sa.select(Event).order_by(Event.id.desc()).limit(n)
         if not all_keepers:
             query = query.where(Event.keeper == self.keeper)
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in reversed(rows)]
 
@@ -930,7 +980,7 @@ class AuditStore:
             query = query.where(Event.ts >= since)
         if kinds is not None:
             query = query.where(Event.kind.in_([str(k) for k in kinds]))
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in rows]
 
@@ -947,11 +997,66 @@ class AuditStore:
                 return
             after = rows[-1].id
 
+    async def _chain_starts(self, conn: AsyncConnection) -> dict[str, ChainStart]:
+        """Each pruned keeper's latest checkpoint: where its chain now starts."""
+        latest = sa.select(sa.func.max(Event.id)).where(Event.kind == EventKind.CHECKPOINT).group_by(Event.keeper)
+        rows = (await conn.execute(sa.select(Event.keeper, Event.payload).where(Event.id.in_(latest)))).all()
+        out: dict[str, ChainStart] = {}
+        for keeper, payload in rows:
+            start = chain_start(payload)
+            if start is not None:
+                out[keeper] = start
+        return out
+
+    async def prune(self, before: datetime) -> tuple[int, EventRecord | None]:
+        """Delete this keeper's events (and cycle rows) older than `before`, keeping `audit verify` working.
+
+        A contiguous prefix of the chain goes; a `checkpoint` event appended at the head records the first
+        kept event, the hash it follows, how many were pruned (in all) and the last pruned hash, so a verifier
+        tells pruning from tampering. The newest event is never pruned; the latest command (halt, resume…) is
+        carried over as a new command event when it would go, so the requested trading state never changes.
+        Returns (events pruned now, the checkpoint event or None when nothing was old enough).
+        """
+        if before.tzinfo is None:
+            raise ValueError("before must carry a timezone")
+        ts = self._clock()
+
+        async def work(conn: AsyncConnection) -> tuple[int, EventRecord | None]:
+            mine = Event.keeper == self.keeper
+            head = await conn.scalar(sa.select(sa.func.max(Event.id)).where(mine))
+            last = await conn.scalar(sa.select(sa.func.max(Event.id)).where(mine, Event.ts < before,
+                                                                            Event.id < (head or 0)))
+            if last is None:
+                return 0, None
+            last_hash = await conn.scalar(sa.select(Event.hash).where(Event.id == last))
+            first_kept = await conn.scalar(sa.select(sa.func.min(Event.id)).where(mine, Event.id > last))
+            count = int(await conn.scalar(sa.select(sa.func.count()).select_from(Event).where(
+                mine, Event.id <= last)) or 0)
+            starts = await self._chain_starts(conn)
+            earlier = starts[self.keeper].pruned if self.keeper in starts else 0
+            command = (await conn.execute(sa.select(Event.id, Event.payload).where(
+                mine, Event.kind == EventKind.COMMAND).order_by(Event.id.desc()).limit(1))).first()
+            await conn.execute(sa.delete(Event).where(mine, Event.id <= last))
+            await conn.execute(sa.delete(Cycle).where(Cycle.keeper == self.keeper, Cycle.ts < before))
+            body = self._payload({"first_id": first_kept, "last_id": last, "last_hash": last_hash,
+                                  "pruned": earlier + count, "rows": count, "before": before})
+            checkpoint = await self._append(conn, EventKind.CHECKPOINT, body, venue=None, symbol=None, asset=None,
+                                            cycle=self.cycle, ts=ts)
+            if command is not None and command.id <= last and isinstance(command.payload, dict):
+                why = f"carried over from pruned event {command.id}: {command.payload.get('reason', '')}"
+                carried = {**command.payload, "via": "checkpoint", "reason": why}
+                await self._append(conn, EventKind.COMMAND, self._payload(carried), venue=None, symbol=None,
+                                   asset=None, cycle=self.cycle, ts=ts)
+            return count, checkpoint
+
+        return await self._write(work)
+
     async def verify(self, batch: int = 2000) -> VerifyResult:
         """Walk every keeper's chain in this database; stop at the first bad row."""
-        walker = ChainWalker()
+        async with self._reading() as conn:
+            walker = ChainWalker(await self._chain_starts(conn))
         after = 0
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             while True:
                 rows = (await conn.execute(
                     sa.select(Event).where(Event.id > after).order_by(Event.id).limit(batch)
@@ -964,8 +1069,15 @@ class AuditStore:
         return walker.result()
 
     async def count_events(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Never hand a connection back to the pool after a failure: a cancelled or timed-out asyncpg call can
+    leave it mid-operation ("another operation is in progress"), failing every later use. Reconnect instead."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
 
 
 def _exact(**values: Any) -> None:

@@ -3,7 +3,7 @@
 It counts the coins in the wallets (ignoring the inverse short's coin PnL, i.e. the coins the hedge itself
 earns or loses), sizes the short in USD against them at today's price, and trades whenever the USD gap
 exceeds the band, with marketable limits that take liquidity. On an inverse hedge this sees a gap on every
-price move, which is exactly the churn DESIGN.md §2 explains and our rule avoids. Pure: a snapshot in,
+price move, which is exactly the churn docs/architecture.md explains and our rule avoids. Pure: a snapshot in,
 orders out.
 """
 

@@ -1,7 +1,7 @@
 """The exchange model of `hedged simulate`: the local exchange's own engine, driven without HTTP.
 
 All accounting — inverse/linear PnL, harmonic-mean entries, fees, funding, the synthetic book and post-only
-fills — is `hedged.sim.engine.Engine`'s (DESIGN.md §7, one accounting). This module only moves its manual
+fills — is `hedged.sim.engine.Engine`'s (one accounting: docs/architecture.md). This module only moves its manual
 clock, feeds it the path's prices, places and cancels orders through its Python API, and shows its state to
 the core as the same `Snapshot` the keeper builds from ccxt (what `hedged.sim`'s Bybit front would answer,
 parsed as `hedged.snapshot` parses it).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,25 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield emu
 
 
+class ShiftedClock:
+    """The keeper's (and its store's) clock: wall time plus an offset a test moves forward at will."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+
 class Harness:
-    def __init__(self, emu: Emulator, config: Config, store: AuditStore) -> None:
+    def __init__(self, emu: Emulator, config: Config, store: AuditStore, clock: ShiftedClock | None = None) -> None:
         self.emu, self.config, self.store = emu, config, store
+        self.clock = clock or ShiftedClock()
         self.venues = make_venues(config)
-        self.keeper = Keeper(config, store, self.venues)
+        self.keeper = Keeper(config, store, self.venues, clock=self.clock)
 
     async def close(self) -> None:
         for v in self.venues.values():
@@ -91,8 +106,9 @@ async def harness_factory(emulator: Emulator, tmp_path: Path) -> AsyncIterator[A
     async def make(**sections: Any) -> Harness:
         cfg = keeper_config(emulator.url, tmp_path / f"k{len(made)}.db", **sections)
         await upgrade(cfg.audit_url)
-        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
-        h = Harness(emulator, cfg, store)
+        clock = ShiftedClock()
+        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg), clock=clock)
+        h = Harness(emulator, cfg, store, clock)
         await h.keeper.start()
         made.append(h)
         return h

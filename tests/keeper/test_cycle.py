@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -66,16 +67,16 @@ async def test_deposit_is_hedged_within_a_cycle_plus_fill_time(harness_factory: 
 
 
 async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: Any) -> None:
-    # `until` passes on the keeper's clock, not the wall's: opening a 10 BTC hedge takes as long as the local
-    # exchange takes to fill it, and a loaded machine must not let `until` pass before the hedge is open.
-    until = datetime.now(UTC) + timedelta(hours=1)
-    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC",
-                                      "until": until.isoformat()}], limits={"max_data_age": 7200},
-                              execution={"order_timeout": 7200})  # the store stamps orders on the wall clock
+    # `until` is a day away on the keeper's clock, which the test then moves past it: however slow the
+    # machine, the hedge opens before `until` and unwinds after it. Data age is measured on the same clock
+    # against the exchange's wall-time stamps, so it is not what this test checks.
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}],
+                              limits={"max_data_age": 3 * 86400})
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") < -640_000
     n = len(exchange_orders(h.emu))
-    h.keeper.clock = lambda: datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    h.clock.advance(timedelta(days=1, hours=1))
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") == 0
     unwind = exchange_orders(h.emu)[n:]
@@ -117,7 +118,16 @@ async def test_second_keeper_on_the_same_account_is_refused(emulator: Any, tmp_p
     cfg = keeper_config(emulator.url, tmp_path / "one.db")
     stop = asyncio.Event()
     first = asyncio.create_task(run_keeper(cfg, stop=stop, install_signals=False))
-    await asyncio.sleep(1.5)
+    db = tmp_path / "one.db"
+    for _ in range(600):  # wait (generously) until the first keeper has started: it holds the lock by then
+        if db.exists() and not first.done():
+            with sqlite3.connect(db) as c:
+                try:
+                    if c.execute("SELECT 1 FROM events WHERE kind = 'start'").fetchone():
+                        break
+                except sqlite3.Error:
+                    pass
+        await asyncio.sleep(0.1)
     assert not first.done()
     with pytest.raises(AccountLocked):
         await run_keeper(cfg, stop=asyncio.Event(), install_signals=False)

@@ -50,14 +50,9 @@ def machine_broker() -> None:
     need(port_open(HOST, PORT), f"no Mosquitto on {HOST}:{PORT}")
 
 
-# Unique per run: the MQTT client id is hedged-{keeper name}, and the machine's broker is shared with other
-# test runs; two runs with one name kick each other off the broker.
-NAME = f"t{uuid.uuid4().hex[:8]}"
-
-
 def config(emu: Emulator, tmp: Path, prefix: str, port: int = PORT, **mqtt: Any) -> Config:
     return keeper_config(emu.url, tmp / "k.db", keeper={"interval": 0.1, "name": NAME}, mqtt={
-        "enabled": True, "host": HOST, "port": port, "prefix": prefix, "keepalive": 2, "username": "keeper",
+        "enabled": True, "host": HOST, "port": port, "prefix": prefix, "keepalive": 10, "username": "keeper",
         "password_env": "HEDGED_TEST_MQTT_PW", **mqtt})
 
 
