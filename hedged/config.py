@@ -66,6 +66,8 @@ class KeeperConfig(_Model):
     max_failures: Annotated[int, Field(ge=1)] = 5
     keep_orders_on_exit: bool = False
     markets_refresh: Annotated[float, Field(gt=0)] = 3600.0
+    resync: Annotated[float, Field(gt=0)] = 60.0  # seconds between REST resyncs of a streamed venue
+    wake_spacing: Annotated[float, Field(ge=0, le=60)] = 0.1  # least seconds between stream-woken cycles
 
 
 class VenueConfig(_Model):
@@ -80,6 +82,8 @@ class VenueConfig(_Model):
     password_file: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0)] = 10.0
+    stream: bool = False  # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md)
+    stream_heartbeat: Annotated[float, Field(gt=0, le=300)] = 20.0  # a stream silent this long is dead
 
     @model_validator(mode="before")
     @classmethod

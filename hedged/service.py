@@ -20,7 +20,9 @@ from hedged.keeper import CycleResult, Keeper
 from hedged.log import get_logger
 from hedged.model import Snapshot
 from hedged.snapshot import VERSION
-from hedged.venue import CcxtVenue, build_exchange
+from hedged.stream import StreamedVenue, attach
+from hedged.venue import CcxtVenue, build_exchange, build_pro
+from hedged.wake import price_sensitive
 
 log = get_logger("hedged.service")
 
@@ -43,9 +45,29 @@ def make_venues(config: Config) -> dict[str, CcxtVenue]:
         creds = {k: s.get_secret_value() for k, s in vc.credentials(config.base_dir).items()}
         symbols = [h.instrument for h in config.hedge if h.venue == name]
         prices = [h.price_symbol for h in config.hedge if h.price_symbol and h.venue == name]
+        if vc.stream:
+            venues[name] = streamed_venue(config, name, creds, symbols, prices)
+            continue
         venues[name] = CcxtVenue(name, vc, build_exchange(vc, creds), symbols, prices,
                                  markets_refresh=config.keeper.markets_refresh)
     return venues
+
+
+def streamed_venue(config: Config, name: str, creds: dict[str, str], symbols: list[str],
+                   prices: list[str]) -> StreamedVenue:
+    vc = config.venues[name]
+    # only price-sensitive hedges (hedged/wake.py) can be woken by a ticker alone
+    sensitive = []
+    for h in config.hedge:
+        if h.venue != name:
+            continue
+        inverse = h.instrument.endswith(":" + h.instrument_base)
+        if price_sensitive(inverse=inverse, own_coin=h.asset == h.instrument_base,
+                           collateral_counted=h.include_collateral):
+            sensitive.append(h.instrument)
+    return StreamedVenue(name, vc, build_exchange(vc, creds), symbols, prices, pro=build_pro(vc, creds),
+                         resync=config.keeper.resync, sensitive=sensitive, min_spacing=config.keeper.wake_spacing,
+                         markets_refresh=config.keeper.markets_refresh)
 
 
 def make_bridge(config: Config, store: AuditStore, wake: asyncio.Event) -> MqttBridge:
@@ -105,6 +127,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                     await bridge.start()
                 keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
                                 alerts=AlertHub(config, store, bridge))
+                attach(keeper)  # streamed venues wake it; no-op when none streams
                 await keeper.start()
                 log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
                          instruments=[h.instrument for h in config.hedge])

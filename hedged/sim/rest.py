@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -80,6 +81,8 @@ class RestFront:
         self.faults = faults
         self.limiter = limiter
         self.recv_window_max_ms = recv_window_max_ms
+        # requests answered, per API key ("public" for unsigned ones): tests count a client's REST cost
+        self.requests: Counter[str] = Counter()
 
     def routes(self, app: web.Application) -> None:
         public: dict[str, Handler] = {
@@ -166,6 +169,7 @@ class RestFront:
                 h.get("X-BAPI-SIGN"), raw, self.recv_window_max_ms,
             )
         who = api_key or (request.remote or "?")
+        self.requests[api_key or "public"] += 1
         if not self.limiter.allow(who):
             raise EngineError(10006, "Too many visits. Exceeded the API Rate Limit.")
         self.engine.advance()

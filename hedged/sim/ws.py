@@ -36,8 +36,12 @@ class Conn:
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     api_key: str | None = None
     topics: set[str] = field(default_factory=set)
+    silent: bool = False  # dropped without a close frame: nothing in or out, the socket stays open
+    stalled: frozenset[str] = frozenset()  # topic prefixes withheld while the others flow
 
     def push(self, msg: dict[str, Any]) -> None:
+        if self.silent or any(str(msg.get("topic", "")).startswith(p) for p in self.stalled):
+            return
         self.queue.put_nowait(msg)
 
 
@@ -60,8 +64,37 @@ class WsFront:
             app.router.add_get(f"/v5/public/{channel}", self._handler(channel))
         app.router.add_get("/v5/private", self._handler("private"))
 
+    # ---- faults (tests and the admin API) ---------------------------------------------------------
+    def drop_silently(self, *, channel: str | None = None, api_key: str | None = None) -> int:
+        """Black-hole matching connections as a dead NAT or cable would: no close frame, no pong, no
+        data; the TCP socket stays open until the client gives up. Returns how many were dropped."""
+        n = 0
+        for c in list(self.conns):
+            if (channel is None or c.channel == channel) and (api_key is None or c.api_key == api_key):
+                c.silent = True
+                transport = c.ws._req.transport if c.ws._req is not None else None
+                if transport is not None:
+                    transport.pause_reading()
+                n += 1
+        return n
+
+    def stall(self, prefix: str, *, api_key: str | None = None) -> None:
+        """Withhold topics starting with `prefix` ("wallet", "tickers.") on live connections; pings and
+        other topics keep flowing."""
+        for c in self.conns:
+            if api_key is None or c.api_key == api_key:
+                c.stalled = c.stalled | {prefix}
+
+    def unstall(self) -> None:
+        for c in self.conns:
+            c.stalled = frozenset()
+
     async def close(self) -> None:
         for c in list(self.conns):
+            if c.silent:  # nobody reads it: abort rather than wait for a close handshake
+                transport = c.ws._req.transport if c.ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
             c.queue.put_nowait(None)
             await c.ws.close()
 
