@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 log = get_logger("hedged.stream")
 PARTS = ("balance", "positions", "orders", "tickers")
+RESYNC_GRACE = 0.5  # seconds a differing view gets to catch up with messages still in flight
 
 
 def _d(v: Any) -> Decimal:
@@ -66,12 +68,14 @@ class StreamedVenue(CcxtVenue):
         self.differences = 0  # REST/stream differences found while streams were healthy throughout
         self.resyncs = 0
         self.reconnects = 0
+        self.messages: Counter[str] = Counter()  # stream updates applied, per kind (tickers: per ticker)
         self.down_since: float | None = None
         self.alerted = False
         self.headroom: dict[str, Headroom] = {}
         self.ref_price: dict[str, Decimal] = {}  # price each ticker had when the last cycle read the view
         self._tasks: list[asyncio.Task[None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._connections = 0
 
     # --- lifecycle ----------------------------------------------------------------------------------
     async def load_markets(self, reload: bool = False) -> dict[str, Any]:
@@ -92,6 +96,7 @@ class StreamedVenue(CcxtVenue):
         for (cat, _), syms in self._groups(symbols).items():
             group = [s for s in syms if s in symbols]
             loops[f"tickers.{cat}.{group[0]}"] = lambda g=group: self.pro.watch_tickers(g)  # type: ignore[misc]
+        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per category
         for name, watch in loops.items():
             self.healthy[name] = False
             self._tasks.append(asyncio.create_task(self._loop(name, watch)))
@@ -113,6 +118,9 @@ class StreamedVenue(CcxtVenue):
         """Watch forever; on any failure mark the gap and come back with backoff and jitter."""
         failures = 0
         while True:
+            # healthy while subscribed and not failed: a quiet topic never answers, and that is fine;
+            # a silent connection is caught by the heartbeat (alive) and by ccxt's ping timeout
+            self.healthy[name] = True
             try:
                 got = await watch()
             except asyncio.CancelledError:
@@ -126,18 +134,17 @@ class StreamedVenue(CcxtVenue):
                             retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            if failures or not self.healthy[name]:
-                if failures:
-                    self.reconnects += 1
-                    log.info("stream.reconnected", venue=self.name, stream=name)
-                    self._event(Event.RESYNC)  # plan on a fresh REST read
+            if failures:
+                self.reconnects += 1
+                log.info("stream.reconnected", venue=self.name, stream=name)
+                self._event(Event.RESYNC)  # plan on a fresh REST read
                 failures = 0
-                self.healthy[name] = True
             self._apply(name, got)
 
     # --- applying stream messages --------------------------------------------------------------------
     def _apply(self, name: str, got: Any) -> None:
         now = self.clock()
+        self.messages[name.split(".")[0]] += len(got) if name.startswith("tickers.") and got else 1
         if name == "balance":
             info = got.get("info") if isinstance(got, Mapping) else None
             if isinstance(info, list):  # the REST parser over the same coin list: total = walletBalance
@@ -216,8 +223,11 @@ class StreamedVenue(CcxtVenue):
         """Every watch loop answered, and every connection spoke within the heartbeat."""
         if not self.healthy or not all(self.healthy.values()):
             return False
+        clients = list(self.pro.clients.values())
+        if len(clients) < self._connections:  # one went away and is not back yet
+            return False
         limit = now_ms() - self.heartbeat * 1000
-        return all(_last_heard(c) >= limit for c in self.pro.clients.values())
+        return all(_last_heard(c) >= limit for c in clients)
 
     def _confirmed_ms(self) -> int:
         """The last moment every connection was heard: the view was current then."""
@@ -273,25 +283,34 @@ class StreamedVenue(CcxtVenue):
             jobs.append(self.fetch_open_orders())
         got = await asyncio.gather(*jobs)
         balance, positions = got[0], got[1]
-        rest = {"balance": _balances(balance), "positions": _positions(positions)}
-        view = {"balance": _balances(self.balance), "positions": _positions(self.positions.values())}
+        rest: dict[str, Any] = {"balance": _balances(balance), "positions": _positions(positions)}
         if with_orders:
             rest["orders"] = _order_ids(got[2])
-            view["orders"] = _order_ids(self.orders.values())
+        view = self._comparable(with_orders)
+        if view != rest:  # messages about the same change may still be on the wire: give them a moment
+            await asyncio.sleep(RESYNC_GRACE)
+            view = self._comparable(with_orders)
         for part, truth in rest.items():
-            if truth != view[part]:
-                raced = self.changed[part] >= started  # a stream update landed during the read: order unknown
-                counted = trusted and not raced
-                if counted:
-                    self.differences += 1
-                log.warning("stream.difference", venue=self.name, part=part, counted=counted,
-                            rest=str(truth), view=str(view[part]))
+            if truth == view[part]:
+                continue
+            raced = self.changed[part] >= started  # a stream update landed since the read: order unknown
+            counted = trusted and not raced
+            if counted:
+                self.differences += 1
+            log.warning("stream.difference", venue=self.name, part=part, counted=counted,
+                        rest=str(truth), view=str(view[part]))
         self.balance = balance
         self.positions = {p["symbol"]: p for p in positions}
         if with_orders:
             self.orders = {str(o.get("id")): o for o in got[2]}
         self.synced_at, self.gap = started, False
         self.resyncs += 1
+
+    def _comparable(self, with_orders: bool) -> dict[str, Any]:
+        view: dict[str, Any] = {"balance": _balances(self.balance), "positions": _positions(self.positions.values())}
+        if with_orders:
+            view["orders"] = _order_ids(self.orders.values())
+        return view
 
     def planned(self, result: CycleResult) -> None:
         """Remember each instrument's headroom so price updates know whether the band could be crossed."""

@@ -13,6 +13,7 @@ import hmac
 import itertools
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ class WsFront:
         self.conns: set[Conn] = set()
         self._dirty_wallets: set[str] = set()
         self._flush_scheduled = False
+        self.sent: Counter[str] = Counter()  # messages written, by topic kind ("tickers", "wallet", "pong"…)
         engine.listeners.append(self.on_event)
 
     def routes(self, app: web.Application) -> None:
@@ -134,6 +136,7 @@ class WsFront:
                 await conn.ws.send_str(json.dumps(msg))
             except (ConnectionError, RuntimeError):
                 return
+            self.sent[str(msg.get("topic", msg.get("op", ""))).split(".")[0]] += 1
 
     # ---- requests from the client --------------------------------------------------------------
     def _on_message(self, conn: Conn, data: dict[str, Any]) -> None:
