@@ -286,7 +286,7 @@ class StreamedVenue(CcxtVenue):
         rest: dict[str, Any] = {"balance": _balances(balance), "positions": _positions(positions)}
         if with_orders:
             rest["orders"] = _order_ids(got[2])
-        view = self._comparable(with_orders)
+        view = rest if self.synced_at is None else self._comparable(with_orders)  # the first read: no view yet
         if view != rest:  # messages about the same change may still be on the wire: give them a moment
             await asyncio.sleep(RESYNC_GRACE)
             view = self._comparable(with_orders)
