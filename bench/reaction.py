@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -61,9 +60,14 @@ async def run(stream: bool, deposits: int, interval: float) -> list[float]:
         keeper = Keeper(cfg, store, venues)
         attach(keeper)
         accepted: list[float] = []
-        emu.engine.listeners.append(
-            lambda kind, key, o: accepted.append(time.perf_counter())
-            if kind == "order" and key == "demo-key" and getattr(o, "status", "") == "New" else None)
+        arrived = asyncio.Event()
+
+        def on_event(kind: str, key: str | None, o: object) -> None:
+            if kind == "order" and key == "demo-key" and getattr(o, "status", "") == "New":
+                accepted.append(time.perf_counter())  # in the exchange, as it accepts the order
+                arrived.set()
+
+        emu.engine.listeners.append(on_event)
         stop = asyncio.Event()
         await keeper.start()
         task = asyncio.create_task(keeper.run(stop))
@@ -74,12 +78,12 @@ async def run(stream: bool, deposits: int, interval: float) -> list[float]:
                 for _ in range(deposits):
                     await asyncio.sleep(0.3)  # let the last fill's messages land
                     n = len(accepted)
+                    arrived.clear()
                     t0 = time.perf_counter()
                     async with http.post(f"{emu.url}/_admin/balance",
                                          json={"api_key": "demo-key", "coin": "BTC", "delta": "0.5"}) as r:
                         r.raise_for_status()
-                    while len(accepted) == n:
-                        await asyncio.sleep(0.001)
+                    await arrived.wait()
                     out.append(accepted[n] - t0)
                     await settle(emu)
         finally:
@@ -93,9 +97,9 @@ async def run(stream: bool, deposits: int, interval: float) -> list[float]:
 
 async def settle(emu: Emulator) -> None:
     for _ in range(12000):
-        if not any(o["status"] in ("New", "PartiallyFilled") for o in emu.engine.orders_list()):
-            if emu.engine.orders_list():
-                return
+        orders = emu.engine.orders_list()
+        if orders and not any(o["status"] in ("New", "PartiallyFilled") for o in orders):
+            return
         await asyncio.sleep(0.01)
     raise SystemExit("the hedge did not settle within 120 s")
 
