@@ -210,15 +210,7 @@ class RestFront:
     def orderbook(self, ctx: Ctx) -> Any:
         cat = self._category(ctx)
         inst = self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
-        n = min(int(ctx.params.get("limit") or 25), inst.levels)
-        bids = [inst.bid - inst.tick * i for i in range(n)]
-        asks = [inst.ask + inst.tick * i for i in range(n)]
-        now = self.engine.now_ms()
-        return {
-            "s": inst.id, "ts": now, "u": self.engine.seq, "seq": self.engine.seq, "cts": now,
-            "b": [[views.fmt(p), views.fmt(inst.level_qty(p))] for p in bids if p > 0],
-            "a": [[views.fmt(p), views.fmt(inst.level_qty(p))] for p in asks],
-        }
+        return views.orderbook(self.engine, inst, int(ctx.params.get("limit") or 25))
 
     # ---- private: account ----------------------------------------------------------------------
     def wallet_balance(self, ctx: Ctx) -> Any:

@@ -1,5 +1,5 @@
-"""The Bybit v5 WebSocket front for ccxt.pro: public tickers; private order, execution, position and
-wallet topics; auth (HMAC of "GET/realtime" + expires); ping/pong.
+"""The Bybit v5 WebSocket front for ccxt.pro: public tickers, orderbook and publicTrade; private order,
+execution, position and wallet topics; auth (HMAC of "GET/realtime" + expires); ping/pong.
 
 Engine events arrive synchronously; each connection has a queue and a writer task so messages keep
 their order. Wallet updates are coalesced per loop iteration (a fill emits several).
@@ -178,7 +178,7 @@ class WsFront:
             if conn.channel == "private":
                 valid = t in PRIVATE_TOPICS and conn.api_key is not None
             else:
-                valid = t.startswith("tickers.") and self._public_inst(conn.channel, t[8:]) is not None
+                valid = self._topic_inst(conn.channel, t) is not None
             if not valid:
                 bad.append(t)
         ok = not bad
@@ -189,11 +189,36 @@ class WsFront:
         for t in topics:
             if op == "subscribe":
                 conn.topics.add(t)
-                inst = self._public_inst(conn.channel, t[8:]) if t.startswith("tickers.") else None
-                if inst is not None:
+                inst = self._topic_inst(conn.channel, t)
+                if inst is not None and t.startswith("tickers."):
                     conn.push(self._ticker_msg(inst))
+                elif inst is not None and t.startswith("orderbook."):
+                    conn.push(self._book_msg(t, inst))
             else:
                 conn.topics.discard(t)
+
+    def _topic_inst(self, channel: str, topic: str) -> Instrument | None:
+        """The instrument of a public topic: tickers.X, orderbook.<depth>.X, publicTrade.X."""
+        parts = topic.split(".")
+        if len(parts) == 2 and parts[0] in ("tickers", "publicTrade"):
+            return self._public_inst(channel, parts[1])
+        if len(parts) == 3 and parts[0] == "orderbook" and parts[1].isdigit() and int(parts[1]) > 0:
+            return self._public_inst(channel, parts[2])
+        return None
+
+    def _book_msg(self, topic: str, inst: Instrument) -> dict[str, Any]:
+        depth = int(topic.split(".")[1])
+        return {"topic": topic, "type": "snapshot", "data": views.orderbook(self.engine, inst, depth),
+                "cts": self.engine.now_ms(), "ts": _now()}
+
+    def _public(self, inst: Instrument, prefix: str, make: Any) -> None:
+        """Push to every public subscriber of one of the instrument's topics starting with `prefix`."""
+        for conn in list(self.conns):
+            if conn.channel != inst.category.value:
+                continue
+            for t in conn.topics:
+                if t.startswith(prefix) and t.endswith("." + inst.id):
+                    conn.push(make(t))
 
     def _public_inst(self, channel: str, symbol_id: str) -> Instrument | None:
         for inst in self.engine.instruments_in(channel):
@@ -231,7 +256,12 @@ class WsFront:
             for conn in list(self.conns):
                 if conn.channel == payload.category.value and topic in conn.topics:
                     conn.push(msg)
+            self._public(payload, "orderbook.", lambda t: self._book_msg(t, payload))  # the touch moved
             return
+        if kind == "execution" and isinstance(payload, Execution) and payload.exec_type == "Trade":
+            trade = views.public_trade(payload)
+            self._public(payload.instrument, "publicTrade.", lambda t: {
+                "topic": t, "type": "snapshot", "ts": _now(), "data": [trade]})
         if api_key is None:
             return
         if kind == "order" and isinstance(payload, Order):

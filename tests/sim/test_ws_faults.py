@@ -70,3 +70,23 @@ async def test_rest_requests_are_counted_per_client(emu: Emulator, client: Any) 
     public = emu.rest.requests["public"]
     await client.fetch_ticker(INV)
     assert emu.rest.requests["public"] == public + 1
+
+
+async def test_orderbook_and_public_trades(emu: Emulator) -> None:
+    from decimal import Decimal
+
+    c = await pro_client(emu)
+    try:
+        book = await asyncio.wait_for(c.watch_order_book(INV, 50), 30)
+        assert book["bids"][0][0] == 64999.5 and book["asks"][0][0] == 65000.5 and len(book["asks"]) >= 5
+        emu.engine.set_price(Decimal(66000), asset="BTC")
+        book = await asyncio.wait_for(c.watch_order_book(INV, 50), 30)
+        assert book["bids"][0][0] < 66000 < book["asks"][0][0]
+        trades = asyncio.ensure_future(c.watch_trades(INV))
+        await asyncio.sleep(0.3)
+        await c.create_order(INV, "limit", "sell", 1000, 66000.5, {"clientOrderId": "p1"})
+        emu.engine.step(1)  # the synthetic taker flow lifts our offer
+        got = await asyncio.wait_for(trades, 30)
+        assert got[-1]["symbol"] == INV and got[-1]["side"] == "buy" and got[-1]["price"] == 66000.5
+    finally:
+        await c.close()
