@@ -2,7 +2,8 @@
 
 Runs the real keeper (real ccxt / ccxt.pro over loopback, SQLite audit store) against the in-process local
 exchange, once with streams and once polling at the default 10 s interval, and prints p50/p99 over the
-deposits. Each deposit waits for the hedge to settle before the next, so one reaction is timed at a time.
+deposits. Each deposit waits for the hedge to settle and the keeper to go quiet (two cycles without live
+orders), then lands at a random moment 0–2 s later, so one reaction is timed at a time.
 Goal (issue 14): with streams p50 ≤ 250 ms, p99 ≤ 1 s.
 
     .venv/bin/python bench/reaction.py [--deposits 50] [--polling-deposits 50]
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -76,7 +78,12 @@ async def run(stream: bool, deposits: int, interval: float) -> list[float]:
             async with aiohttp.ClientSession() as http:
                 await settle(emu)
                 for _ in range(deposits):
-                    await asyncio.sleep(0.3)  # let the last fill's messages land
+                    # not right after a fill (the keeper is still following at 1 s then): wait until it
+                    # has gone quiet, then deposit at a random moment
+                    quiet = keeper.cycles + 2
+                    while keeper.cycles < quiet:
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(random.uniform(0, 2))
                     n = len(accepted)
                     arrived.clear()
                     t0 = time.perf_counter()

@@ -235,6 +235,10 @@ class StreamedVenue(CcxtVenue):
         return min(heard) if heard else now_ms()
 
     async def fetch_state(self, *, with_orders: bool = True) -> dict[str, Any]:
+        # messages ccxt has already received resolve one watch loop each: let every loop apply its own
+        # before reading, so an order's fill is not seen without the position change it brought
+        for _ in range(len(self._tasks) + 1):
+            await asyncio.sleep(0)
         now = self.clock()
         self.spacing = self.spacing.cycle_started(now)
         self.ref_price = {s: _d(t.get("markPrice") or t.get("last")) for s, t in self.tickers.items()
