@@ -81,7 +81,7 @@ async def run(stream: bool, deposits: int, interval: float) -> list[float]:
                     # not right after a fill (the keeper is still following at 1 s then): wait until it
                     # has gone quiet, then deposit at a random moment
                     quiet = keeper.cycles + 2
-                    while keeper.cycles < quiet:
+                    while keeper.cycles < quiet:  # noqa: ASYNC110 (a counter, not an event)
                         await asyncio.sleep(0.01)
                     await asyncio.sleep(random.uniform(0, 2))
                     n = len(accepted)
