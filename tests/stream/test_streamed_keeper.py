@@ -52,9 +52,10 @@ async def running(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tuple
     tasks: list[asyncio.Task[None]] = []
     closers: list[Any] = []
 
-    async def start(heartbeat: float = 20.0, **keeper: Any) -> tuple[Emulator, Keeper, StreamedVenue]:
+    async def start(heartbeat: float = 20.0, hedge: list[dict[str, Any]] | None = None,
+                    **keeper: Any) -> tuple[Emulator, Keeper, StreamedVenue]:
         cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(emu.url, heartbeat),
-                            hedge=[{"asset": "BTC", "venue": "sim", "instrument": INV}],
+                            hedge=hedge or [{"asset": "BTC", "venue": "sim", "instrument": INV}],
                             keeper={"name": f"s{os.getpid()}", **keeper})
         await upgrade(cfg.audit_url)
         store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
@@ -131,3 +132,20 @@ async def test_a_burst_of_tickers_causes_a_handful_of_cycles(running: Any) -> No
     assert k.cycles - cycles0 <= 3, k.cycles - cycles0  # an own-coin inverse hedge: price never wakes it
     emu.engine.credit("demo-key", "BTC", Decimal(1))  # a balance change does, at once
     await until(lambda: k.cycles > cycles0 + 0, "a deposit wakes the keeper")
+
+
+async def test_a_price_that_moves_a_cross_hedge_past_its_band_wakes_the_keeper(running: Any) -> None:
+    # 100 ETH hedged with the BTC linear perp: target = −100 × P_ETH / P_BTC BTC, so the ETH price alone
+    # moves drift; timer cycles are 1000 s apart, so only the stream can bring the next cycle
+    lin = "BTC/USDT:USDT"
+    emu, _, v = await running(interval=1000, hedge=[
+        {"asset": "ETH", "venue": "sim", "instrument": lin, "price_symbol": "ETH/USDT", "include_collateral": False,
+         "off_exchange": 100}])
+    await until(lambda: abs(position(emu, lin) + Decimal("4.615")) <= Decimal("0.05") and not open_orders(emu),
+                "cross hedge opened")
+    assert lin in v.sensitive
+    await until(v.alive, "streams alive")
+    orders = len(emu.engine.orders_list())
+    emu.engine.set_price(Decimal(3300), asset="ETH")  # +10 %: target −5.077 BTC, far beyond the 1 % band
+    await until(lambda: len(emu.engine.orders_list()) > orders, "the price move woke a cycle that traded")
+    await until(lambda: abs(position(emu, lin) + Decimal("5.077")) <= Decimal("0.06"), "back in band")
