@@ -64,7 +64,7 @@ class StreamedVenue(CcxtVenue):
         self.changed: dict[str, float] = dict.fromkeys(PARTS, 0.0)
         self.synced_at: float | None = None  # last REST resync (clock seconds)
         self.gap = True  # a stream failed or reconnected since the last resync: the view may be wrong
-        self.healthy: dict[str, bool] = {}  # per watch loop: its last watch call succeeded
+        self.healthy: dict[str, bool] = {}  # per watch loop: subscribed and not failed since
         self.differences = 0  # REST/stream differences found while streams were healthy throughout
         self.resyncs = 0
         self.reconnects = 0
