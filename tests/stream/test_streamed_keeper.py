@@ -149,3 +149,32 @@ async def test_a_price_that_moves_a_cross_hedge_past_its_band_wakes_the_keeper(r
     emu.engine.set_price(Decimal(3300), asset="ETH")  # +10 %: target −5.077 BTC, far beyond the 1 % band
     await until(lambda: len(emu.engine.orders_list()) > orders, "the price move woke a cycle that traded")
     await until(lambda: abs(position(emu, lin) + Decimal("5.077")) <= Decimal("0.06"), "back in band")
+
+
+async def test_a_wake_set_during_a_cycle_brings_the_next_one(running: Any) -> None:
+    # The run loop used to clear `wake` after the cycle, dropping any set during it (a stream event, a
+    # post-only bounce) until the next timer tick; the timer here is 1000 s away.
+    emu, k, v = await running(interval=1000)
+    await settled(emu, k, v)
+    for _ in range(1200):  # until the store has nothing in flight: no more 1 s follow-up cycles
+        if not await k.store.unsettled_orders():
+            break
+        await asyncio.sleep(0.05)
+    n = k.cycles
+    k.wake.set()
+    await until(lambda: k.cycles > n, "one more cycle, after which the keeper sleeps for the interval")
+    await asyncio.sleep(0.5)
+    previous = k.on_cycle
+    woke: list[int] = []
+
+    def on_cycle(result: Any, snap: Any) -> None:
+        if previous is not None:
+            previous(result, snap)
+        if not woke:
+            woke.append(k.cycles)
+            k.wake.set()  # as if an event landed while this cycle ran
+
+    k.on_cycle = on_cycle
+    k.wake.set()
+    await until(lambda: bool(woke), "a woken cycle")
+    await until(lambda: k.cycles > woke[0], "the wake set during it was not lost")
