@@ -66,12 +66,15 @@ async def test_deposit_is_hedged_within_a_cycle_plus_fill_time(harness_factory: 
 
 
 async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: Any) -> None:
-    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    # `until` a day away while the hedge opens, then in the past: no real-time race between settling
+    # and a deadline a few seconds out (it lost under load)
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}])
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") < -640_000
     n = len(exchange_orders(h.emu))
-    await asyncio.sleep(3.2)
+    passed = h.config.hedge[0].model_copy(update={"until": datetime.now(UTC) - timedelta(seconds=1)})
+    h.keeper.config = h.config.model_copy(update={"hedge": [passed]})
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") == 0
     unwind = exchange_orders(h.emu)[n:]
