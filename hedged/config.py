@@ -70,6 +70,8 @@ class KeeperConfig(_Model):
     start_timeout: Annotated[float, Field(ge=0)] = 0.0
     # Healthy cycles in a row after which a breaker tripped by transient errors resumes trading by itself.
     resume_after: Annotated[int, Field(ge=1)] = 3
+    resync: Annotated[float, Field(gt=0)] = 60.0  # seconds between REST resyncs of a streamed venue
+    wake_spacing: Annotated[float, Field(ge=0, le=60)] = 0.1  # least seconds between stream-woken cycles
 
 
 class VenueConfig(_Model):
@@ -89,6 +91,8 @@ class VenueConfig(_Model):
     # the standard advice is 1x and isolated, so the short cannot drag the account into liquidation.
     leverage: Annotated[Decimal | None, Field(ge=1, le=125)] = None
     margin_mode: Literal["isolated", "cross"] | None = None
+    stream: bool = False  # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md)
+    stream_heartbeat: Annotated[float, Field(gt=0, le=300)] = 20.0  # a stream silent this long is dead
 
     @model_validator(mode="after")
     def _one_environment(self) -> VenueConfig:

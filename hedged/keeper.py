@@ -406,13 +406,13 @@ class Keeper:
         interval = self.config.keeper.interval
         while not stop.is_set() and self.fatal is None:
             started = time.monotonic()
+            self.wake.clear()  # before the cycle: a wake set during it (a stream event) must not be lost
             await self._retain()
             result = await self.step()
             if self.on_cycle is not None:
                 self.on_cycle(result, result.snapshot)
             live = bool(await self._live_orders()) if not self.audit_broken else False
             delay = max(0.0, (min(interval, FOLLOW_INTERVAL) if live else interval) - (time.monotonic() - started))
-            self.wake.clear()
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
             await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:

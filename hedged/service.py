@@ -21,7 +21,9 @@ from hedged.log import get_logger
 from hedged.model import Snapshot
 from hedged.sdnotify import SdNotify, watchdog
 from hedged.snapshot import VERSION
-from hedged.venue import CcxtVenue, build_exchange
+from hedged.stream import StreamedVenue, attach
+from hedged.venue import CcxtVenue, build_exchange, build_pro
+from hedged.wake import price_sensitive
 
 log = get_logger("hedged.service")
 
@@ -44,9 +46,29 @@ def make_venues(config: Config) -> dict[str, CcxtVenue]:
         creds = {k: s.get_secret_value() for k, s in vc.credentials(config.base_dir).items()}
         symbols = [h.instrument for h in config.hedge if h.venue == name]
         prices = [h.price_symbol for h in config.hedge if h.price_symbol and h.venue == name]
+        if vc.stream:
+            venues[name] = streamed_venue(config, name, creds, symbols, prices)
+            continue
         venues[name] = CcxtVenue(name, vc, build_exchange(vc, creds), symbols, prices,
                                  markets_refresh=config.keeper.markets_refresh)
     return venues
+
+
+def streamed_venue(config: Config, name: str, creds: dict[str, str], symbols: list[str],
+                   prices: list[str]) -> StreamedVenue:
+    vc = config.venues[name]
+    # only price-sensitive hedges (hedged/wake.py) can be woken by a ticker alone
+    sensitive = []
+    for h in config.hedge:
+        if h.venue != name:
+            continue
+        inverse = h.instrument.endswith(":" + h.instrument_base)
+        if price_sensitive(inverse=inverse, own_coin=h.asset == h.instrument_base,
+                           collateral_counted=h.include_collateral):
+            sensitive.append(h.instrument)
+    return StreamedVenue(name, vc, build_exchange(vc, creds), symbols, prices, pro=build_pro(vc, creds),
+                         resync=config.keeper.resync, sensitive=sensitive, min_spacing=config.keeper.wake_spacing,
+                         markets_refresh=config.keeper.markets_refresh)
 
 
 def make_bridge(config: Config, store: AuditStore, wake: asyncio.Event) -> MqttBridge:
@@ -112,6 +134,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                     await bridge.start()
                 keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
                                 alerts=AlertHub(config, store, bridge), locks=locks)
+                attach(keeper)  # streamed venues wake it; no-op when none streams
                 notify = SdNotify()
                 done = asyncio.Event()
                 pinger = asyncio.create_task(watchdog(notify, lambda: keeper.last_cycle_done,

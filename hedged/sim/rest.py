@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -88,6 +89,8 @@ class RestFront:
         self.faults = faults
         self.limiter = limiter
         self.recv_window_max_ms = recv_window_max_ms
+        # requests answered, per API key ("public" for unsigned ones): tests count a client's REST cost
+        self.requests: Counter[str] = Counter()
 
     def routes(self, app: web.Application) -> None:
         public: dict[str, Handler] = {
@@ -188,6 +191,7 @@ class RestFront:
                 h.get("X-BAPI-SIGN"), raw, self.recv_window_max_ms,
             )
         who = api_key or (request.remote or "?")
+        self.requests[api_key or "public"] += 1
         if not self.limiter.allow(who):
             raise EngineError(10006, "Too many visits. Exceeded the API Rate Limit.")
         self.engine.advance()
@@ -233,15 +237,7 @@ class RestFront:
     def orderbook(self, ctx: Ctx) -> Any:
         cat = self._category(ctx)
         inst = self.engine.find_instrument(cat, str(ctx.params.get("symbol") or ""))
-        n = min(int(ctx.params.get("limit") or 25), inst.levels)
-        bids = [inst.bid - inst.tick * i for i in range(n)]
-        asks = [inst.ask + inst.tick * i for i in range(n)]
-        now = self.engine.now_ms()
-        return {
-            "s": inst.id, "ts": now, "u": self.engine.seq, "seq": self.engine.seq, "cts": now,
-            "b": [[views.fmt(p), views.fmt(inst.level_qty(p))] for p in bids if p > 0],
-            "a": [[views.fmt(p), views.fmt(inst.level_qty(p))] for p in asks],
-        }
+        return views.orderbook(self.engine, inst, int(ctx.params.get("limit") or 25))
 
     def recent_trade(self, ctx: Ctx) -> Any:
         """Public trades: the fills on this exchange (its only trades), newest first, taker's side."""

@@ -201,3 +201,23 @@ def wallet(engine: Engine, acct: Account) -> dict[str, Any]:
         "totalPerpUPL": fmt(tot_upnl), "totalWalletBalance": fmt(tot_wallet), "accountLTV": "0",
         "totalMaintenanceMargin": fmt(tot_mm), "coin": rows,
     }
+
+
+def orderbook(engine: Engine, inst: Instrument, depth: int) -> dict[str, Any]:
+    """The synthetic book around the touch, as /v5/market/orderbook and the `orderbook` topic carry it."""
+    n = min(depth, inst.levels)
+    bids = [inst.bid - inst.tick * i for i in range(n)]
+    asks = [inst.ask + inst.tick * i for i in range(n)]
+    now = engine.now_ms()
+    return {
+        "s": inst.id, "ts": now, "u": engine.seq, "seq": engine.seq, "cts": now,
+        "b": [[fmt(p), fmt(inst.level_qty(p))] for p in bids if p > 0],
+        "a": [[fmt(p), fmt(inst.level_qty(p))] for p in asks],
+    }
+
+
+def public_trade(ex: Execution) -> dict[str, Any]:
+    """An execution as the `publicTrade` topic shows it: the taker's side, no account."""
+    taker_side = ex.side if not ex.is_maker else ("Sell" if ex.side.lower() == "buy" else "Buy")
+    return {"T": ex.time_ms, "s": ex.instrument.id, "S": taker_side, "v": fmt(ex.qty), "p": fmt(ex.price),
+            "L": "ZeroPlusTick", "i": ex.exec_id, "BT": False}

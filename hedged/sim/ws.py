@@ -1,5 +1,5 @@
-"""The Bybit v5 WebSocket front for ccxt.pro: public tickers; private order, execution, position and
-wallet topics; auth (HMAC of "GET/realtime" + expires); ping/pong.
+"""The Bybit v5 WebSocket front for ccxt.pro: public tickers, orderbook and publicTrade; private order,
+execution, position and wallet topics; auth (HMAC of "GET/realtime" + expires); ping/pong.
 
 Engine events arrive synchronously; each connection has a queue and a writer task so messages keep
 their order. Wallet updates are coalesced per loop iteration (a fill emits several).
@@ -13,6 +13,7 @@ import hmac
 import itertools
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,12 @@ class Conn:
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     api_key: str | None = None
     topics: set[str] = field(default_factory=set)
+    silent: bool = False  # dropped without a close frame: nothing in or out, the socket stays open
+    stalled: frozenset[str] = frozenset()  # topic prefixes withheld while the others flow
 
     def push(self, msg: dict[str, Any]) -> None:
+        if self.silent or any(str(msg.get("topic", "")).startswith(p) for p in self.stalled):
+            return
         self.queue.put_nowait(msg)
 
 
@@ -53,6 +58,7 @@ class WsFront:
         self.conns: set[Conn] = set()
         self._dirty_wallets: set[str] = set()
         self._flush_scheduled = False
+        self.sent: Counter[str] = Counter()  # messages written, by topic kind ("tickers", "wallet", "pong"…)
         engine.listeners.append(self.on_event)
 
     def routes(self, app: web.Application) -> None:
@@ -60,8 +66,37 @@ class WsFront:
             app.router.add_get(f"/v5/public/{channel}", self._handler(channel))
         app.router.add_get("/v5/private", self._handler("private"))
 
+    # ---- faults (tests and the admin API) ---------------------------------------------------------
+    def drop_silently(self, *, channel: str | None = None, api_key: str | None = None) -> int:
+        """Black-hole matching connections as a dead NAT or cable would: no close frame, no pong, no
+        data; the TCP socket stays open until the client gives up. Returns how many were dropped."""
+        n = 0
+        for c in list(self.conns):
+            if (channel is None or c.channel == channel) and (api_key is None or c.api_key == api_key):
+                c.silent = True
+                transport = c.ws._req.transport if c.ws._req is not None else None
+                if transport is not None:
+                    transport.pause_reading()
+                n += 1
+        return n
+
+    def stall(self, prefix: str, *, api_key: str | None = None) -> None:
+        """Withhold topics starting with `prefix` ("wallet", "tickers.") on live connections; pings and
+        other topics keep flowing."""
+        for c in self.conns:
+            if api_key is None or c.api_key == api_key:
+                c.stalled = c.stalled | {prefix}
+
+    def unstall(self) -> None:
+        for c in self.conns:
+            c.stalled = frozenset()
+
     async def close(self) -> None:
         for c in list(self.conns):
+            if c.silent:  # nobody reads it: abort rather than wait for a close handshake
+                transport = c.ws._req.transport if c.ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
             c.queue.put_nowait(None)
             await c.ws.close()
 
@@ -101,6 +136,7 @@ class WsFront:
                 await conn.ws.send_str(json.dumps(msg))
             except (ConnectionError, RuntimeError):
                 return
+            self.sent[str(msg.get("topic", msg.get("op", ""))).split(".")[0]] += 1
 
     # ---- requests from the client --------------------------------------------------------------
     def _on_message(self, conn: Conn, data: dict[str, Any]) -> None:
@@ -142,7 +178,7 @@ class WsFront:
             if conn.channel == "private":
                 valid = t in PRIVATE_TOPICS and conn.api_key is not None
             else:
-                valid = t.startswith("tickers.") and self._public_inst(conn.channel, t[8:]) is not None
+                valid = self._topic_inst(conn.channel, t) is not None
             if not valid:
                 bad.append(t)
         ok = not bad
@@ -153,11 +189,36 @@ class WsFront:
         for t in topics:
             if op == "subscribe":
                 conn.topics.add(t)
-                inst = self._public_inst(conn.channel, t[8:]) if t.startswith("tickers.") else None
-                if inst is not None:
+                inst = self._topic_inst(conn.channel, t)
+                if inst is not None and t.startswith("tickers."):
                     conn.push(self._ticker_msg(inst))
+                elif inst is not None and t.startswith("orderbook."):
+                    conn.push(self._book_msg(t, inst))
             else:
                 conn.topics.discard(t)
+
+    def _topic_inst(self, channel: str, topic: str) -> Instrument | None:
+        """The instrument of a public topic: tickers.X, orderbook.<depth>.X, publicTrade.X."""
+        parts = topic.split(".")
+        if len(parts) == 2 and parts[0] in ("tickers", "publicTrade"):
+            return self._public_inst(channel, parts[1])
+        if len(parts) == 3 and parts[0] == "orderbook" and parts[1].isdigit() and int(parts[1]) > 0:
+            return self._public_inst(channel, parts[2])
+        return None
+
+    def _book_msg(self, topic: str, inst: Instrument) -> dict[str, Any]:
+        depth = int(topic.split(".")[1])
+        return {"topic": topic, "type": "snapshot", "data": views.orderbook(self.engine, inst, depth),
+                "cts": self.engine.now_ms(), "ts": _now()}
+
+    def _public(self, inst: Instrument, prefix: str, make: Any) -> None:
+        """Push to every public subscriber of one of the instrument's topics starting with `prefix`."""
+        for conn in list(self.conns):
+            if conn.channel != inst.category.value:
+                continue
+            for t in conn.topics:
+                if t.startswith(prefix) and t.endswith("." + inst.id):
+                    conn.push(make(t))
 
     def _public_inst(self, channel: str, symbol_id: str) -> Instrument | None:
         for inst in self.engine.instruments_in(channel):
@@ -195,7 +256,12 @@ class WsFront:
             for conn in list(self.conns):
                 if conn.channel == payload.category.value and topic in conn.topics:
                     conn.push(msg)
+            self._public(payload, "orderbook.", lambda t: self._book_msg(t, payload))  # the touch moved
             return
+        if kind == "execution" and isinstance(payload, Execution) and payload.exec_type == "Trade":
+            trade = views.public_trade(payload)
+            self._public(payload.instrument, "publicTrade.", lambda t: {
+                "topic": t, "type": "snapshot", "ts": _now(), "data": [trade]})
         if api_key is None:
             return
         if kind == "order" and isinstance(payload, Order):

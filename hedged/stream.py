@@ -1,0 +1,366 @@
+"""StreamedVenue: a CcxtVenue whose per-cycle read comes from ccxt.pro streams while they are alive.
+
+Streams (balance, positions, our orders, our trades, tickers of the configured symbols) keep an in-memory
+view; each event asks hedged.wake whether it warrants a cycle and, through a min-spacing coalescer, sets
+the keeper's wake event. REST stays the source of truth: `fetch_state` reads REST at start, after every
+reconnect or stream gap, every `resync` seconds, and whenever a stream is silent for longer than
+`heartbeat` (then the venue is polled until the stream is back). A resync compares REST with the view;
+a difference while the streams were healthy throughout is a lost message or a bug: logged and counted in
+`differences` (a plain counter for metrics). Every part of the view is stamped with the last moment the
+stream proved it current, so the guard's max_data_age check applies to streamed data as to REST data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from hedged.config import VenueConfig
+from hedged.log import get_logger
+from hedged.venue import CcxtVenue, now_ms
+from hedged.wake import Event, Headroom, Spacing, warrants_cycle
+
+if TYPE_CHECKING:
+    from hedged.alerts.dedupe import Level
+    from hedged.keeper import CycleResult, Keeper
+    from hedged.model import Snapshot
+
+log = get_logger("hedged.stream")
+PARTS = ("balance", "positions", "orders", "tickers")
+RESYNC_GRACE = 0.5  # seconds a differing view gets to catch up with messages still in flight
+
+
+def _d(v: Any) -> Decimal:
+    return Decimal(str(v)) if v is not None else Decimal(0)
+
+
+class StreamedVenue(CcxtVenue):
+    """One account, read from streams when they are alive, from REST otherwise (and at every resync)."""
+
+    def __init__(self, name: str, config: VenueConfig, exchange: Any, symbols: Iterable[str],
+                 price_symbols: Iterable[str] = (), *, pro: Any, resync: float = 60.0,
+                 heartbeat: float | None = None, sensitive: Iterable[str] = (), min_spacing: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic, markets_refresh: float = 3600.0) -> None:
+        super().__init__(name, config, exchange, symbols, price_symbols, markets_refresh=markets_refresh)
+        self.pro = pro
+        self.resync = resync
+        self.heartbeat = heartbeat if heartbeat is not None else config.stream_heartbeat
+        self.sensitive = frozenset(sensitive)  # instruments whose drift a price move alone can change
+        self.clock = clock
+        self.spacing = Spacing(min_spacing)
+        self.wake: asyncio.Event | None = None
+        self.alert: Callable[[str, str], Awaitable[None]] | None = None
+        # the view: REST-shaped parts, and when a stream last changed each one
+        self.balance: dict[str, Any] = {}
+        self.positions: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.tickers: dict[str, dict[str, Any]] = {}
+        self.changed: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+        self.synced_at: float | None = None  # last REST resync (clock seconds)
+        self.gap = True  # a stream failed or reconnected since the last resync: the view may be wrong
+        self.healthy: dict[str, bool] = {}  # per watch loop: subscribed and not failed since
+        self.differences = 0  # REST/stream differences found while streams were healthy throughout
+        self.resyncs = 0
+        self.reconnects = 0
+        self.messages: Counter[str] = Counter()  # stream updates applied, per kind (tickers: per ticker)
+        self.down_since: float | None = None
+        self.alerted = False
+        self.headroom: dict[str, Headroom] = {}
+        self.ref_price: dict[str, Decimal] = {}  # price each ticker had when the last cycle read the view
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._connections = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    async def load_markets(self, reload: bool = False) -> dict[str, Any]:
+        markets = await super().load_markets(reload)
+        self.pro.set_markets(self.exchange.markets, self.exchange.currencies)  # no second download
+        if not self._tasks:
+            self.start_streams()
+        return markets
+
+    def start_streams(self) -> None:
+        symbols = (*self.symbols, *self.price_symbols)
+        loops: dict[str, Callable[[], Awaitable[Any]]] = {
+            "balance": lambda: self.pro.watch_balance(),  # no subType on a unified account (it hangs)
+            "positions": lambda: self.pro.watch_positions(),
+            "orders": lambda: self.pro.watch_orders(),
+            "trades": lambda: self.pro.watch_my_trades(),
+        }
+        for (cat, _), syms in self._groups(symbols).items():
+            group = [s for s in syms if s in symbols]
+            loops[f"tickers.{cat}.{group[0]}"] = lambda g=group: self.pro.watch_tickers(g)  # type: ignore[misc]
+        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per category
+        for name, watch in loops.items():
+            self.healthy[name] = False
+            self._tasks.append(asyncio.create_task(self._loop(name, watch)))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        with contextlib.suppress(Exception):
+            await self.pro.close()
+        await super().close()
+
+    async def _loop(self, name: str, watch: Callable[[], Awaitable[Any]]) -> None:
+        """Watch forever; on any failure mark the gap and come back with backoff and jitter."""
+        failures = 0
+        while True:
+            # healthy while subscribed and not failed: a quiet topic never answers, and that is fine;
+            # a silent connection is caught by the heartbeat (alive) and by ccxt's ping timeout
+            self.healthy[name] = True
+            try:
+                got = await watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.healthy[name] = False
+                self.gap = True
+                failures += 1
+                delay = min(5.0, 0.1 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
+                log.warning("stream.error", venue=self.name, stream=name, error=type(exc).__name__,
+                            retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                self.reconnects += 1
+                log.info("stream.reconnected", venue=self.name, stream=name)
+                self._event(Event.RESYNC)  # plan on a fresh REST read
+                failures = 0
+            self._apply(name, got)
+
+    # --- applying stream messages --------------------------------------------------------------------
+    def _apply(self, name: str, got: Any) -> None:
+        now = self.clock()
+        self.messages[name.split(".")[0]] += len(got) if name.startswith("tickers.") and got else 1
+        if name == "balance":
+            info = got.get("info") if isinstance(got, Mapping) else None
+            if isinstance(info, list):  # the REST parser over the same coin list: total = walletBalance
+                before = _balances(self.balance)
+                self.balance = self.exchange.parse_balance({"result": {"list": info}})
+                self.changed["balance"] = now
+                # a price move changes equity and margin, not wallet totals: that is a price event
+                self._event(Event.BALANCE if _balances(self.balance) != before else Event.PRICE)
+        elif name == "positions":
+            held = _positions(self.positions.values())
+            for p in got or []:
+                sym = p.get("symbol")
+                if sym not in self.symbols:
+                    continue
+                if p.get("contracts"):
+                    self.positions[sym] = p
+                else:
+                    self.positions.pop(sym, None)
+            self.changed["positions"] = now
+            self._event(Event.POSITION if _positions(self.positions.values()) != held else Event.PRICE)
+        elif name == "orders":
+            for o in got or []:
+                if o.get("symbol") not in self.symbols:
+                    continue
+                if o.get("status") == "open":
+                    self.orders[str(o.get("id"))] = o
+                else:
+                    self.orders.pop(str(o.get("id")), None)
+            self.changed["orders"] = now
+            self._event(Event.ORDER)
+        elif name == "trades":
+            if any(t.get("symbol") in self.symbols for t in got or []):
+                self._event(Event.FILL)
+        elif name.startswith("tickers."):
+            items = got.values() if isinstance(got, Mapping) else []
+            move = Decimal(0)
+            for t in items:
+                sym = t.get("symbol")
+                if sym is None:
+                    continue
+                self.tickers[sym] = t
+                price = t.get("markPrice") or t.get("last")
+                ref = self.ref_price.get(sym)
+                if price and ref:
+                    move = max(move, abs(_d(price) / ref - 1))
+            self.changed["tickers"] = now
+            self._event(Event.PRICE, move)
+
+    def _event(self, event: Event, move: Decimal = Decimal(0)) -> None:
+        if event is Event.PRICE:
+            # a ratio of two prices that each moved by ≤ move has moved by ≤ ~2·move
+            wakes = any(warrants_cycle(event, sensitive=True, move=2 * move, headroom=self.headroom.get(s))
+                        for s in self.sensitive)
+        else:
+            wakes = warrants_cycle(event)
+        self.spacing = self.spacing.event(wakes)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        at = self.spacing.fire_at()
+        if at is None or self.wake is None or self._timer is not None:
+            return
+        delay = max(0.0, at - self.clock())
+        if delay == 0:
+            self._fire()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self.wake is not None and self.spacing.pending:
+            self.wake.set()
+
+    # --- what the keeper calls ----------------------------------------------------------------------
+    def alive(self) -> bool:
+        """Every watch loop answered, and every connection spoke within the heartbeat."""
+        if not self.healthy or not all(self.healthy.values()):
+            return False
+        clients = list(self.pro.clients.values())
+        if len(clients) < self._connections:  # one went away and is not back yet
+            return False
+        limit = now_ms() - self.heartbeat * 1000
+        return all(_last_heard(c) >= limit for c in clients)
+
+    def _confirmed_ms(self) -> int:
+        """The last moment every connection was heard: the view was current then."""
+        heard = [_last_heard(c) for c in self.pro.clients.values()]
+        return min(heard) if heard else now_ms()
+
+    async def fetch_state(self, *, with_orders: bool = True) -> dict[str, Any]:
+        # messages ccxt has already received resolve one watch loop each: let every loop apply its own
+        # before reading, so an order's fill is not seen without the position change it brought
+        for _ in range(len(self._tasks) + 1):
+            await asyncio.sleep(0)
+        now = self.clock()
+        self.spacing = self.spacing.cycle_started(now)
+        self.ref_price = {s: _d(t.get("markPrice") or t.get("last")) for s, t in self.tickers.items()
+                          if t.get("markPrice") or t.get("last")}
+        alive = self.alive()
+        if not alive:
+            self.gap = True
+            await self._note_down(now)
+        elif self.down_since is not None:
+            log.info("stream.up", venue=self.name, down_for=round(now - self.down_since, 2))
+            if self.alerted and self.alert is not None:
+                await self.alert("stream_up", f"{self.name}: streams are back after {now - self.down_since:.0f} s")
+            self.down_since, self.alerted = None, False
+        if not alive:
+            return await super().fetch_state(with_orders=with_orders)  # polling fallback
+        if self.gap or self.synced_at is None or now - self.synced_at >= self.resync:
+            await self._resync(with_orders)
+        stamp = self._confirmed_ms()
+        balance = {**self.balance, "timestamp": stamp}
+        positions = [{**p, "timestamp": stamp} for p in self.positions.values()]
+        tickers = {s: {**t, "timestamp": stamp} for s, t in self.tickers.items()}
+        return {
+            "markets": {s: self.market(s) for s in (*self.symbols, *self.price_symbols)},
+            "tickers": tickers,
+            "balance": balance,
+            "positions": positions,
+            "open_orders": list(self.orders.values()) if with_orders else [],
+        }
+
+    async def _note_down(self, now: float) -> None:
+        if self.down_since is None:
+            self.down_since = now
+            log.warning("stream.down", venue=self.name, healthy=dict(self.healthy))
+        if not self.alerted and now - self.down_since >= 3 * self.heartbeat and self.alert is not None:
+            self.alerted = True
+            await self.alert("stream_down", f"{self.name}: streams down for {now - self.down_since:.0f} s; "
+                             "polling REST meanwhile")
+
+    async def _resync(self, with_orders: bool) -> None:
+        """REST balance, positions (and open orders when ours are in flight): the truth the view must match."""
+        trusted = not self.gap and self.synced_at is not None
+        started = self.clock()
+        jobs: list[Awaitable[Any]] = [self._call("fetch_balance", self.exchange.fetch_balance),
+                                      self.fetch_positions()]
+        if with_orders:
+            jobs.append(self.fetch_open_orders())
+        got = await asyncio.gather(*jobs)
+        balance, positions = got[0], got[1]
+        rest: dict[str, Any] = {"balance": _balances(balance), "positions": _positions(positions)}
+        if with_orders:
+            rest["orders"] = _order_ids(got[2])
+        view = rest if self.synced_at is None else self._comparable(with_orders)  # the first read: no view yet
+        if view != rest:  # messages about the same change may still be on the wire: give them a moment
+            await asyncio.sleep(RESYNC_GRACE)
+            view = self._comparable(with_orders)
+        for part, truth in rest.items():
+            if truth == view[part]:
+                continue
+            raced = self.changed[part] >= started  # a stream update landed since the read: order unknown
+            counted = trusted and not raced
+            if counted:
+                self.differences += 1
+            log.warning("stream.difference", venue=self.name, part=part, counted=counted,
+                        rest=str(truth), view=str(view[part]))
+        self.balance = balance
+        self.positions = {p["symbol"]: p for p in positions}
+        if with_orders:
+            self.orders = {str(o.get("id")): o for o in got[2]}
+        self.synced_at, self.gap = started, False
+        self.resyncs += 1
+
+    def _comparable(self, with_orders: bool) -> dict[str, Any]:
+        view: dict[str, Any] = {"balance": _balances(self.balance), "positions": _positions(self.positions.values())}
+        if with_orders:
+            view["orders"] = _order_ids(self.orders.values())
+        return view
+
+    def planned(self, result: CycleResult) -> None:
+        """Remember each instrument's headroom so price updates know whether the band could be crossed."""
+        for d in result.decisions:
+            p = d.plan
+            if p.venue == self.name:
+                self.headroom[p.symbol] = Headroom(p.drift, p.band, max(abs(p.target), abs(p.hedge)))
+
+
+def _last_heard(client: Any) -> int:
+    return int(getattr(client, "last_message_at", None) or getattr(client, "lastPong", None) or 0)
+
+
+def _balances(b: Mapping[str, Any]) -> dict[str, Decimal]:
+    totals = b.get("total") if isinstance(b, Mapping) else None
+    return {c: _d(v) for c, v in (totals or {}).items() if v}
+
+
+def _positions(ps: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Decimal, str]]:
+    return {str(p["symbol"]): (_d(p.get("contracts")), str(p.get("side"))) for p in ps if p.get("contracts")}
+
+
+def _order_ids(os: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(o.get("id")) for o in os}
+
+
+def attach(keeper: Keeper) -> None:
+    """Connect a keeper's streamed venues to it: their events set `keeper.wake`, cycles feed headroom,
+    and outages raise alerts through the keeper's hub."""
+    streamed = [v for v in keeper.venues.values() if isinstance(v, StreamedVenue)]
+    if not streamed:
+        return
+    previous = keeper.on_cycle
+
+    def on_cycle(result: CycleResult, snap: Snapshot | None) -> None:
+        for v in streamed:
+            v.planned(result)
+        if previous is not None:
+            previous(result, snap)
+
+    keeper.on_cycle = on_cycle
+    for v in streamed:
+        v.wake = keeper.wake
+
+        async def alert(code: str, message: str, v: StreamedVenue = v) -> None:
+            level: Level = "warning" if code == "stream_down" else "info"
+            await keeper.hub.event(code, level, message, {"venue": v.name}, keeper.clock())
+
+        v.alert = alert

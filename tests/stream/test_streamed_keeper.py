@@ -1,0 +1,180 @@
+"""Streams through real ccxt.pro to the local exchange: quiet-market REST cost, silent drop, ticker burst."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hedged.audit.migrate import upgrade
+from hedged.audit.store import AuditStore
+from hedged.keeper import Keeper
+from hedged.service import make_venues, secrets_of
+from hedged.sim.server import Emulator
+from hedged.sim.settings import default_settings
+from hedged.stream import StreamedVenue, attach
+from tests.keeper.conftest import keeper_config
+
+INV = "BTC/USD:BTC"
+
+
+def venue_cfg(url: str, heartbeat: float = 20.0) -> dict[str, Any]:
+    return {"sim": {"exchange": "bybit", "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
+                    "timeout": 2, "stream": True, "stream_heartbeat": heartbeat}}
+
+
+async def until(cond: Callable[[], bool], what: str, bound: float = 60.0) -> None:
+    for _ in range(int(bound / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {bound} s: {what}")
+
+
+def position(emu: Emulator, symbol: str) -> Decimal:
+    for p in emu.engine.state()["accounts"]["demo-key"]["positions"]:
+        if p["symbol"] == symbol:
+            return Decimal(str(p["size"]))
+    return Decimal(0)
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tuple[Emulator, Keeper, StreamedVenue]]]]:
+    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
+    emu = Emulator(default_settings(speed=1.0))
+    await emu.start()
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    closers: list[Any] = []
+
+    async def start(heartbeat: float = 20.0, hedge: list[dict[str, Any]] | None = None,
+                    **keeper: Any) -> tuple[Emulator, Keeper, StreamedVenue]:
+        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(emu.url, heartbeat),
+                            hedge=hedge or [{"asset": "BTC", "venue": "sim", "instrument": INV}],
+                            keeper={"name": f"s{os.getpid()}", **keeper})
+        await upgrade(cfg.audit_url)
+        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
+        venues = make_venues(cfg)
+        k = Keeper(cfg, store, venues)
+        attach(k)
+        await k.start()
+        closers.extend([*venues.values(), store])
+        tasks.append(asyncio.create_task(k.run(stop)))
+        v = venues["sim"]
+        assert isinstance(v, StreamedVenue)
+        return emu, k, v
+
+    yield start
+    stop.set()
+    for t in tasks:
+        await asyncio.wait_for(t, 60)
+    for c in closers:
+        await c.close()
+    await emu.stop()
+
+
+def open_orders(emu: Emulator) -> list[dict[str, Any]]:
+    return [o for o in emu.engine.orders_list() if o["status"] in ("New", "PartiallyFilled", "Untriggered")]
+
+
+async def settled(emu: Emulator, k: Keeper, v: StreamedVenue) -> None:
+    await until(lambda: abs(position(emu, INV) + 650_000) <= 6_500 and not open_orders(emu), "hedge opened, settled")
+    await until(v.alive, "streams alive")
+
+
+async def test_quiet_market_costs_only_resyncs(running: Any) -> None:
+    emu, k, v = await running(interval=0.05, resync=2.0)
+    await settled(emu, k, v)
+    await until(lambda: v.resyncs >= 1 and not v.gap, "first resync")
+    orders = len(emu.engine.orders_list())
+    rest0, cycles0, resyncs0 = sum(emu.rest.requests.values()), k.cycles, v.resyncs
+    await until(lambda: v.resyncs >= resyncs0 + 3, "three more resyncs")
+    rest, cycles, resyncs = sum(emu.rest.requests.values()) - rest0, k.cycles - cycles0, v.resyncs - resyncs0
+    assert cycles >= 10  # the keeper kept cycling (every 50 ms) ...
+    # ... on the streamed view: 2 REST requests per resync (balance, positions), nothing per cycle
+    assert rest <= 2 * (resyncs + 1), (rest, resyncs, cycles)
+    assert len(emu.engine.orders_list()) == orders  # zero orders
+    assert v.differences == 0
+
+
+async def test_silent_drop_of_the_private_stream(running: Any) -> None:
+    emu, k, v = await running(heartbeat=1.0, interval=0.2, resync=3600)
+    await settled(emu, k, v)
+    reconnects = v.reconnects
+    assert emu.ws.drop_silently(channel="private") == 1
+    await until(lambda: not v.alive(), "the dead stream noticed")
+    rest0 = sum(emu.rest.requests.values())
+    emu.engine.credit("demo-key", "BTC", Decimal(1))  # a deposit while the stream is down
+    await until(lambda: abs(position(emu, INV) + 715_000) <= 7_150, "deposit hedged by polling")
+    assert sum(emu.rest.requests.values()) > rest0  # it was REST that saw it
+    await until(lambda: v.reconnects > reconnects and v.alive() and not v.gap, "reconnected and resynced")
+    assert v.differences == 0
+    assert abs(position(emu, INV) + 715_000) <= 7_150
+
+
+async def test_a_burst_of_tickers_causes_a_handful_of_cycles(running: Any) -> None:
+    emu, k, v = await running(interval=1000)
+    await settled(emu, k, v)
+    await asyncio.sleep(0.5)
+    cycles0, sent0 = k.cycles, emu.ws.sent["tickers"]
+    for i in range(1000):
+        emu.engine.set_price(Decimal(65000) + Decimal(i % 50), asset="BTC")
+        if i % 100 == 99:
+            await asyncio.sleep(0.1)
+    await until(lambda: emu.ws.sent["tickers"] >= sent0 + 1000, "the burst went out over the socket")
+    await until(lambda: v.tickers[INV]["last"] == 65049, "and reached the view")
+    await asyncio.sleep(0.5)
+    assert k.cycles - cycles0 <= 3, k.cycles - cycles0  # an own-coin inverse hedge: price never wakes it
+    emu.engine.credit("demo-key", "BTC", Decimal(1))  # a balance change does, at once
+    await until(lambda: k.cycles > cycles0 + 0, "a deposit wakes the keeper")
+
+
+async def test_a_price_that_moves_a_cross_hedge_past_its_band_wakes_the_keeper(running: Any) -> None:
+    # 100 ETH hedged with the BTC linear perp: target = −100 × P_ETH / P_BTC BTC, so the ETH price alone
+    # moves drift; timer cycles are 1000 s apart, so only the stream can bring the next cycle
+    lin = "BTC/USDT:USDT"
+    emu, _, v = await running(interval=1000, hedge=[
+        {"asset": "ETH", "venue": "sim", "instrument": lin, "price_symbol": "ETH/USDT", "include_collateral": False,
+         "off_exchange": 100}])
+    await until(lambda: abs(position(emu, lin) + Decimal("4.615")) <= Decimal("0.05") and not open_orders(emu),
+                "cross hedge opened")
+    assert lin in v.sensitive
+    await until(v.alive, "streams alive")
+    orders = len(emu.engine.orders_list())
+    emu.engine.set_price(Decimal(3300), asset="ETH")  # +10 %: target −5.077 BTC, far beyond the 1 % band
+    await until(lambda: len(emu.engine.orders_list()) > orders, "the price move woke a cycle that traded")
+    await until(lambda: abs(position(emu, lin) + Decimal("5.077")) <= Decimal("0.06"), "back in band")
+
+
+async def test_a_wake_set_during_a_cycle_brings_the_next_one(running: Any) -> None:
+    # The run loop used to clear `wake` after the cycle, dropping any set during it (a stream event, a
+    # post-only bounce) until the next timer tick; the timer here is 1000 s away.
+    emu, k, v = await running(interval=1000)
+    await settled(emu, k, v)
+    for _ in range(1200):  # until the store has nothing in flight: no more 1 s follow-up cycles
+        if not await k.store.unsettled_orders():
+            break
+        await asyncio.sleep(0.05)
+    n = k.cycles
+    k.wake.set()
+    await until(lambda: k.cycles > n, "one more cycle, after which the keeper sleeps for the interval")
+    await asyncio.sleep(0.5)
+    previous = k.on_cycle
+    woke: list[int] = []
+
+    def on_cycle(result: Any, snap: Any) -> None:
+        if previous is not None:
+            previous(result, snap)
+        if not woke:
+            woke.append(k.cycles)
+            k.wake.set()  # as if an event landed while this cycle ran
+
+    k.on_cycle = on_cycle
+    k.wake.set()
+    await until(lambda: bool(woke), "a woken cycle")
+    await until(lambda: k.cycles > woke[0], "the wake set during it was not lost")
