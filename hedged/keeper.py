@@ -43,6 +43,8 @@ class CycleResult:
     state: TradingState = TradingState.RUNNING
     error: str = ""
     snapshot: Snapshot | None = None
+    hedges: tuple[HedgeTarget, ...] = ()  # the plan's exposure per [[hedge]] entry (metrics)
+    duration: float = 0.0  # seconds the cycle took (set by step)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Keeper:
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
+        self.state_reason = ""  # why the state is what it is (health tells a fault from an operator's halt)
         self.audit_broken = False
         self._stopping = False
         self._seq = 0
@@ -138,7 +141,7 @@ class Keeper:
         if state is not self.state:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
-            self.state = state
+            self.state, self.state_reason = state, why
         if state is TradingState.HALTED:  # PAUSED leaves our orders on the book
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
@@ -214,7 +217,7 @@ class Keeper:
                      price=str(order.price), status=out.status, detail=out.detail)
             if out.status in ("rejected", "cancelled") and order.post_only:
                 self.wake.set()  # post-only bounced: re-plan at once at the new touch
-        return CycleResult(tuple(decisions), sent, state, snapshot=snap)
+        return CycleResult(tuple(decisions), sent, state, snapshot=snap, hedges=plan.hedges)
 
     def _escalated(self, order: OrderIntent, mark: Decimal, tick: Decimal) -> OrderIntent:
         slip = self.config.execution.max_slippage_bps / Decimal(10000)
@@ -271,7 +274,9 @@ class Keeper:
 
     async def step(self) -> CycleResult:
         """One guarded cycle, then its alerts and the published state (which never fail the cycle)."""
+        started = time.monotonic()
         result = await self._guarded_cycle()
+        result.duration = time.monotonic() - started
         try:
             now = self.clock()
             await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,

@@ -18,6 +18,7 @@ from hedged.audit.store import AuditStore
 from hedged.config import Config
 from hedged.keeper import CycleResult, Keeper
 from hedged.log import get_logger
+from hedged.metrics import Metrics
 from hedged.model import Snapshot
 from hedged.snapshot import VERSION
 from hedged.venue import CcxtVenue, build_exchange
@@ -80,6 +81,23 @@ async def raw_snapshot(venues: dict[str, CcxtVenue]) -> dict[str, Any]:
     return {"version": VERSION, "time": now, "venues": dict(zip(names, states, strict=True))}
 
 
+@asynccontextmanager
+async def serve_metrics(config: Config) -> AsyncIterator[Metrics | None]:
+    """`[metrics] enabled`: /metrics and /health from before reconciliation until the keeper has stopped."""
+    if not config.metrics.enabled:
+        yield None
+        return
+    from hedged.metrics_server import MetricsServer
+
+    metrics = Metrics(config)
+    server = MetricsServer(metrics, config.metrics.host, config.metrics.port)
+    await server.start()
+    try:
+        yield metrics
+    finally:
+        await server.stop()
+
+
 async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                      on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None,
                      install_signals: bool = True) -> None:
@@ -92,7 +110,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    async with hold_locks(config_locks(config)):
+    async with hold_locks(config_locks(config)), serve_metrics(config) as metrics:
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
                                       allow_keys=config.venues.keys())
@@ -105,6 +123,8 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                     await bridge.start()
                 keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
                                 alerts=AlertHub(config, store, bridge))
+                if metrics is not None:
+                    keeper.on_cycle = metrics.attach(keeper, store, venues, bridge, on_cycle)
                 await keeper.start()
                 log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
                          instruments=[h.instrument for h in config.hedge])

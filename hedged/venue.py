@@ -106,6 +106,8 @@ class CcxtVenue:
         self.markets_refresh = markets_refresh
         self.markets_loaded_at = 0.0
         self.requests = 0  # exchange requests made, for the "≤ 4 per quiet cycle" budget and the bench
+        # (venue, call, seconds, error or None) after every request attempt: the metrics' hook
+        self.on_request: Callable[[str, str, float, BaseException | None], None] | None = None
 
     # --- plumbing ---------------------------------------------------------------------------------
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
@@ -121,7 +123,18 @@ class CcxtVenue:
                 if n > 1:
                     log.warning("venue.retry", venue=self.name, call=what, attempt=n)
                 self.requests += 1  # every call below is one HTTP request (load_markets aside)
-                return await fn()
+                if self.on_request is None:
+                    return await fn()
+                started = time.perf_counter()
+                try:
+                    result = await fn()
+                except Exception as exc:
+                    with contextlib.suppress(Exception):  # a metrics hook never changes the outcome
+                        self.on_request(self.name, what, time.perf_counter() - started, exc)
+                    raise
+                with contextlib.suppress(Exception):
+                    self.on_request(self.name, what, time.perf_counter() - started, None)
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def close(self) -> None:
