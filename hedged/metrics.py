@@ -190,6 +190,7 @@ class Metrics:
         self.mqtt: Callable[[], bool] = lambda: False
         self._last_ok: float | None = None
         self._last_error = ""
+        self._verdict: tuple[str, str, bool] = ("STARTING", "", False)  # state, its reason, a fault?
 
     def attach(self, keeper: Keeper, store: AuditStore, venues: Mapping[str, CcxtVenue], bridge: MqttBridge | None,
                then: Callable[[CycleResult, Snapshot | None], None] | None = None
@@ -248,6 +249,10 @@ class Metrics:
             self.last_cycle.set(time.time())
         for s in TradingState:
             self.state.labels(s.value).set(1 if s is result.state else 0)
+        k = self.keeper
+        reason = (k.state_reason if k is not None else "") or ""
+        fault = k is not None and (k.audit_broken or k.failures >= self.config.keeper.max_failures)
+        self._verdict = (result.state.value, reason, fault or any(w in reason.lower() for w in FAULT_WORDS))
         self.mqtt_connected.set(1 if self.mqtt() else 0)
         if snapshot is None or not result.decisions:
             return
@@ -293,17 +298,11 @@ class Metrics:
 
     # --- health --------------------------------------------------------------------------------------
     def health(self) -> Health:
-        k = self.keeper
-        interval = self.config.keeper.interval
+        """The verdict on the last cycle's end state (never a live query)."""
         age = self.clock() - self._last_ok if self._last_ok is not None else None
-        if k is None:
-            return health_verdict(state="STARTING", state_reason="", age=None, interval=interval, fault=False,
-                                  last_error=self._last_error)
-        reason = getattr(k, "state_reason", "") or ""
-        fault = k.audit_broken or k.failures >= self.config.keeper.max_failures or any(
-            w in reason.lower() for w in FAULT_WORDS)
-        return health_verdict(state=k.state.value, state_reason=reason, age=age, interval=interval, fault=fault,
-                              last_error=self._last_error)
+        state, reason, fault = self._verdict
+        return health_verdict(state=state, state_reason=reason, age=age, interval=self.config.keeper.interval,
+                              fault=fault, last_error=self._last_error)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
