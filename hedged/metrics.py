@@ -120,7 +120,8 @@ class Metrics:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
-        disable_created_metrics()  # no `_created` series: they double the count and no dashboard reads them
+        # no `_created` series: they double the count and no dashboard reads them
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         vs, vsa = ("venue", "symbol"), ("venue", "symbol", "asset")
