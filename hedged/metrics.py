@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 DENIAL_CODES = frozenset({"halted", "paused", "reducing", "stale_data", "price_jump", "price_deviation",
                           "wrong_side", "order_rate", "cut_below_min", "no_quote", "unresolved_order"})
 CUT_CODES = frozenset({"position_cap", "max_order_usd", "turnover"})
+CANCEL_REASONS = ("post_only", "requested", "other")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 READ_CALLS = frozenset({"load_markets", "fetch_balance", "fetch_positions", "fetch_tickers", "fetch_open_orders",
                         "fetch_order", "find_order", "fetch_my_trades", "fetch_ticker"})
@@ -181,8 +182,16 @@ class Metrics:
         for s in TradingState:
             self.state.labels(s.value).set(1 if s is TradingState.RUNNING else 0)
         for h in config.hedge:  # counters exist from the start at 0, for rate() and for dashboards
-            self.orders_sent.labels(h.venue, h.instrument)
-            self.orders_filled.labels(h.venue, h.instrument)
+            lv = (h.venue, h.instrument)
+            self.orders_sent.labels(*lv)
+            self.orders_filled.labels(*lv)
+            for reason in CANCEL_REASONS:
+                self.orders_cancelled.labels(*lv, reason)
+            self.orders_rejected.labels(*lv, "other")
+            for code in DENIAL_CODES:
+                self.denials.labels(*lv, code)
+            for code in CUT_CODES:
+                self.cuts.labels(*lv, code)
         for name in config.venues:
             self.requests.labels(name)
             self.read_latency.labels(name)
