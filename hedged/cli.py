@@ -93,11 +93,10 @@ def plan(
 
 
 def _exchange_errors() -> tuple[type[Exception], ...]:
-    from ccxt.base.errors import BaseError
-
+    from hedged.errors import VenueError
     from hedged.snapshot import SnapshotError
 
-    return (BaseError, SnapshotError, OSError, ValueError)
+    return (VenueError, SnapshotError, OSError, ValueError)
 
 
 def _live_raw(cfg: Config) -> dict[str, Any]:
@@ -115,7 +114,7 @@ def _live_raw(cfg: Config) -> dict[str, Any]:
     except ConfigError as exc:
         fail(exc.problems[0])
     except _exchange_errors() as exc:
-        fail(f"cannot read live state: {type(exc).__name__}: {str(exc)[:300]}", 1)
+        fail(f"cannot read live state: {str(exc)[:300]}", 1)
 
 
 def _live_snapshot(cfg: Config) -> Snapshot:

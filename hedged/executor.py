@@ -16,14 +16,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ccxt.base import errors as cx
-
 from hedged.audit.store import AuditStore, OrderRecord, OrderStatus
 from hedged.config import ExecutionConfig
+from hedged.errors import Ambiguous, RateLimited, Rejected, VenueError
 from hedged.log import get_logger
 from hedged.model import OrderIntent
 from hedged.snapshot import to_decimal
-from hedged.venue import AMBIGUOUS, PERMANENT, CcxtVenue
+from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.executor")
 
@@ -106,27 +105,25 @@ class Executor:
         await self.store.sent(order.client_id)
         try:
             reply = await venue.create_order(order)
-        except cx.RateLimitExceeded as exc:
+        except RateLimited as exc:
             # refused at the door (HTTP 429 / 10006), before any matching: definitive, not ambiguous
-            await self.store.reject(order.client_id, reason=f"{type(exc).__name__}: rate limited")
+            await self.store.reject(order.client_id, reason=f"{exc.cause}: rate limited")
             return Outcome(order.client_id, "rejected", "rate limited")
-        except AMBIGUOUS as exc:
-            await self.store.error(f"create_order ambiguous: {type(exc).__name__}", client_order_id=order.client_id,
-                                   venue=order.venue, symbol=order.symbol, error_type=type(exc).__name__)
+        except Ambiguous as exc:
+            await self.store.error(f"create_order ambiguous: {exc}"[:500], client_order_id=order.client_id,
+                                   venue=order.venue, symbol=order.symbol, error_type=exc.cause)
             return await self.resolve(order.venue, order.client_id, order.symbol)
-        except PERMANENT as exc:
-            await self.store.reject(order.client_id, reason=f"{type(exc).__name__}: {exc}"[:300])
-            return Outcome(order.client_id, "rejected", type(exc).__name__)
-        except cx.ExchangeError as exc:
-            await self.store.reject(order.client_id, reason=f"{type(exc).__name__}: {exc}"[:300])
-            return Outcome(order.client_id, "rejected", type(exc).__name__)
+        except VenueError as exc:
+            # refused (or failed before it could be sent): the exchange holds no such order
+            await self.store.reject(order.client_id, reason=f"{exc.cause}: {exc}"[:300])
+            return Outcome(order.client_id, "rejected", exc.cause)
         order_id = str(reply.get("id") or "")
         await self.store.ack(order.client_id, exchange_order_id=order_id)
         # bybit's create reply carries no status: ask for it
         try:
             full = await venue.fetch_order(order_id, order.symbol)
-        except (cx.NetworkError, cx.ExchangeError) as exc:
-            log.warning("executor.ack_query_failed", client_id=order.client_id, error=type(exc).__name__)
+        except VenueError as exc:
+            log.warning("executor.ack_query_failed", client_id=order.client_id, error=exc.cause)
             return Outcome(order.client_id, "open")
         rec = await self.sync(order.venue, order.client_id, full)
         return Outcome(order.client_id, rec.status)
@@ -136,8 +133,8 @@ class Executor:
         venue = self.venues[venue_name]
         try:
             found = await venue.find_order(client_id, symbol)
-        except (cx.NetworkError, cx.ExchangeError) as exc:
-            log.warning("executor.lookup_failed", client_id=client_id, error=type(exc).__name__)
+        except VenueError as exc:
+            log.warning("executor.lookup_failed", client_id=client_id, error=exc.cause)
             return Outcome(client_id, "sent", "lookup failed; will retry before anything else is sent")
         if found is None:
             if lost_if_missing and await self._may_still_arrive(client_id):
@@ -192,8 +189,8 @@ class Executor:
         since = int((rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)).timestamp() * 1000) - 60_000
         try:
             trades = await venue.fetch_my_trades(rec.symbol, since)
-        except (cx.NetworkError, cx.ExchangeError) as exc:
-            log.warning("executor.trades_failed", client_id=rec.client_order_id, error=type(exc).__name__)
+        except VenueError as exc:
+            log.warning("executor.trades_failed", client_id=rec.client_order_id, error=exc.cause)
             return
         for t in trades:
             if str(t.get("order")) != rec.exchange_order_id:
@@ -243,7 +240,9 @@ class Executor:
                 # left the book: filled or cancelled; ask for the final word
                 try:
                     final = await venue.fetch_order(rec.exchange_order_id or "", rec.symbol)
-                except cx.OrderNotFound:
+                except Rejected as exc:
+                    if exc.reason != "not_found":
+                        raise
                     found = await venue.find_order(cid, rec.symbol)
                     if found is None:
                         await self.store.update_order(cid, status=OrderStatus.LOST, reason="left the book, not found")
@@ -272,7 +271,7 @@ class Executor:
         await venue.cancel_order(rec.exchange_order_id, rec.symbol)
         try:
             final = await venue.fetch_order(rec.exchange_order_id, rec.symbol)
-        except (cx.NetworkError, cx.ExchangeError):
+        except VenueError:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
         status = order_status(final)
@@ -292,9 +291,9 @@ class Executor:
                     try:
                         await self.cancel(name, rec, reason=reason)
                         n += 1
-                    except (cx.NetworkError, cx.ExchangeError) as exc:
+                    except VenueError as exc:
                         log.warning("executor.cancel_failed", client_id=rec.client_order_id,
-                                    error=type(exc).__name__)
+                                    error=exc.cause)
         return n
 
     def escalation_due(self, venue: str, symbol: str) -> bool:

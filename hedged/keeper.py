@@ -17,20 +17,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ccxt.base import errors as cx
-
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
 from hedged.audit.store import AuditStore, AuditWriteError, NewCycle, OrderStatus
 from hedged.config import Config
 from hedged.decide import base36, decide
+from hedged.errors import AuthFailed, Rejected, VenueError
 from hedged.executor import Executor, trade_client_id
 from hedged.exposure import PlanInputError, notional_usd
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
 from hedged.planner import round_to_step
 from hedged.snapshot import SnapshotError, parse_venue
-from hedged.venue import PERMANENT, CcxtVenue
+from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.keeper")
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
@@ -308,16 +307,18 @@ class Keeper:
             self.audit_broken = True
             log.critical("keeper.audit_failed", error=str(exc))
             return CycleResult(error=f"audit: {exc}", state=TradingState.HALTED)
-        except (TimeoutError, cx.BaseError, PlanInputError, SnapshotError, OSError) as exc:
+        except (VenueError, PlanInputError, SnapshotError, TimeoutError, OSError) as exc:
             self.failures += 1
-            kind = "permanent" if isinstance(exc, PERMANENT) else "transient"
-            message = f"{type(exc).__name__}: {exc}"[:500]
+            permanent = isinstance(exc, AuthFailed | Rejected)
+            kind = "permanent" if permanent else "transient"
+            name = exc.cause if isinstance(exc, VenueError) else type(exc).__name__
+            message = f"{name}: {exc}"[:500]
             log.error("keeper.cycle_failed", error=message, failures=self.failures, kind=kind)
             with contextlib.suppress(Exception):
-                await self.store.error(message, error_type=type(exc).__name__)
-                if isinstance(exc, PERMANENT) and self.failures == 1:  # the monitors repeat it while it lasts
+                await self.store.error(message, error_type=name)
+                if permanent and self.failures == 1:  # the monitors repeat it while it lasts
                     await self.hub.event("exchange_error", "critical", message,
-                                         {"error_type": type(exc).__name__, "permanent": True}, self.clock())
+                                         {"error_type": name, "permanent": True}, self.clock())
             if self.failures == self.config.keeper.max_failures:
                 with contextlib.suppress(Exception):
                     await self.store.command(TradingState.HALTED, via="circuit-breaker",

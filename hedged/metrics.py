@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from hedged.alerts.monitors import instrument_risks, venue_risks
+from hedged.errors import Ambiguous, AuthFailed, RateLimited, Rejected, Transient, VenueError
 from hedged.model import Decision, HedgeTarget, Snapshot, TradingState
 
 if TYPE_CHECKING:
@@ -46,23 +47,22 @@ FAULT_WORDS = ("breaker", "circuit", "audit")  # a HALTED state whose reason nam
 
 
 def _error_classes() -> frozenset[str]:
-    """Names an error may be counted under: ccxt's error classes and the usual OS-level ones."""
+    """Names an order rejection may be counted under: ccxt's error classes (the cause `hedged.errors` keeps)."""
     from ccxt.base import errors as cx
 
     names = {n for n, v in vars(cx).items() if isinstance(v, type) and issubclass(v, Exception)}
-    return frozenset(names | {"TimeoutError", "OSError", "ConnectionError"})
+    return frozenset(names | {"TimeoutError", "OSError", "ConnectionError", "ClientError"})
 
 
 KNOWN_ERRORS = _error_classes()
+VENUE_ERRORS = frozenset(c.__name__ for c in (VenueError, Transient, RateLimited, Ambiguous, Rejected, AuthFailed))
 
 
 def error_class(exc: BaseException) -> str:
-    """The `class` label of a request error: the exception's class name from a fixed set, else "other".
-
-    One function so the vocabulary can switch to `hedged.errors` (Transient, RateLimited, ...) in one place.
-    """
+    """The `class` label of a failed request: its `hedged.errors` class (Transient, RateLimited, Ambiguous,
+    Rejected, AuthFailed), else "other"."""
     name = type(exc).__name__
-    return name if name in KNOWN_ERRORS else "other"
+    return name if isinstance(exc, VenueError) and name in VENUE_ERRORS else "other"
 
 
 def order_reason(status: str, text: str | None) -> str:

@@ -1,7 +1,8 @@
 """CcxtVenue: one trading account behind ccxt.async_support — the keeper's only door to an exchange.
 
 Reads are batched (one call per market category, not per instrument) and retried on transient errors
-with exponential backoff and jitter; permanent errors surface at once. Orders are never retried here:
+with exponential backoff and jitter; permanent errors surface at once. Every failure leaves this module as
+one of the project's own errors (hedged/errors.py), never as a ccxt or network exception. Orders are never retried here:
 an ambiguous create is resolved by the executor looking the client id up, never by sending again.
 Results come back as ccxt-unified dicts stamped with their fetch time, so the very same parser serves
 live cycles and `hedged plan --snapshot`.
@@ -18,27 +19,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 import ccxt.async_support as ccxt_async
-from ccxt.base import errors as cx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from hedged.config import VenueConfig
+from hedged.errors import Rejected, VenueError, classify
 from hedged.log import get_logger
 from hedged.model import OrderIntent
 
 log = get_logger("hedged.venue")
 T = TypeVar("T")
-
-# Errors worth another try; order matters for ccxt's hierarchy only in documentation.
-TRANSIENT: tuple[type[Exception], ...] = (
-    cx.RequestTimeout, cx.NetworkError, cx.ExchangeNotAvailable, cx.RateLimitExceeded, cx.InvalidNonce,
-)
-# Errors that another try cannot fix; they raise an alert.
-PERMANENT: tuple[type[Exception], ...] = (
-    cx.AuthenticationError, cx.PermissionDenied, cx.BadSymbol, cx.InsufficientFunds, cx.InvalidOrder,
-)
-# After these, a create_order may or may not have reached the book: look the client id up.
-AMBIGUOUS: tuple[type[Exception], ...] = (cx.RequestTimeout, cx.NetworkError, cx.ExchangeNotAvailable)
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -64,6 +53,11 @@ PROFILES: dict[str, Profile] = {
     "okx": Profile(options={"defaultType": "swap"}),
     "deribit": Profile(options={"defaultType": "swap"}),
 }
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Reads are retried on what another try can fix; `classify` decides which those are."""
+    return isinstance(exc, Exception) and classify(exc).retryable
 
 
 def now_ms() -> int:
@@ -110,32 +104,44 @@ class CcxtVenue:
         self.on_request: Callable[[str, str, float, BaseException | None], None] | None = None
 
     # --- plumbing ---------------------------------------------------------------------------------
-    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, retry: bool = True,
+                    sent: bool = False) -> T:
+        """One exchange call; `sent` marks a state-changing one, whose failures may leave it in doubt."""
         attempts = self.attempts if retry else 1
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT),
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=0.1, max=2.0),
-            reraise=True,
-        ):
-            with attempt:
-                n = attempt.retry_state.attempt_number
-                if n > 1:
-                    log.warning("venue.retry", venue=self.name, call=what, attempt=n)
-                self.requests += 1  # every call below is one HTTP request (load_markets aside)
-                if self.on_request is None:
-                    return await fn()
-                started = time.perf_counter()
-                try:
-                    result = await fn()
-                except Exception as exc:
-                    with contextlib.suppress(Exception):  # a metrics hook never changes the outcome
-                        self.on_request(self.name, what, time.perf_counter() - started, exc)
-                    raise
-                with contextlib.suppress(Exception):
-                    self.on_request(self.name, what, time.perf_counter() - started, None)
-                return result
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(attempts),
+                wait=wait_random_exponential(multiplier=0.1, max=2.0),
+                reraise=True,
+            ):
+                with attempt:
+                    n = attempt.retry_state.attempt_number
+                    if n > 1:
+                        log.warning("venue.retry", venue=self.name, call=what, attempt=n)
+                    self.requests += 1  # every call below is one HTTP request (load_markets aside)
+                    return await self._observed(what, fn, sent)
+        except VenueError:
+            raise
+        except Exception as exc:
+            raise classify(exc, venue=self.name, call=what, sent=sent) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _observed(self, what: str, fn: Callable[[], Awaitable[T]], sent: bool) -> T:
+        """One attempt, reported to `on_request` (the metrics' hook) with its duration and error class."""
+        if self.on_request is None:
+            return await fn()
+        started = time.perf_counter()
+        try:
+            result = await fn()
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # a metrics hook never changes the outcome
+                err = exc if isinstance(exc, VenueError) else classify(exc, venue=self.name, call=what, sent=sent)
+                self.on_request(self.name, what, time.perf_counter() - started, err)
+            raise
+        with contextlib.suppress(Exception):
+            self.on_request(self.name, what, time.perf_counter() - started, None)
+        return result
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -146,7 +152,8 @@ class CcxtVenue:
         self.markets_loaded_at = time.monotonic()
         missing = [s for s in (*self.symbols, *self.price_symbols) if s not in markets]
         if missing:
-            raise cx.BadSymbol(f"{self.name}: the exchange lists no market {missing[0]!r}")
+            raise Rejected(f"{self.name}: the exchange lists no market {missing[0]!r}", reason="bad_symbol",
+                           venue=self.name, call="load_markets")
         return markets
 
     async def refresh_markets_if_due(self) -> None:
@@ -257,7 +264,7 @@ class CcxtVenue:
             "create_order",
             lambda: self.exchange.create_order(
                 intent.symbol, "limit", intent.side, float(intent.amount), float(intent.price), params),
-            retry=False,
+            retry=False, sent=True,
         )
         return order
 
@@ -284,13 +291,18 @@ class CcxtVenue:
             found: dict[str, Any] = await self._call(
                 "find_order", lambda: self.exchange.fetch_order(None, symbol, {"clientOrderId": client_id}))
             return found
-        except cx.OrderNotFound:
-            return None
+        except Rejected as exc:
+            if exc.reason == "not_found":
+                return None
+            raise
 
     async def cancel_order(self, order_id: str, symbol: str) -> None:
-        # OrderNotFound: already filled or cancelled; the follow-up fetch tells which
-        with contextlib.suppress(cx.OrderNotFound):
+        # not found: already filled or cancelled; the follow-up fetch tells which
+        try:
             await self._call("cancel_order", lambda: self.exchange.cancel_order(order_id, symbol))
+        except Rejected as exc:
+            if exc.reason != "not_found":
+                raise
 
     async def fetch_my_trades(self, symbol: str, since: int | None = None) -> list[dict[str, Any]]:
         trades: list[dict[str, Any]] = await self._call(

@@ -27,7 +27,8 @@ async def test_health_follows_the_exchange_down_and_back(running: Any) -> None:
     assert "no cycle completed for" in body["reason"], body
     assert "last error" in body["reason"] and body["last_cycle_age_s"] > 0.6, body
     errors = await r.scrape()
-    assert any(s.value > 0 for s in errors["hedged_venue_errors"].samples), "errors counted by class"
+    assert any(s.value > 0 and s.labels["class"] == "Transient" for s in errors["hedged_venue_errors"].samples), \
+        "a refused connection is counted as Transient"
     assert (await r.value("hedged_cycle_failures", "_total") or 0) >= 1
 
     await r.emu.start()  # back on the same port
@@ -67,3 +68,21 @@ async def _code(r: Running, want: int) -> bool:
 async def _halted(r: Running) -> dict[str, Any] | None:
     code, body = await r.health()
     return body if code == 200 and body["state"] == "HALTED" else None
+
+
+def test_label_vocabularies_are_closed() -> None:
+    from ccxt.base import errors as cx
+
+    from hedged.errors import classify
+    from hedged.metrics import error_class, order_reason
+
+    assert error_class(classify(cx.RequestTimeout("t"), venue="v", call="fetch_balance")) == "Transient"
+    assert error_class(classify(cx.RateLimitExceeded("429"), venue="v", call="fetch_balance")) == "RateLimited"
+    assert error_class(classify(cx.AuthenticationError("key"), venue="v", call="fetch_balance")) == "AuthFailed"
+    assert error_class(ValueError("a bug")) == "other"
+    assert order_reason("cancelled", "EC_PostOnlyWillTakeLiquidity") == "post_only"
+    assert order_reason("cancelled", "order_timeout: reprice at the new touch") == "requested"
+    assert order_reason("cancelled", "CancelByUser") == "requested"
+    assert order_reason("cancelled", "something new 12345") == "other"
+    assert order_reason("rejected", "InsufficientFunds: not enough margin") == "InsufficientFunds"
+    assert order_reason("rejected", "order 8f3a9 refused by whim") == "other"
