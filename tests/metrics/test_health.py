@@ -86,3 +86,34 @@ def test_label_vocabularies_are_closed() -> None:
     assert order_reason("cancelled", "something new 12345") == "other"
     assert order_reason("rejected", "InsufficientFunds: not enough margin") == "InsufficientFunds"
     assert order_reason("rejected", "order 8f3a9 refused by whim") == "other"
+
+
+async def test_circuit_breaker_halt_is_a_fault_until_resumed(running: Any) -> None:
+    from hedged.model import TradingState
+
+    from .test_metrics import command
+
+    r: Running = await running(keeper={"interval": 0.2, "max_failures": 3})
+    await r.until("healthy", lambda: _code(r, 200))
+    await r.emu.stop()
+    await r.until("breaker tripped", lambda: _is_one(r, "HALTED"))
+    await r.emu.start()
+
+    async def faulted() -> dict[str, Any] | None:  # cycles complete again, but the breaker's halt stands
+        code, body = await r.health()
+        return body if code == 503 and body["reason"].startswith("halted by a fault") else None
+
+    body = await r.until("503 while halted by the breaker", faulted)
+    assert body["state"] == "HALTED" and body["last_cycle_age_s"] < 60, body
+    await command(r, TradingState.RUNNING)  # the operator resumes
+    body = await r.until("healthy after resume", lambda: _ok_running(r))
+    assert body["reason"] == "ok"
+
+
+async def _is_one(r: Running, state: str) -> bool:
+    return await r.value("hedged_trading_state", state=state) == 1
+
+
+async def _ok_running(r: Running) -> dict[str, Any] | None:
+    code, body = await r.health()
+    return body if code == 200 and body["state"] == "RUNNING" else None
