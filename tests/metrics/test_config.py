@@ -59,3 +59,25 @@ listen = "127.0.0.1:{port}"
     assert out.returncode == 2, out
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: metrics.listen: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in out.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "hedged.toml"])
+def test_the_compose_keeper_configs_are_valid(name: str) -> None:
+    from hedged.config import load_config
+
+    cfg = load_config(ROOT / "deploy" / "docker" / name)
+    assert cfg.metrics.enabled and cfg.metrics.listen == "0.0.0.0:9464"  # the port compose publishes
+    assert cfg.keeper.name == "main"  # deploy/mosquitto/acl is written for it
+    assert cfg.audit.url.startswith("postgresql://hedged@postgres:5432/")  # password from PGPASSFILE
+
+
+@pytest.mark.parametrize("path", ["deploy/docker/emulator.toml", "scripts/smoke-exchange.toml"])
+def test_the_compose_exchange_configs_are_valid(path: str) -> None:
+    from hedged.sim.settings import load_settings
+
+    settings = load_settings(ROOT / path)
+    assert {a.api_key for a in settings.accounts} == {"demo-key"}
+    assert {"BTC/USD:BTC", "ETH/USD:ETH"} <= {i.symbol for i in settings.instruments}
