@@ -66,12 +66,18 @@ async def test_deposit_is_hedged_within_a_cycle_plus_fill_time(harness_factory: 
 
 
 async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: Any) -> None:
-    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
-    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC", "until": until}])
+    # the hedge must open and settle before `until`: a generous 10 s, and the opening order fills at once
+    # (taker flow 100x), so a loaded machine cannot let `until` pass first (3 s and 2.6 s of fills raced)
+    end = datetime.now(UTC) + timedelta(seconds=10)
+    h = await harness_factory(hedge=[{"asset": "BTC", "venue": "sim", "instrument": "BTC/USD:BTC",
+                                      "until": end.isoformat()}])
+    h.emu.engine.taker_flow_usd_per_s = Decimal(25_000_000)
     await settle(h)
+    assert datetime.now(UTC) < end, "settled only after `until`: the check below would prove nothing"
     assert position(h.emu, "BTC/USD:BTC") < -640_000
+    h.emu.engine.taker_flow_usd_per_s = Decimal(250_000)
     n = len(exchange_orders(h.emu))
-    await asyncio.sleep(3.2)
+    await asyncio.sleep((end - datetime.now(UTC)).total_seconds() + 0.2)
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") == 0
     unwind = exchange_orders(h.emu)[n:]
