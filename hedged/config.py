@@ -306,6 +306,36 @@ class MonitorsConfig(_Model):
         return self
 
 
+LISTEN_RE = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$")
+
+
+class MetricsConfig(_Model):
+    """`[metrics]`: Prometheus `/metrics` and `/health` on one HTTP port (docs/metrics.md)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:9464"  # host:port; 0.0.0.0 inside a container, loopback elsewhere
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        m = LISTEN_RE.match(v)
+        if not m or int(m.group(3)) > 65535:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:9464 (port 0-65535)")
+        return v
+
+    @property
+    def host(self) -> str:
+        m = LISTEN_RE.match(self.listen)
+        assert m is not None
+        return m.group(1) or m.group(2)
+
+    @property
+    def port(self) -> int:
+        m = LISTEN_RE.match(self.listen)
+        assert m is not None
+        return int(m.group(3))
+
+
 class Config(_Model):
     keeper: KeeperConfig = Field(default_factory=KeeperConfig)
     venues: dict[Annotated[str, Field(pattern=NAME_RE)], VenueConfig]
@@ -315,6 +345,7 @@ class Config(_Model):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     # Folder of the file this came from; relative paths (SQLite, secret files, kill file) resolve here.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

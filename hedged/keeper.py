@@ -87,6 +87,8 @@ class CycleResult:
     state: TradingState = TradingState.RUNNING
     error: str = ""
     snapshot: Snapshot | None = None
+    hedges: tuple[HedgeTarget, ...] = ()  # the plan's exposure per [[hedge]] entry (metrics)
+    duration: float = 0.0  # seconds the cycle took (set by step)
 
 
 @dataclass
@@ -116,6 +118,7 @@ class Keeper:
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
+        self.state_reason = ""  # why the state is what it is (health tells a fault from an operator's halt)
         self.audit_broken = False
         self._stopping = False
         self._seq = 0
@@ -280,7 +283,7 @@ class Keeper:
         await self._record(inputs, the_plan.hedges, result, the_plan.unreadable)
         await self._cancel(result.cancels)
         sent = await self._place(result.decisions)
-        return CycleResult(result.decisions, sent, state, snapshot=snap)
+        return CycleResult(result.decisions, sent, state, snapshot=snap, hedges=the_plan.hedges)
 
     async def _update_state(self) -> TradingState:
         """The trading state this cycle; a change is recorded with its cause, HALTED cancels our orders."""
@@ -288,7 +291,7 @@ class Keeper:
         if state is not self.state:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
-            self.state = state
+            self.state, self.state_reason = state, why
         if state is TradingState.HALTED:  # PAUSED leaves our orders on the book
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
@@ -458,8 +461,10 @@ class Keeper:
 
     async def step(self) -> CycleResult:
         """One guarded cycle, then its alerts and the published state (which never fail the cycle)."""
+        started = time.monotonic()
         result = await self._guarded_cycle()
         self.last_cycle_done, self.last_result = time.monotonic(), result  # for the watchdog and STATUS=
+        result.duration = time.monotonic() - started
         try:
             now = self.clock()
             await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,

@@ -18,6 +18,7 @@ from hedged.audit.store import AuditStore
 from hedged.config import Config
 from hedged.keeper import CycleResult, Keeper
 from hedged.log import get_logger
+from hedged.metrics import Metrics
 from hedged.model import Snapshot
 from hedged.sdnotify import SdNotify, watchdog
 from hedged.snapshot import VERSION
@@ -108,6 +109,23 @@ async def _on_stop(stop: asyncio.Event, notify: SdNotify) -> None:
     notify.send("STOPPING=1", "STATUS=stopping: no new orders")
 
 
+@asynccontextmanager
+async def serve_metrics(config: Config) -> AsyncIterator[Metrics | None]:
+    """`[metrics] enabled`: /metrics and /health from before reconciliation until the keeper has stopped."""
+    if not config.metrics.enabled:
+        yield None
+        return
+    from hedged.metrics_server import MetricsServer
+
+    metrics = Metrics(config)
+    server = MetricsServer(metrics, config.metrics.host, config.metrics.port)
+    await server.start()
+    try:
+        yield metrics
+    finally:
+        await server.stop()
+
+
 async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                      on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None,
                      install_signals: bool = True) -> None:
@@ -120,7 +138,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    async with hold_locks(config_locks(config)) as locks:
+    async with hold_locks(config_locks(config)) as locks, serve_metrics(config) as metrics:
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
                                       allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout,
@@ -135,6 +153,8 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                 keeper = Keeper(config, store, venues, on_cycle=on_cycle, wake=wake,
                                 alerts=AlertHub(config, store, bridge), locks=locks)
                 attach(keeper)  # streamed venues wake it; no-op when none streams
+                if metrics is not None:
+                    keeper.on_cycle = metrics.attach(keeper, store, venues, bridge, keeper.on_cycle)
                 notify = SdNotify()
                 done = asyncio.Event()
                 pinger = asyncio.create_task(watchdog(notify, lambda: keeper.last_cycle_done,

@@ -12,6 +12,7 @@ typed records (`VenueOrder`, `VenueTrade`), converted once here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -171,6 +172,8 @@ class CcxtVenue:
         self.markets_refresh = markets_refresh
         self.markets_loaded_at = 0.0
         self.requests = 0  # exchange requests made, for the "≤ 4 per quiet cycle" budget and the bench
+        # (venue, call, seconds, error or None) after every request attempt: the metrics' hook
+        self.on_request: Callable[[str, str, float, BaseException | None], None] | None = None
 
     # --- plumbing ---------------------------------------------------------------------------------
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *, retry: bool = True,
@@ -189,12 +192,28 @@ class CcxtVenue:
                     if n > 1:
                         log.warning("venue.retry", venue=self.name, call=what, attempt=n)
                     self.requests += 1  # every call below is one HTTP request (load_markets aside)
-                    return await fn()
+                    return await self._observed(what, fn, sent)
         except VenueError:
             raise
         except Exception as exc:
             raise classify(exc, venue=self.name, call=what, sent=sent) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _observed(self, what: str, fn: Callable[[], Awaitable[T]], sent: bool) -> T:
+        """One attempt, reported to `on_request` (the metrics' hook) with its duration and error class."""
+        if self.on_request is None:
+            return await fn()
+        started = time.perf_counter()
+        try:
+            result = await fn()
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # a metrics hook never changes the outcome
+                err = exc if isinstance(exc, VenueError) else classify(exc, venue=self.name, call=what, sent=sent)
+                self.on_request(self.name, what, time.perf_counter() - started, err)
+            raise
+        with contextlib.suppress(Exception):
+            self.on_request(self.name, what, time.perf_counter() - started, None)
+        return result
 
     async def close(self) -> None:
         await self.exchange.close()

@@ -16,8 +16,9 @@ import hashlib
 import os
 import pwd
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -346,6 +347,9 @@ class AuditStore:
         self._write_engine = engine.execution_options(hedged_write=True)
         self.quiet_every = quiet_every  # seconds between heartbeat rows of a quiet instrument; 0 = every row
         self._quiet = quiet.QuietState()
+        # metrics hooks: the duration of each durable write; each order event (kind, status before, row, reason)
+        self.on_write: Callable[[float], None] | None = None
+        self.on_order: Callable[[str, str | None, OrderRecord, str | None], None] | None = None
 
     @classmethod
     async def open(
@@ -418,6 +422,7 @@ class AuditStore:
         if self.read_only:
             raise AuditWriteError("audit store opened read-only")
         async with self._lock:
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self._timeout * 3):
                     async with self._write_engine.connect() as conn:
@@ -430,6 +435,9 @@ class AuditStore:
                                 )
                             result = await work(conn)
                             await conn.commit()
+                            if self.on_write is not None:
+                                with contextlib.suppress(Exception):
+                                    self.on_write(time.perf_counter() - started)
                             return result
                         except BaseException:
                             await _discard(conn)
@@ -678,9 +686,15 @@ class AuditStore:
             )
             updated = await self._get_order(conn, client_order_id)
             assert updated is not None
+            before.append(current.status)
             return updated
 
-        return await self._write(work)
+        before: list[str] = []
+        rec = await self._write(work)
+        if self.on_order is not None and before:
+            with contextlib.suppress(Exception):  # a metrics hook never fails a committed write
+                self.on_order(str(kind), before[-1], rec, reason)
+        return rec
 
     async def fill(
         self,
@@ -723,12 +737,21 @@ class AuditStore:
                 ts=trade_ts,
             ))
             if order is not None:
-                await self._apply_fills(conn, order, now)
+                status = await self._apply_fills(conn, order, now)
+                if status is not None:
+                    moved.append((order, status))
             return True
 
-        return await self._write(work)
+        moved: list[tuple[OrderRecord, str]] = []
+        recorded = await self._write(work)
+        if self.on_order is not None and moved:
+            with contextlib.suppress(Exception):  # a metrics hook never fails a committed write
+                self.on_order(str(EventKind.FILL), moved[-1][0].status, replace(moved[-1][0], status=moved[-1][1]),
+                              None)
+        return recorded
 
-    async def _apply_fills(self, conn: AsyncConnection, order: OrderRecord, now: datetime) -> None:
+    async def _apply_fills(self, conn: AsyncConnection, order: OrderRecord, now: datetime) -> str | None:
+        """Sum the order's fills into its row; returns the new status when the fills moved it."""
         rows = (await conn.execute(
             sa.select(Fill.amount, Fill.price, Fill.fee, Fill.fee_currency)
             .where(Fill.client_order_id == order.client_order_id)
@@ -748,6 +771,7 @@ class AuditStore:
         await conn.execute(
             sa.update(Order).where(Order.client_order_id == order.client_order_id).values(**values)
         )
+        return str(values["status"]) if "status" in values else None
 
     async def error(
         self,

@@ -75,6 +75,7 @@ async def test_until_passing_unwinds_with_reduce_only_orders(harness_factory: An
                               limits={"max_data_age": 3 * 86400})
     await settle(h)
     assert position(h.emu, "BTC/USD:BTC") < -640_000
+    h.emu.engine.taker_flow_usd_per_s = Decimal(250_000)
     n = len(exchange_orders(h.emu))
     h.clock.advance(timedelta(days=1, hours=1))
     await settle(h)
