@@ -138,8 +138,7 @@ def snapshot(config: ConfigOpt) -> None:
 @app.command()
 def run(config: ConfigOpt) -> None:
     """Run the keeper until SIGTERM/SIGINT. Exit 3 if another keeper holds one of the accounts."""
-    import asyncio
-
+    from hedged import shutdown
     from hedged.audit.cli import exit_codes
     from hedged.log import configure
     from hedged.service import run_keeper
@@ -148,9 +147,10 @@ def run(config: ConfigOpt) -> None:
     configure()
     with exit_codes():
         try:
-            asyncio.run(run_keeper(cfg))
+            shutdown.run(run_keeper(cfg))  # asyncio.run with a bounded end (see hedged/shutdown.py)
         except ConfigError as exc:
             fail(exc.problems[0])
+    shutdown.exit_when_stuck(0)
 
 
 # --- commands registered by other modules --------------------------------------------------------

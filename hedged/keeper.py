@@ -28,6 +28,7 @@ from hedged.exposure import PlanInputError, notional_usd
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
 from hedged.planner import round_to_step
+from hedged.shutdown import Deadline, within
 from hedged.snapshot import SnapshotError, parse_venue
 from hedged.venue import CcxtVenue
 
@@ -324,15 +325,26 @@ class Keeper:
                 log.critical("keeper.circuit_breaker", failures=self.failures)
             return CycleResult(error=message, state=self.state)
 
-    async def shutdown(self) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def shutdown(self, deadline: Deadline | None = None) -> None:
+        """No new orders; cancel ours (unless kept); record the stop — all within a share of `deadline`."""
+        if self._stopping:
+            return
         self._stopping = True
+        deadline = deadline or Deadline()
         if not self.config.keeper.keep_orders_on_exit and not self.audit_broken:
             try:
-                n = await asyncio.wait_for(self.executor.cancel_all("shutdown"), timeout=6)
+                n = await within(self.executor.cancel_all("shutdown"), deadline.share(6.0))
                 log.info("keeper.shutdown_cancelled", orders=n)
             except Exception as exc:
                 log.error("keeper.shutdown_cancel_failed", error=type(exc).__name__)
         with contextlib.suppress(Exception):
-            await self.store.append("stop", {"cycles": self.cycles})
-            await self.hub.event("stop", "info", f"keeper {self.config.keeper.name} stopped after {self.cycles} cycles",
-                                 {"cycles": self.cycles}, self.clock())
+            await within(self._record_stop(), deadline.share(2.0))
+
+    async def _record_stop(self) -> None:
+        await self.store.append("stop", {"cycles": self.cycles})
+        await self.hub.event("stop", "info", f"keeper {self.config.keeper.name} stopped after {self.cycles} cycles",
+                             {"cycles": self.cycles}, self.clock())

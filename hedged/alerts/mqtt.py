@@ -33,6 +33,7 @@ from hedged.alerts.commands import CommandVerifier, Verdict
 from hedged.audit.store import AuditStore, EventKind, EventRecord
 from hedged.config import Config
 from hedged.log import get_logger
+from hedged.shutdown import within
 
 log = get_logger("hedged.mqtt")
 
@@ -42,7 +43,7 @@ ORDER_EVENTS: Mapping[str, str] = {  # audit kind -> what the events topic calls
 }
 FOLLOWED = (EventKind.ALERT, *ORDER_EVENTS)
 BATCH = 200  # events read from the store per query
-CLOSE_TIMEOUT = 3.0  # seconds close() may spend flushing: shutdown must finish within 10 s
+CLOSE_TIMEOUT = 2.0  # seconds close() may spend flushing, and again waiting for the task: shutdown is bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,7 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._drain_lock = asyncio.Lock()  # close() and the pump may both drain: never deliver twice
         self._stopping = False
+        self._intake = True  # False once the keeper is stopping: commands are no longer taken
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._backoff = backoff
@@ -177,6 +179,10 @@ class MqttBridge:
             await self._remember_recent_commands()
         self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
 
+    def stop_intake(self) -> None:
+        """The first step of shutdown: take no more commands (what is already being audited finishes)."""
+        self._intake = False
+
     async def close(self) -> None:
         """Flush what we can, publish `offline` (retained), disconnect — in a few seconds at most."""
         self._stopping = True
@@ -184,13 +190,15 @@ class MqttBridge:
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await self._drain(client)
-                    await client.publish(self.topics.status, b"offline", qos=1, retain=True)
+                await within(self._last_words(client), CLOSE_TIMEOUT)
         if self._task is not None:
+            # asyncio.wait, not wait_for: a task stuck in a cancelled store query is left, not waited on
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, CLOSE_TIMEOUT)
+            await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
+
+    async def _last_words(self, client: aiomqtt.Client) -> None:
+        await self._drain(client)
+        await client.publish(self.topics.status, b"offline", qos=1, retain=True)
 
     # --- the background task ------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -286,6 +294,9 @@ class MqttBridge:
                 log.info("mqtt.ha_online")
                 await self._discovery(client)
             elif topic == self.topics.cmd and self.verifier is not None:
+                if not self._intake:
+                    log.info("mqtt.command_ignored", reason="keeper is stopping")
+                    continue
                 verdict = self.verifier.check(payload)
                 if self._on_command is not None:
                     await self._on_command(verdict)
