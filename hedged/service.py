@@ -154,6 +154,8 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
+        if shutdown.stop_requested():
+            on_signal()
     async with hold_locks(config_locks(config)):
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
@@ -51,6 +52,18 @@ async def within(work: Awaitable[T], seconds: float) -> T:
 
 
 _armed: threading.Timer | None = None
+_early = threading.Event()
+
+
+def catch_early_signals() -> None:
+    """Until the event loop takes them over, SIGTERM/SIGINT only note that a stop was asked for."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: _early.set())
+
+
+def stop_requested() -> bool:
+    """A stop signal arrived before the loop's handlers were installed."""
+    return _early.is_set()
 
 
 def arm(limit: float = WATCHDOG) -> None:
