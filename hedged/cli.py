@@ -73,7 +73,7 @@ def plan(
         snap = _live_snapshot(cfg)
     else:
         try:
-            snap = load_snapshot(snapshot.read_text())
+            snap = load_snapshot(snapshot.read_bytes())
         except OSError as exc:
             fail(f"{snapshot}: cannot read snapshot: {exc.strerror}")
         except SnapshotError as exc:

@@ -11,6 +11,7 @@ it alive, and `arm` is the last resort should the loop itself stop making progre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -144,5 +145,5 @@ def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: S110 (the process is ending; nothing to tell)
+        except Exception:
             pass

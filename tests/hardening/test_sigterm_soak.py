@@ -144,7 +144,7 @@ async def test_sigterm_at_random_moments_exits_0_promptly_and_leaves_no_order(tm
                     aimed = "order resting" if hit else "no order rested within 30 s"
                 elif mode == "create":
                     assert rule is not None
-                    hit = await until(lambda: rule.fired >= 1, 30)
+                    hit = await until(lambda r=rule: r.fired >= 1, 30)  # type: ignore[misc]
                     aimed = "create on the wire" if hit else "no create within 30 s"
                 else:
                     delay = rng.uniform(1.0, 5.0)  # from 1 s: the interpreter itself starts before any handler

@@ -36,7 +36,7 @@ REFUSED = [
     ("write_timeout = true", MINIMAL + "\n[audit]\nwrite_timeout = true\n", "audit.write_timeout: expected a number"),
     ("ratio = true", with_hedge("ratio = true"), "hedge[0].ratio: expected a number, got true"),
     ("ratio as string", with_hedge('ratio = "1"'), "hedge[0].ratio: expected a number, got a string"),
-    ("max_failures = 2.5", MINIMAL + "\n[keeper]\nmax_failures = 2.5\n", "keeper.max_failures: expected a whole number"),
+    ("max_failures = 2.5", MINIMAL + "\n[keeper]\nmax_failures = 2.5\n", "keeper.max_failures: expected a whole"),
     ("bool as 1", MINIMAL + "\n[keeper]\nkeep_orders_on_exit = 1\n", "keeper.keep_orders_on_exit: expected true or"),
     ("bool as string", MINIMAL + '\n[mqtt]\nenabled = "yes"\n', "mqtt.enabled: expected true or false"),
     ("timeout = inf", MINIMAL.replace('exchange = "bybit"', 'exchange = "bybit"\ntimeout = inf'),
