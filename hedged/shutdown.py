@@ -143,7 +143,5 @@ def exit_when_stuck(code: int, grace: float = GRACE) -> None:
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):  # the process is ending; nothing to tell
             stream.flush()
-        except Exception:
-            pass
