@@ -24,12 +24,13 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
 
-from hedged.alerts.commands import CommandVerifier, Verdict
+from hedged.alerts.commands import CommandVerifier, RefusalBudget, Verdict
 from hedged.audit.store import AuditStore, EventKind, EventRecord
 from hedged.config import Config
 from hedged.log import get_logger
@@ -151,6 +152,8 @@ class MqttBridge:
         self._password = password
         self._on_command = on_command
         self.verifier = CommandVerifier(command_secret, clock) if command_secret and config.mqtt.commands else None
+        self.refusals = RefusalBudget()
+        self._clock = clock
         self._states: deque[bytes] = deque(maxlen=config.mqtt.queue_size)
         self._wake = asyncio.Event()
         self._drain_lock = asyncio.Lock()  # close() and the pump may both drain: never deliver twice
@@ -297,21 +300,44 @@ class MqttBridge:
                 if not self._intake:
                     log.info("mqtt.command_ignored", reason="keeper is stopping")
                     continue
-                verdict = self.verifier.check(payload)
-                if self._on_command is not None:
-                    await self._on_command(verdict)
+                verdict = await self.handle_command(payload)
                 await client.publish(self.topics.cmd_result, _dumps(verdict.as_json()), qos=1)
 
-    async def _remember_recent_commands(self) -> None:
-        """Signatures audited in the last minute stay refused across a restart."""
+    async def handle_command(self, payload: bytes) -> Verdict:
+        """Verify one `cmd` message and hand it on to be audited (refusals within their budget)."""
         assert self.verifier is not None
-        for rec in await self.store.tail(200):
-            if rec.kind in (EventKind.COMMAND, EventKind.COMMAND_REFUSED) and isinstance(rec.payload, dict):
-                about = rec.payload.get("by") if isinstance(rec.payload.get("by"), dict) else rec.payload
-                assert isinstance(about, dict)
-                sig, ts = about.get("sig"), about.get("ts")
-                if isinstance(sig, str) and isinstance(ts, int | float):
-                    self.verifier.remember(sig, float(ts))
+        verdict = self.verifier.check(payload)
+        audited = verdict if verdict.accepted else self.refusals.admit(verdict, self._clock())
+        if audited is not None and self._on_command is not None:
+            try:
+                await self._on_command(audited)
+            except Exception as exc:  # the store is down: the keeper obeys only audited commands, so say so
+                log.error("mqtt.command_not_audited", error=f"{type(exc).__name__}: {exc}"[:300])
+                if verdict.accepted:
+                    return replace(verdict, accepted=False, state=None,
+                                   reason="not obeyed: the audit store could not record it")
+        return verdict
+
+    async def _remember_recent_commands(self) -> None:
+        """Commands audited within twice the window stay refused across a restart (by their replay id)."""
+        assert self.verifier is not None
+        since = datetime.fromtimestamp(self._clock() - 2 * self.verifier.window - 60, tz=UTC)
+        after = 0
+        while True:
+            batch = await self.store.events_after(after, 1000, since=since,
+                                                  kinds=(EventKind.COMMAND, EventKind.COMMAND_REFUSED))
+            for rec in batch:
+                about = rec.payload.get("by") if isinstance(rec.payload, dict) else None
+                about = about if isinstance(about, dict) else rec.payload
+                if not isinstance(about, dict):
+                    continue
+                rid, ts = about.get("replay_id"), about.get("ts")
+                if isinstance(rid, str) and rid:
+                    with contextlib.suppress(ValueError, TypeError):  # ts is audited as a string
+                        self.verifier.remember_id(rid, float(ts))  # type: ignore[arg-type]
+            if len(batch) < 1000:
+                return
+            after = batch[-1].id
 
 
 async def _first_failure(*coros: Awaitable[None]) -> None:

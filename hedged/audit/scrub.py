@@ -33,7 +33,7 @@ ALLOWED_KEYS = frozenset(
     value version venue via wanted order request reply response result trade ticker
     clientOrderId lastTradeTimestamp timeInForce reduceOnly postOnly triggerPrice stopPrice takerOrMaker
     markPrice indexPrice fundingRate contractSize unrealizedPnl liquidationPrice entryPrice marginMode
-    percentage
+    percentage replay_id suppressed
     """.split()  # noqa: SIM905 (a word list reads better than 130 quoted strings)
 )
 ALWAYS_DROPPED = frozenset({"info"})  # ccxt's raw exchange reply: unbounded and may echo credentials
