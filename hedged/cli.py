@@ -28,7 +28,9 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config fil
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr, then exit non-zero: the shape of every user-facing error."""
-    typer.echo(f"error: {message}", err=True)
+    from hedged.log import scrub_text
+
+    typer.echo(f"error: {scrub_text(message)}", err=True)
     raise typer.Exit(code)
 
 

@@ -18,7 +18,7 @@ from hedged.audit.migrate import ensure_schema
 from hedged.audit.store import AuditStore
 from hedged.config import Config, ConfigError
 from hedged.keeper import CycleResult, Keeper
-from hedged.log import get_logger
+from hedged.log import get_logger, register_secrets
 from hedged.model import Snapshot
 from hedged.snapshot import VERSION
 from hedged.venue import CcxtVenue, build_exchange
@@ -146,6 +146,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     Raises AccountLocked (exit 3 at the CLI) when another keeper trades one of the accounts.
     """
     stop = stop or asyncio.Event()
+    register_secrets(secrets_of(config))  # never in a log line or a traceback, like never in the store
     loop = asyncio.get_running_loop()
     if install_signals:
         def on_signal() -> None:

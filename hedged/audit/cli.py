@@ -38,7 +38,9 @@ class ExportFormat(StrEnum):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    from hedged.log import scrub_text
+
+    typer.echo(f"error: {scrub_text(message)}", err=True)
     raise typer.Exit(code)
 
 
