@@ -119,6 +119,8 @@ class KeeperConfig(_Model):
     interval: Annotated[Num, Field(gt=0, le=86400)] = 10.0
     mode: Literal["live", "shadow"] = "live"
     kill_file: Text = ""
+    # where account locks live (one file per exchange + key); empty: $HEDGED_LOCK_DIR, $XDG_RUNTIME_DIR/hedged, …
+    lock_dir: Text = ""
     max_failures: Annotated[Int, Field(ge=1)] = 5
     keep_orders_on_exit: Bool = False
     markets_refresh: Annotated[Num, Field(gt=0)] = 3600.0

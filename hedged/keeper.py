@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +25,7 @@ from hedged.decide import base36, decide
 from hedged.errors import AuthFailed, Rejected, VenueError
 from hedged.executor import Executor, trade_client_id
 from hedged.exposure import PlanInputError, notional_usd
+from hedged.foreign import Foreign, candidates, foreign
 from hedged.log import get_logger
 from hedged.model import Decision, HedgeTarget, OrderIntent, Reason, RecentOrder, Snapshot, TradingState
 from hedged.planner import round_to_step
@@ -67,6 +68,7 @@ class Keeper:
         self.audit_broken = False
         self._stopping = False
         self._seq = 0
+        self._foreign_reported: Foreign | None = None
 
     # --- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,37 +88,45 @@ class Keeper:
                 if rec.status in (OrderStatus.INTENT, OrderStatus.SENT):
                     out = await self.executor.resolve(name, rec.client_order_id, rec.symbol, lost_if_missing=True)
                     log.info("reconcile.lookup", venue=name, client_id=rec.client_order_id, status=out.status)
-            # 2. open orders on the exchange: adopt ours that the store does not know; sync the rest
+            # 2. open orders on the exchange: sync ours; one with our prefix that the store never wrote is
+            #    another keeper trading as us (never adopted: halt instead)
             open_orders = await venue.fetch_open_orders()
+            await self.detect_foreign(name, open_orders)
             for o in open_orders:
                 cid = str(o.get("clientOrderId") or "")
-                if not cid.startswith(prefix):
-                    continue
-                known = await self.store.get_order(cid)
-                if known is None:
-                    await self._adopt(name, o)
-                else:
+                if cid.startswith(prefix) and await self.store.get_order(cid) is not None:
                     await self.executor.sync(name, cid, o)
             await self.executor.follow(name, open_orders, now)
-            # 3. fills that happened while we were down
+            # 3. fills that happened while we were down (only ours: the account may trade by hand too)
             since = int((now - timedelta(days=1)).timestamp() * 1000)
             for symbol in venue.symbols:
-                for t in await venue.fetch_my_trades(symbol, since):
-                    trade_cid = trade_client_id(t)
-                    if trade_cid.startswith(prefix):  # only ours: the account may trade by hand too
+                trades = [(t, trade_client_id(t)) for t in await venue.fetch_my_trades(symbol, since)]
+                await self.detect_foreign(name, (), [cid for _, cid in trades])
+                for t, trade_cid in trades:
+                    if trade_cid.startswith(prefix) and await self.store.get_order(trade_cid) is not None:
                         await self.executor.record_trade(name, t, trade_cid)
         await self.store.append("state", {"state": "reconciled"})
 
-    async def _adopt(self, venue: str, o: Mapping[str, Any]) -> None:
-        cid = str(o["clientOrderId"])
-        amount = Decimal(str(o.get("amount") or 0))
-        price = Decimal(str(o["price"])) if o.get("price") is not None else None
-        await self.store.intent(client_order_id=cid, venue=venue, symbol=str(o["symbol"]), side=str(o["side"]),
-                                amount=amount, price=price, reduce_only=bool(o.get("reduceOnly")),
-                                post_only=bool(o.get("postOnly")), reason="adopted at startup")
-        await self.store.ack(cid, exchange_order_id=str(o.get("id") or ""))
-        await self.executor.sync(venue, cid, o)
-        log.info("reconcile.adopted", venue=venue, client_id=cid)
+    async def detect_foreign(self, venue: str, open_orders: Iterable[Mapping[str, Any]],
+                             trade_ids: Iterable[str] = ()) -> bool:
+        """Halt (durably, with a critical alert) if the exchange shows our prefix on ids our store never wrote."""
+        open_orders, trade_ids = list(open_orders), list(trade_ids)
+        prefix = f"{self.config.keeper.name}-"
+        ids = candidates(prefix, open_orders, trade_ids)
+        if not ids:
+            return False
+        known = {cid for cid in ids if await self.store.get_order(cid) is not None}
+        found = foreign(prefix, open_orders, trade_ids, known)
+        if not found:
+            return False
+        log.critical("keeper.foreign_keeper", venue=venue, orders=list(found.orders), trades=list(found.trades))
+        if self._foreign_reported != found:
+            self._foreign_reported = found
+            await self.store.command(TradingState.HALTED, via="foreign-keeper", reason=found.message)
+            await self.hub.event("foreign_keeper", "critical", found.message,
+                                 {"venue": venue, "orders": list(found.orders), "trades": list(found.trades)},
+                                 self.clock())
+        return True
 
     # --- trading state --------------------------------------------------------------------------------
     async def trading_state(self) -> tuple[TradingState, str]:
@@ -157,6 +167,8 @@ class Keeper:
         touched: dict[str, set[str]] = {}
         for n in names:
             if busy[n]:
+                if await self.detect_foreign(n, raw_states[n]["open_orders"]):
+                    state = TradingState.HALTED  # no order this cycle either
                 touched[n] = await self.executor.follow(n, raw_states[n]["open_orders"], now)
                 if touched[n]:  # fills or cancels landed around the read: read again and plan on that
                     raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
