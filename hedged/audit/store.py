@@ -255,6 +255,10 @@ def create_engine(url: str | URL, *, write_timeout: float = 5.0, read_only: bool
         if read_only and path is not None:
             # mode=ro makes SQLite itself refuse writes (chmod does not stop root).
             u = u.set(database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"})
+        elif path is not None and not path.exists() and path.parent.is_dir():
+            # created 0600 whatever the umask: SQLite gives its -wal/-shm files the database's mode
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_async_engine(u, connect_args={"timeout": write_timeout})
         _sqlite_events(engine, write_timeout, read_only)
         return engine
