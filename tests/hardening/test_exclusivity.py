@@ -43,7 +43,7 @@ async def test_a_second_keeper_with_another_sqlite_file_is_refused(emulator: Emu
         second = await asyncio.create_subprocess_exec(sys.executable, "-m", "hedged", "run", "--config", str(cfg_b),
                                                       env=env, stdout=asyncio.subprocess.PIPE,
                                                       stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(second.communicate(), 60)
+        _out, err = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode == 3, err.decode()
         errors = [ln for ln in err.decode().splitlines() if ln.startswith("error:")]
         assert len(errors) == 1 and "another keeper already trades bybit key" in errors[0], err.decode()

@@ -26,7 +26,7 @@ async def test_store_and_lock_files_are_created_0600(tmp_path: Path) -> None:
         store = await AuditStore.open(url, "m")
         await store.append("start", {})
         async with AccountLock(url, "bybit", "KEY-123456789", directory=tmp_path / "locks") as lock:
-            modes = {p.name: mode(p) for p in [*tmp_path.glob("audit.db*"), lock.path]}
+            modes = {p.name: mode(p) for p in [*tmp_path.glob("audit.db*"), lock.path]}  # noqa: ASYNC240
             assert mode(lock.path.parent) == 0o700
         await store.close()
     finally:
