@@ -128,8 +128,24 @@ class Keeper:
                                  self.clock())
         return True
 
+    async def _probe_store(self) -> None:
+        """While the store is unwritable, each cycle tries one small write; the first that succeeds resumes
+        trading (the cycle's own writes then go through) and resolves the alert."""
+        try:
+            await self.store.append("audit_probe", {"note": "audit store writable again"})
+        except AuditWriteError:
+            return
+        self.audit_broken = False
+        log.warning("keeper.audit_recovered")
+        try:
+            await self.hub.store_recovered(self.clock())
+        except Exception as exc:  # the alert is not worth a failed cycle; the next write will tell
+            log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+
     # --- trading state --------------------------------------------------------------------------------
     async def trading_state(self) -> tuple[TradingState, str]:
+        if self.audit_broken:
+            await self._probe_store()
         requested = await self.store.requested_state()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
         kill = self.config.keeper.kill_file
@@ -284,6 +300,9 @@ class Keeper:
     async def step(self) -> CycleResult:
         """One guarded cycle, then its alerts and the published state (which never fail the cycle)."""
         result = await self._guarded_cycle()
+        if self.audit_broken:  # alerts normally go through the store: this one cannot
+            self.hub.store_failed(result.error, self.clock())
+            self.hub.publish_state(TradingState.HALTED, self.clock(), result.snapshot, result.decisions)
         try:
             now = self.clock()
             await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,
@@ -294,6 +313,7 @@ class Keeper:
         except AuditWriteError as exc:
             self.audit_broken = True
             log.critical("keeper.audit_failed", error=str(exc))
+            self.hub.store_failed(str(exc), self.clock())
         except Exception as exc:  # alerting must never stop trading
             log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         return result

@@ -155,6 +155,7 @@ class MqttBridge:
         self.refusals = RefusalBudget()
         self._clock = clock
         self._states: deque[bytes] = deque(maxlen=config.mqtt.queue_size)
+        self._direct: deque[bytes] = deque(maxlen=100)  # alerts that cannot go through the store (it is down)
         self._wake = asyncio.Event()
         self._drain_lock = asyncio.Lock()  # close() and the pump may both drain: never deliver twice
         self._stopping = False
@@ -172,6 +173,11 @@ class MqttBridge:
 
     def notify(self) -> None:
         """New alerts or order events are in the store."""
+        self._wake.set()
+
+    def publish_alert_direct(self, alert: Mapping[str, Any]) -> None:
+        """An alert about the store itself: published without it (the keeper audits it later)."""
+        self._direct.append(_dumps(alert))
         self._wake.set()
 
     # --- lifecycle -----------------------------------------------------------------------------------
@@ -267,7 +273,15 @@ class MqttBridge:
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Deliver followed store events after the cursor, in order; then the newest state."""
         async with self._drain_lock:
-            await self._drain_events(client)
+            while self._direct:
+                await client.publish(self.topics.alerts, self._direct[0], qos=1)
+                self._direct.popleft()  # only after the broker acknowledged it
+            try:
+                await self._drain_events(client)
+            except aiomqtt.MqttError:
+                raise
+            except Exception as exc:  # the store cannot be read: the state (which says so) still goes out
+                log.warning("mqtt.store_unreadable", error=f"{type(exc).__name__}: {exc}"[:200])
             await self._drain_state(client)
 
     async def _drain_events(self, client: aiomqtt.Client) -> None:

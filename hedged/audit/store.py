@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import pwd
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -53,6 +54,8 @@ __all__ = [
 
 log = get_logger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 class AuditError(Exception):
@@ -327,6 +330,24 @@ def who() -> dict[str, JsonValue]:
 # --- the store ---------------------------------------------------------------------------------------
 
 
+def _reconnecting(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A read whose connection was dropped (failover, restart, idle-session killer) runs once more on a fresh
+    one (the pool invalidated the dead one); a read has no effect to duplicate."""
+
+    @functools.wraps(fn)
+    async def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("audit.reconnect", error=_short(exc))
+            return await fn(*args, **kwargs)
+
+    return read
+
+
+
 class AuditStore:
     """Async API over the audit database for one keeper (its events, orders, cycles)."""
 
@@ -422,23 +443,34 @@ class AuditStore:
             raise AuditWriteError("audit store opened read-only")
         async with self._lock:
             try:
-                async with asyncio.timeout(self._timeout * 3):
-                    async with self._write_engine.connect() as conn:
-                        await conn.begin()
-                        if self._is_pg:
-                            await conn.execute(
-                                sa.select(sa.func.pg_advisory_xact_lock(
-                                    CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
-                            )
-                        result = await work(conn)
-                        await conn.commit()
-                        return result
+                try:
+                    return await self._write_once(work)
+                except sa.exc.DBAPIError as exc:
+                    # a dropped connection (failover, restart, idle-session killer): once more, on a fresh one.
+                    # Each write is one transaction; if the first never committed, the retry is the only copy
+                    # (and an intent's unique client id refuses a second one).
+                    if not exc.connection_invalidated:
+                        raise
+                    log.warning("audit.reconnect", error=_short(exc), keeper=self.keeper)
+                    return await self._write_once(work)
             except AuditError:
                 raise
             except Exception as exc:
                 with contextlib.suppress(Exception):  # a broken log sink must not hide the write error
                     log.error("audit.write_failed", error=_short(exc), keeper=self.keeper)
                 raise AuditWriteError(f"audit write failed: {_short(exc)}") from exc
+
+    async def _write_once(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        async with asyncio.timeout(self._timeout * 3):
+            async with self._write_engine.connect() as conn:
+                await conn.begin()
+                if self._is_pg:
+                    await conn.execute(
+                        sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
+                    )
+                result = await work(conn)
+                await conn.commit()
+                return result
 
     async def _append(
         self,
@@ -837,10 +869,12 @@ class AuditStore:
         )).mappings().first()
         return OrderRecord(**row) if row is not None else None
 
+    @_reconnecting
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
         async with self.engine.connect() as conn:
             return await self._get_order(conn, client_order_id)
 
+    @_reconnecting
     async def _orders(self, where: Iterable[sa.ColumnElement[bool]]) -> list[OrderRecord]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(
@@ -869,6 +903,7 @@ class AuditStore:
             where.append(Order.venue == venue)
         return await self._orders(where)
 
+    @_reconnecting
     async def fills_for(self, client_order_id: str) -> list[FillRecord]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(
@@ -876,6 +911,7 @@ class AuditStore:
             )).mappings().all()
         return [FillRecord(**r) for r in rows]
 
+    @_reconnecting
     async def last_cycles(self) -> list[CycleRecord]:
         """The latest cycle row of each (venue, symbol)."""
         latest = (
@@ -889,6 +925,7 @@ class AuditStore:
             )).mappings().all()
         return [CycleRecord(**r) for r in rows]
 
+    @_reconnecting
     async def last_event(self, kind: str) -> EventRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(
@@ -897,6 +934,7 @@ class AuditStore:
             )).mappings().first()
         return EventRecord(**row) if row is not None else None
 
+    @_reconnecting
     async def head_id(self) -> int:
         """The id of this keeper's newest event (0 if none): where a follower starts."""
         async with self.engine.connect() as conn:
@@ -925,6 +963,7 @@ class AuditStore:
         except ValueError:
             return None
 
+    @_reconnecting
     async def tail(self, n: int = 20, *, all_keepers: bool = False) -> list[EventRecord]:
         """The last n events, oldest first."""
         query = sa.select(Event).order_by(Event.id.desc()).limit(n)
@@ -934,6 +973,7 @@ class AuditStore:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in reversed(rows)]
 
+    @_reconnecting
     async def events_after(
         self, after_id: int, limit: int = 1000, *, all_keepers: bool = False, since: datetime | None = None,
         kinds: Iterable[str] | None = None,
@@ -979,6 +1019,7 @@ class AuditStore:
                 after = rows[-1]["id"]
         return walker.result()
 
+    @_reconnecting
     async def count_events(self) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
