@@ -103,7 +103,8 @@ class AlertHub:
                       decisions: Sequence[Decision]) -> None:
         if self.bridge is not None:
             message = state_message(self.config.keeper.name, state, now, self.store.cycle, snapshot, decisions)
-            message["audit"] = {"writable": not self.store_error, "error": self.store_error or None}
+            message["audit"] = {"writable": not self.store_error, "error": self.store_error or None,
+                                "head": self.store.head or None}  # retained: the anchor `audit verify --head` takes
             self.bridge.publish_state(message)
 
     def notify(self) -> None:

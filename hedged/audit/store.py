@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import pwd
 import socket
@@ -371,6 +372,12 @@ class AuditStore:
         self._lock = asyncio.Lock()
         self._is_pg = engine.dialect.name == "postgresql"
         self._write_engine = engine.execution_options(hedged_write=True)
+        # the chain head anchored outside the store: this keeper's newest hash and event count, in a small file
+        # beside SQLite and in the retained MQTT state, so that `audit verify --head` detects a truncation
+        self.head_hash, self.head_count = "", 0
+        self._staged: list[tuple[str, int]] = []
+        db = sqlite_path(engine.url)
+        self.head_file: Path | None = db.with_name(db.name + ".head") if db is not None and not read_only else None
 
     @classmethod
     async def open(
@@ -401,6 +408,10 @@ class AuditStore:
                     raise AuditSchemaError(f"no audit tables in {safe_url(u)}: run `hedged db upgrade`")
                 last = await conn.scalar(sa.select(sa.func.max(Event.cycle)).where(Event.keeper == keeper))
                 store.cycle = int(last) if last is not None else None
+                store.head_count = int(await conn.scalar(
+                    sa.select(sa.func.count()).select_from(Event).where(Event.keeper == keeper)) or 0)
+                store.head_hash = str(await conn.scalar(
+                    sa.select(Event.hash).where(Event.keeper == keeper).order_by(Event.id.desc()).limit(1)) or "")
         except AuditError:
             await engine.dispose()
             raise
@@ -460,7 +471,25 @@ class AuditStore:
                     log.error("audit.write_failed", error=_short(exc), keeper=self.keeper)
                 raise AuditWriteError(f"audit write failed: {_short(exc)}") from exc
 
+    @property
+    def head(self) -> str:
+        """HASH:COUNT of this keeper's chain, as `audit verify --head` takes it ("" before the first event)."""
+        return f"{self.head_hash}:{self.head_count}" if self.head_hash else ""
+
+    def _committed(self) -> None:
+        staged, self._staged = self._staged, []
+        for digest, n in staged:
+            self.head_hash, self.head_count = digest, self.head_count + n
+        if staged and self.head_file is not None:
+            with contextlib.suppress(OSError):  # the anchor is a help, never a reason to fail a write
+                tmp = self.head_file.with_name(self.head_file.name + ".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(json.dumps({"keeper": self.keeper, "head": self.head}) + "\n")
+                os.replace(tmp, self.head_file)
+
     async def _write_once(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        self._staged = []
         async with asyncio.timeout(self._timeout * 3):
             async with self._write_engine.connect() as conn:
                 await conn.begin()
@@ -470,7 +499,8 @@ class AuditStore:
                     )
                 result = await work(conn)
                 await conn.commit()
-                return result
+        self._committed()
+        return result
 
     async def _append(
         self,
@@ -511,6 +541,7 @@ class AuditStore:
             return []
         ids = (await conn.execute(
             sa.insert(Event).returning(Event.id, sort_by_parameter_order=True), rows)).scalars().all()
+        self._staged.append((prev, len(rows)))
         return [EventRecord(i, r["ts"], r["keeper"], r["cycle"], r["kind"], r["venue"], r["symbol"], r["asset"],
                             r["payload"], r["prev_hash"], r["hash"]) for i, r in zip(ids, rows, strict=True)]
 
@@ -1003,9 +1034,10 @@ class AuditStore:
                 return
             after = rows[-1].id
 
-    async def verify(self, batch: int = 2000) -> VerifyResult:
-        """Walk every keeper's chain in this database; stop at the first bad row."""
-        walker = ChainWalker()
+    async def verify(self, batch: int = 2000, anchor: tuple[str, str, int] | None = None) -> VerifyResult:
+        """Walk every keeper's chain in this database; stop at the first bad row. `anchor` (keeper, hash,
+        count): that keeper's COUNT-th event must have HASH — a store truncated below it fails."""
+        walker = ChainWalker(anchor)
         after = 0
         async with self.engine.connect() as conn:
             while True:
@@ -1019,10 +1051,79 @@ class AuditStore:
                 after = rows[-1]["id"]
         return walker.result()
 
+    async def verify_projection(self, batch: int = 2000) -> str:
+        """Replay every order's chained events and compare with the `orders` table the keeper acts on at
+        restart; the first disagreement as one line, or "" if they agree. Why: the chain proves the events,
+        but an edit to the projection would otherwise pass unseen."""
+        expected: dict[str, dict[str, Any]] = {}
+        kinds = [str(k) for k in (EventKind.INTENT, EventKind.SENT, EventKind.ACK, EventKind.ORDER, EventKind.FILL,
+                                  EventKind.CANCEL, EventKind.REJECT)]
+        after = 0
+        async with self.engine.connect() as conn:
+            while True:
+                rows = (await conn.execute(sa.select(Event.id, Event.kind, Event.venue, Event.symbol, Event.payload)
+                                           .where(Event.id > after, Event.kind.in_(kinds))
+                                           .order_by(Event.id).limit(batch))).all()
+                for r in rows:
+                    _replay(expected, r.kind, r.venue, r.symbol, r.payload if isinstance(r.payload, dict) else {})
+                if len(rows) < batch:
+                    break
+                after = rows[-1].id
+            orders = [OrderRecord(**r) for r in (await conn.execute(sa.select(Order))).mappings().all()]
+        for o in orders:
+            e = expected.pop(o.client_order_id, None)
+            if e is None:
+                return f"orders row {o.client_order_id}: no intent event in the chain (inserted)"
+            have = {"venue": o.venue, "symbol": o.symbol, "side": o.side, "amount": o.amount, "price": o.price,
+                    "status": o.status, "filled": o.filled}
+            for field, want in e.items():
+                if field in have and have[field] != want:
+                    return (f"orders row {o.client_order_id}: {field} is {have[field]} but its events say {want} "
+                            f"(edited)")
+        if expected:
+            cid = sorted(expected)[0]
+            return f"orders row {cid}: missing, though its intent is in the chain (deleted)"
+        return ""
+
     @_reconnecting
     async def count_events(self) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
+
+
+def _dec_or_none(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except ArithmeticError:
+        return None
+
+
+def _replay(orders: dict[str, dict[str, Any]], kind: str, venue: str | None, symbol: str | None,
+            p: Mapping[str, Any]) -> None:
+    """Apply one order event to the replayed projection, by the same rules the writes use."""
+    cid = str(p.get("client_order_id") or "")
+    if kind == EventKind.INTENT:
+        orders[cid] = {"venue": venue, "symbol": symbol, "side": p.get("side"), "amount": _dec_or_none(p.get("amount")),
+                       "price": _dec_or_none(p.get("price")), "status": OrderStatus.INTENT.value,
+                       "filled": Decimal(0), "_fills": Decimal(0)}
+        return
+    o = orders.get(cid)
+    if o is None:
+        return  # a fill of an order we never placed (by hand), or an event of a deleted intent
+    if kind == EventKind.FILL:
+        o["_fills"] += _dec_or_none(p.get("amount")) or Decimal(0)
+        total = o["_fills"]
+        if total >= o["filled"] and total > 0:
+            o["filled"] = total
+            status = OrderStatus.FILLED if total >= (o["amount"] or 0) else OrderStatus.PARTIALLY_FILLED
+            if _advances(o["status"], status):
+                o["status"] = status.value
+        return
+    new, filled = p.get("status"), _dec_or_none(p.get("filled"))
+    if new in {s.value for s in OrderStatus} and _advances(o["status"], OrderStatus(new)):
+        o["status"] = new
+    if filled is not None and filled >= o["filled"]:
+        o["filled"] = filled
 
 
 def _advances(current: str, new: OrderStatus) -> bool:

@@ -4,7 +4,6 @@ retained in the state, audited once the store returns, and trading resumes after
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import uuid
