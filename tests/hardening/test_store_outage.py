@@ -4,6 +4,7 @@ retained in the state, audited once the store returns, and trading resumes after
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import uuid
@@ -49,8 +50,9 @@ async def test_store_outage_alerts_over_mqtt_and_trading_resumes_when_it_is_back
             return [json.loads(p) for p in rec.on(f"{base}/alerts")]
 
         # another process takes the database's write lock and keeps it: every audit write now fails
-        blocker = sqlite3.connect(db, timeout=5, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
+        blocker = sqlite3.connect(db, timeout=30, check_same_thread=False,
+                                  isolation_level=None)  # waits out the keeper's own writes
+        await asyncio.to_thread(blocker.execute, "BEGIN IMMEDIATE")
         try:
             await until(lambda: any(a.get("code") == "audit_store" and a.get("level") == "critical" for a in alerts()),
                         within=60, what="the audit_store alert on MQTT while the store is locked")
