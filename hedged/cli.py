@@ -117,7 +117,7 @@ def plan(
         inputs = CycleInputs(_live_snapshot(cfg))
     else:
         try:
-            inputs = load_inputs(snapshot.read_text())
+            inputs = load_inputs(snapshot.read_bytes())
         except OSError as exc:
             fail(f"{snapshot}: cannot read snapshot: {exc.strerror}")
         except SnapshotError as exc:
@@ -189,8 +189,7 @@ def snapshot(config: ConfigOpt) -> None:
 def run(config: ConfigOpt) -> None:
     """Run the keeper until SIGTERM/SIGINT. Exit 2 bad config, 3 account locked by another keeper, 4 exchange
     unreachable for keeper.start_timeout, 5 exchange refused us (API key, market), 1 other."""
-    import asyncio
-
+    from hedged import shutdown
     from hedged.config import ConfigError
     from hedged.errors import VenueError
     from hedged.exits import StartFailed
@@ -201,13 +200,14 @@ def run(config: ConfigOpt) -> None:
     configure()
     with exit_codes():
         try:
-            asyncio.run(run_keeper(cfg))
+            shutdown.run(run_keeper(cfg))  # asyncio.run with a bounded end (see hedged/shutdown.py)
         except ConfigError as exc:
             fail(exc.problems[0])
         except StartFailed as exc:  # exit codes: hedged/exits.py, docs/operations.md
             fail(str(exc), exc.code)
         except VenueError as exc:
             fail(str(exc), EXIT_FAILED)
+    shutdown.exit_when_stuck(0)
 
 
 # --- commands registered by other modules (one line each) ----------------------------------------

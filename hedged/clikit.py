@@ -36,8 +36,10 @@ ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why, for the aud
 
 
 def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
-    """One line on stderr, then exit non-zero: the shape of every user-facing error."""
-    typer.echo(f"error: {message}", err=True)
+    """One line on stderr, then exit non-zero: the shape of every user-facing error (secrets scrubbed)."""
+    from hedged.log import scrub_text
+
+    typer.echo(f"error: {scrub_text(message)}", err=True)
     raise typer.Exit(code)
 
 

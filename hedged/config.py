@@ -7,8 +7,10 @@ environment variables or files that hold them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -47,6 +50,59 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- strict field types ------------------------------------------------------------------------------
+# Why: pydantic's lax mode reads `interval = true` as 1 s and `until = 5` as 1970-01-01T00:00:05Z, and a
+# typo must never change what the keeper does. Numbers are TOML numbers (never booleans or strings, never
+# inf/nan), booleans are TOML booleans, times are RFC 3339 with an offset, strings hold no NUL byte.
+
+def _shown(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, int | float | Decimal):
+        return str(v)
+    return f"a {type(v).__name__}"
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int | float | Decimal):
+        raise ValueError(f"expected a number, got {_shown(v)}")
+    if not (v.is_finite() if isinstance(v, Decimal) else math.isfinite(v)):
+        raise ValueError(f"expected a finite number, got {v}")
+    return v
+
+
+def _integer(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"expected a whole number, got {_shown(v)}")
+    return v
+
+
+def _boolean(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {_shown(v)}")
+    return v
+
+
+def _text(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {_shown(v)}")
+    if "\x00" in v:
+        raise ValueError("NUL byte in string")
+    return v
+
+
+Num = Annotated[float, BeforeValidator(_number)]
+Int = Annotated[int, BeforeValidator(_integer)]
+Dec = Annotated[Decimal, BeforeValidator(_number)]
+Bool = Annotated[bool, BeforeValidator(_boolean)]
+Text = Annotated[str, BeforeValidator(_text)]
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# exchanges the local exchange (hedged/sim) speaks: the only ones a REST `url` override may point at
+LOCAL_EXCHANGES = frozenset({"bybit", "binance", "binancecoinm"})
+
+
 VENUE_SECRET_KEYS = "api_key_env/secret_env (environment variable names) or api_key_file/secret_file"
 
 
@@ -59,40 +115,42 @@ def _no_inline_secrets(data: Any, where: str, instead: str = VENUE_SECRET_KEYS) 
 
 
 class KeeperConfig(_Model):
-    name: Annotated[str, Field(pattern=NAME_RE)] = "main"
-    interval: Annotated[float, Field(gt=0, le=86400)] = 10.0
+    name: Annotated[Text, Field(pattern=NAME_RE)] = "main"
+    interval: Annotated[Num, Field(gt=0, le=86400)] = 10.0
     mode: Literal["live", "shadow"] = "live"
-    kill_file: str = ""
-    max_failures: Annotated[int, Field(ge=1)] = 5
-    keep_orders_on_exit: bool = False
-    markets_refresh: Annotated[float, Field(gt=0)] = 3600.0
+    kill_file: Text = ""
+    # where account locks live (one file per exchange + key); empty: $HEDGED_LOCK_DIR, $XDG_RUNTIME_DIR/hedged, …
+    lock_dir: Text = ""
+    max_failures: Annotated[Int, Field(ge=1)] = 5
+    keep_orders_on_exit: Bool = False
+    markets_refresh: Annotated[Num, Field(gt=0)] = 3600.0
     # Seconds to keep retrying an unreachable exchange at start before exiting (exit 4); 0 = forever.
-    start_timeout: Annotated[float, Field(ge=0)] = 0.0
+    start_timeout: Annotated[Num, Field(ge=0)] = 0.0
     # Healthy cycles in a row after which a breaker tripped by transient errors resumes trading by itself.
-    resume_after: Annotated[int, Field(ge=1)] = 3
-    resync: Annotated[float, Field(gt=0)] = 60.0  # seconds between REST resyncs of a streamed venue
-    wake_spacing: Annotated[float, Field(ge=0, le=60)] = 0.1  # least seconds between stream-woken cycles
+    resume_after: Annotated[Int, Field(ge=1)] = 3
+    resync: Annotated[Num, Field(gt=0)] = 60.0  # seconds between REST resyncs of a streamed venue
+    wake_spacing: Annotated[Num, Field(ge=0, le=60)] = 0.1  # least seconds between stream-woken cycles
 
 
 class VenueConfig(_Model):
-    exchange: Annotated[str, Field(pattern=r"^[a-z0-9]+$")]
-    sandbox: bool = False
-    url: str = ""
-    api_key_env: str = ""
-    secret_env: str = ""
-    password_env: str = ""
-    api_key_file: str = ""
-    secret_file: str = ""
-    password_file: str = ""
+    exchange: Annotated[Text, Field(pattern=r"^[a-z0-9]+$")]
+    sandbox: Bool = False
+    url: Text = ""
+    api_key_env: Text = ""
+    secret_env: Text = ""
+    password_env: Text = ""
+    api_key_file: Text = ""
+    secret_file: Text = ""
+    password_file: Text = ""
     options: dict[str, Any] = Field(default_factory=dict)
-    timeout: Annotated[float, Field(gt=0)] = 10.0
-    demo: bool = False  # ccxt enable_demo_trading: Bybit's / Binance's demo trading (not their testnets)
+    timeout: Annotated[Num, Field(gt=0)] = 10.0
+    demo: Bool = False  # ccxt enable_demo_trading: Bybit's / Binance's demo trading (not their testnets)
     # Set at start on every hedge instrument of this venue when they differ (a hedge may override):
     # the standard advice is 1x and isolated, so the short cannot drag the account into liquidation.
-    leverage: Annotated[Decimal | None, Field(ge=1, le=125)] = None
+    leverage: Annotated[Dec | None, Field(ge=1, le=125)] = None
     margin_mode: Literal["isolated", "cross"] | None = None
-    stream: bool = False  # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md)
-    stream_heartbeat: Annotated[float, Field(gt=0, le=300)] = 20.0  # a stream silent this long is dead
+    stream: Bool = False  # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md)
+    stream_heartbeat: Annotated[Num, Field(gt=0, le=300)] = 20.0  # a stream silent this long is dead
 
     @model_validator(mode="after")
     def _one_environment(self) -> VenueConfig:
@@ -126,6 +184,13 @@ class VenueConfig(_Model):
             raise ValueError("expected an http(s) URL such as http://127.0.0.1:8080")
         return v.rstrip("/")
 
+    @model_validator(mode="after")
+    def _url_only_local(self) -> VenueConfig:
+        if self.url and self.exchange not in LOCAL_EXCHANGES:
+            raise ValueError(f"url: a REST override is only for the local exchange's protocols "
+                             f"({', '.join(sorted(LOCAL_EXCHANGES))}), not exchange {self.exchange!r}")
+        return self
+
     def credentials(self, base: Path | None = None) -> dict[str, SecretStr]:
         """Read the secrets named by this venue; raise ConfigError naming the field, never the value."""
         out: dict[str, SecretStr] = {}
@@ -152,41 +217,56 @@ def read_secret(env_key: str, env_name: str, file_key: str, file_name: str, base
         if base is not None and not path.is_absolute():
             path = base / path
         try:
-            return SecretStr(path.read_text().strip())
+            mode = path.stat().st_mode
+            value = path.read_text().strip()
         except OSError as exc:
             raise ConfigError([f"{file_key}: cannot read {path}: {exc.strerror}"]) from None
+        except (UnicodeDecodeError, ValueError):
+            raise ConfigError([f"{file_key}: {path} is not UTF-8 text"]) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # as ssh does for private keys: say so (once per read), but do not refuse
+            from hedged.log import get_logger
+
+            get_logger("hedged.config").warning(
+                "config.secret_file_readable", field=file_key, path=str(path), mode=oct(mode & 0o777),
+                hint=f"chmod 600 {path}")
+        return SecretStr(value)
     return None
 
 
 class HedgeConfig(_Model):
-    asset: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}$")]
-    venue: str
-    instrument: str
-    ratio: Annotated[Decimal, Field(ge=0)] = Decimal(1)
-    sources: list[str] = Field(default_factory=list)
-    off_exchange: Annotated[Decimal, Field(ge=0)] = Decimal(0)
-    include_collateral: bool = True
-    beta: Annotated[Decimal, Field(gt=0)] = Decimal(1)
-    price_symbol: str = ""
-    band: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.01")
-    min_band_usd: Annotated[Decimal, Field(ge=0)] = Decimal(50)
+    asset: Annotated[Text, Field(pattern=r"^[A-Z0-9]{1,20}$")]
+    venue: Text
+    instrument: Text
+    ratio: Annotated[Dec, Field(ge=0)] = Decimal(1)
+    sources: list[Text] = Field(default_factory=list)
+    off_exchange: Annotated[Dec, Field(ge=0)] = Decimal(0)
+    include_collateral: Bool = True
+    beta: Annotated[Dec, Field(gt=0)] = Decimal(1)
+    price_symbol: Text = ""
+    band: Annotated[Dec, Field(ge=0, le=1)] = Decimal("0.01")
+    min_band_usd: Annotated[Dec, Field(ge=0)] = Decimal(50)
     until: datetime | None = None
-    leverage: Annotated[Decimal | None, Field(ge=1, le=125)] = None  # overrides the venue's
+    leverage: Annotated[Dec | None, Field(ge=1, le=125)] = None  # overrides the venue's
     margin_mode: Literal["isolated", "cross"] | None = None  # overrides the venue's
 
     @field_validator("until", mode="before")
     @classmethod
     def _until(cls, v: Any) -> Any:
-        if v == "":
+        """RFC 3339 with an offset only: a bare number would be a 1970 time that unwinds the hedge."""
+        expected = "expected an RFC 3339 time with a UTC offset, e.g. 2026-12-31T00:00:00Z"
+        if v == "" or v is None:
             return None
         if isinstance(v, str):
+            if not RFC3339.match(v):
+                raise ValueError(expected)
             try:
-                v = datetime.fromisoformat(v.replace("Z", "+00:00"))
+                return datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
             except ValueError:
-                raise ValueError("expected an RFC 3339 time, e.g. 2026-12-31T00:00:00Z") from None
-        if isinstance(v, datetime) and v.tzinfo is None:
-            raise ValueError("expected an RFC 3339 time with a UTC offset, e.g. 2026-12-31T00:00:00Z")
-        return v
+                raise ValueError(expected) from None
+        if type(v) is datetime and v.tzinfo is not None:  # a TOML offset date-time
+            return v
+        raise ValueError(f"{expected} (got {_shown(v)})")
 
     @field_validator("instrument")
     @classmethod
@@ -211,59 +291,60 @@ class HedgeConfig(_Model):
 
 
 class LimitsConfig(_Model):
-    max_ratio: Annotated[Decimal, Field(ge=0, le=2)] = Decimal("1.05")
-    max_order_usd: Annotated[Decimal, Field(gt=0)] = Decimal(100000)
-    max_position_usd: Annotated[Decimal, Field(gt=0)] = Decimal(5000000)
-    max_orders_per_hour: Annotated[int, Field(ge=0)] = 60
-    max_daily_turnover_usd: Annotated[Decimal, Field(ge=0)] = Decimal(2000000)
-    max_price_deviation_bps: Annotated[Decimal, Field(gt=0)] = Decimal(50)
-    max_data_age: Annotated[Decimal, Field(gt=0)] = Decimal(30)
-    max_price_jump_bps: Annotated[Decimal, Field(gt=0)] = Decimal(1500)
+    max_ratio: Annotated[Dec, Field(ge=0, le=2)] = Decimal("1.05")
+    max_order_usd: Annotated[Dec, Field(gt=0)] = Decimal(100000)
+    max_position_usd: Annotated[Dec, Field(gt=0)] = Decimal(5000000)
+    max_orders_per_hour: Annotated[Int, Field(ge=0)] = 60
+    max_daily_turnover_usd: Annotated[Dec, Field(ge=0)] = Decimal(2000000)
+    max_price_deviation_bps: Annotated[Dec, Field(gt=0)] = Decimal(50)
+    max_data_age: Annotated[Dec, Field(gt=0)] = Decimal(30)
+    max_price_jump_bps: Annotated[Dec, Field(gt=0)] = Decimal(1500)
 
 
 class ExecutionConfig(_Model):
-    post_only: bool = True
-    offset_ticks: int = 0
-    order_timeout: Annotated[float, Field(gt=0)] = 30.0
-    max_reprices: Annotated[int, Field(ge=0)] = 10
-    escalate: bool = False
-    max_slippage_bps: Annotated[Decimal, Field(gt=0)] = Decimal(20)
+    post_only: Bool = True
+    offset_ticks: Int = 0
+    order_timeout: Annotated[Num, Field(gt=0)] = 30.0
+    max_reprices: Annotated[Int, Field(ge=0)] = 10
+    escalate: Bool = False
+    max_slippage_bps: Annotated[Dec, Field(gt=0)] = Decimal(20)
 
 
 class AuditConfig(_Model):
-    url: str = "sqlite:///hedged.db"
-    auto_upgrade: bool = True
+    url: Text = "sqlite:///hedged.db"
+    auto_upgrade: Bool = True
     # Longest wait for one audit write (SQLite busy lock, Postgres lock/command) before it fails loudly.
-    write_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    write_timeout: Annotated[Num, Field(gt=0, le=60)] = 5.0
     # Seconds between heartbeat rows of an instrument whose cycles change nothing (docs/audit.md).
-    quiet_every: Annotated[float, Field(ge=0)] = 600.0
+    quiet_every: Annotated[Num, Field(ge=0)] = 600.0
     # Prune rows older than this many days at start and once a day (0 = keep everything).
-    retain_days: Annotated[float, Field(ge=0)] = 0.0
+    retain_days: Annotated[Num, Field(ge=0)] = 0.0
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
-            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
+        # exactly the URLs the store opens (hedged.audit.store.async_url): its drivers, nothing else
+        if not re.match(r"^(sqlite(\+aiosqlite)?|postgres|postgresql(\+asyncpg)?)://", v):
+            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB (drivers: aiosqlite, asyncpg)")
         return v
 
 
 class MqttConfig(_Model):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "hedged"
-    keepalive: Annotated[int, Field(ge=1, le=65535)] = 30
-    tls: bool = False
-    ca_file: str = ""
-    username: str = ""
-    password_env: str = ""
-    password_file: str = ""
-    homeassistant: bool = False
-    discovery_prefix: str = "homeassistant"
-    commands: bool = False
-    command_secret_env: str = ""
-    queue_size: Annotated[int, Field(ge=1)] = 1000
+    enabled: Bool = False
+    host: Text = "127.0.0.1"
+    port: Annotated[Int, Field(ge=1, le=65535)] = 1883
+    prefix: Annotated[Text, Field(pattern=r"^[A-Za-z0-9_/-]+$")] = "hedged"
+    keepalive: Annotated[Int, Field(ge=1, le=65535)] = 30
+    tls: Bool = False
+    ca_file: Text = ""
+    username: Text = ""
+    password_env: Text = ""
+    password_file: Text = ""
+    homeassistant: Bool = False
+    discovery_prefix: Text = "homeassistant"
+    commands: Bool = False
+    command_secret_env: Text = ""
+    queue_size: Annotated[Int, Field(ge=1)] = 1000
 
     def password(self, base: Path | None = None) -> SecretStr | None:
         return read_secret("password_env", self.password_env, "password_file", self.password_file, base)
@@ -282,15 +363,15 @@ class MqttConfig(_Model):
 
 
 class MonitorsConfig(_Model):
-    funding_apr_warning: Annotated[Decimal, Field(ge=0)] = Decimal(30)
-    basis_bps_warning: Annotated[Decimal, Field(ge=0)] = Decimal(100)
-    liquidation_warning_pct: Annotated[Decimal, Field(ge=0)] = Decimal(30)
-    liquidation_critical_pct: Annotated[Decimal, Field(ge=0)] = Decimal(15)
-    leverage_warning: Annotated[Decimal, Field(gt=0)] = Decimal(3)
-    leverage_critical: Annotated[Decimal, Field(gt=0)] = Decimal(5)
-    drift_cycles: Annotated[int, Field(ge=1)] = 6
-    cooldown: Annotated[float, Field(ge=0)] = 3600.0
-    worsen_factor: Annotated[Decimal, Field(gt=1)] = Decimal("1.5")
+    funding_apr_warning: Annotated[Dec, Field(ge=0)] = Decimal(30)
+    basis_bps_warning: Annotated[Dec, Field(ge=0)] = Decimal(100)
+    liquidation_warning_pct: Annotated[Dec, Field(ge=0)] = Decimal(30)
+    liquidation_critical_pct: Annotated[Dec, Field(ge=0)] = Decimal(15)
+    leverage_warning: Annotated[Dec, Field(gt=0)] = Decimal(3)
+    leverage_critical: Annotated[Dec, Field(gt=0)] = Decimal(5)
+    drift_cycles: Annotated[Int, Field(ge=1)] = 6
+    cooldown: Annotated[Num, Field(ge=0)] = 3600.0
+    worsen_factor: Annotated[Dec, Field(gt=1)] = Decimal("1.5")
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitorsConfig:
@@ -312,8 +393,8 @@ LISTEN_RE = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$")
 class MetricsConfig(_Model):
     """`[metrics]`: Prometheus `/metrics` and `/health` on one HTTP port (docs/metrics.md)."""
 
-    enabled: bool = False
-    listen: str = "127.0.0.1:9464"  # host:port; 0.0.0.0 inside a container, loopback elsewhere
+    enabled: Bool = False
+    listen: Text = "127.0.0.1:9464"  # host:port; 0.0.0.0 inside a container, loopback elsewhere
 
     @field_validator("listen")
     @classmethod
@@ -338,7 +419,7 @@ class MetricsConfig(_Model):
 
 class Config(_Model):
     keeper: KeeperConfig = Field(default_factory=KeeperConfig)
-    venues: dict[Annotated[str, Field(pattern=NAME_RE)], VenueConfig]
+    venues: dict[Annotated[Text, Field(pattern=NAME_RE)], VenueConfig]
     hedge: Annotated[list[HedgeConfig], Field(min_length=1)]
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
@@ -470,17 +551,23 @@ def parse_config(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         # Config-level cross checks only run when every field is valid; run them here on the valid parts
         problems.extend(p for p in _partial_cross(data) if p not in problems)
         raise ConfigError(problems) from None
+    except RecursionError:
+        raise ConfigError(["config nested too deeply"]) from None
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raise ConfigError with one line per problem."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read config file: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{p}: not UTF-8 text (byte {exc.start})"]) from None
     try:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{p}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{p}: not valid TOML: arrays or tables nested too deeply"]) from None
     return parse_config(data, p.parent.resolve())

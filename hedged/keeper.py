@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +38,7 @@ from hedged.errors import Transient, VenueError
 from hedged.executor import Executor
 from hedged.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNREACHABLE, StartFailed
 from hedged.exposure import PlanInputError, basis_bps, notional_usd
+from hedged.foreign import Foreign, candidates, foreign
 from hedged.leverage import apply_account_settings
 from hedged.log import get_logger
 from hedged.model import (
@@ -57,6 +58,7 @@ from hedged.order_state import UNRESOLVED, IllegalTransition, OrderStatus
 from hedged.outage import read_venues
 from hedged.planner import client_prefix
 from hedged.replay import RECORD_KEYS, CycleInputs, dump_inputs
+from hedged.shutdown import Deadline, within
 from hedged.snapshot import SnapshotError, parse_venue, venue_order
 from hedged.venue import CcxtVenue
 
@@ -124,6 +126,8 @@ class Keeper:
         self._seq = 0
         self.settings_refused: dict[tuple[str, str], str] = {}  # instruments whose leverage/margin was refused
         self.store.allow_keys({*RECORD_KEYS, *self.venues})  # recorded cycle inputs (see hedged/replay.py)
+        self._foreign_reported: Foreign | None = None
+        self._foreign_now = False  # this cycle's read found another keeper trading as us
 
     # --- start ---------------------------------------------------------------------------------------
     @property
@@ -225,36 +229,62 @@ class Keeper:
                 if rec.status in UNRESOLVED:
                     out = await self.executor.resolve(name, rec.client_order_id, rec.symbol, lost_if_missing=True)
                     log.info("reconcile.lookup", venue=name, client_id=rec.client_order_id, status=out.status)
-            # 2. open orders on the exchange: adopt ours that the store does not know; sync the rest
+            # 2. open orders on the exchange: sync ours; one with our prefix that the store never wrote is
+            #    another keeper trading as us (never adopted: halt instead)
             open_orders = await venue.open_orders()
+            await self.detect_foreign(name, [o.client_id for o in open_orders])
             for o in open_orders:
-                if not o.client_id.startswith(prefix):
-                    continue
-                known = await self.store.get_order(o.client_id)
-                if known is None:
-                    await self._adopt(name, o)
-                else:
+                if o.client_id.startswith(prefix) and await self.store.get_order(o.client_id) is not None:
                     await self.executor.sync(name, o.client_id, o)
             await self.executor.follow(name, open_orders, now)
-            # 3. fills that happened while we were down
+            # 3. fills that happened while we were down (only ours: the account may trade by hand too)
             since = int((now - timedelta(days=1)).timestamp() * 1000)
             for symbol in venue.symbols:
-                for t in await venue.fetch_my_trades(symbol, since):
-                    if t.client_id.startswith(prefix):  # only ours: the account may trade by hand too
+                trades = await venue.fetch_my_trades(symbol, since)
+                await self.detect_foreign(name, (), [t.client_id for t in trades])
+                for t in trades:
+                    if t.client_id.startswith(prefix) and await self.store.get_order(t.client_id) is not None:
                         await self.executor.record_trade(name, t, t.client_id)
         await self.store.append("state", {"state": "reconciled"})
 
-    async def _adopt(self, venue: str, o: VenueOrder) -> None:
-        """An open order with our prefix the store does not know (i17 turns this into detection → HALTED)."""
-        await self.store.intent(client_order_id=o.client_id, venue=venue, symbol=o.symbol, side=o.side,
-                                amount=o.amount, price=o.price, reduce_only=o.reduce_only, post_only=o.post_only,
-                                reason="adopted at startup")
-        await self.store.ack(o.client_id, exchange_order_id=o.id)
-        await self.executor.sync(venue, o.client_id, o)
-        log.info("reconcile.adopted", venue=venue, client_id=o.client_id)
+    async def detect_foreign(self, venue: str, order_ids: Iterable[str], trade_ids: Iterable[str] = ()) -> bool:
+        """Halt (durably, with a critical alert) if the exchange shows our prefix on ids our store never wrote."""
+        order_ids, trade_ids = list(order_ids), list(trade_ids)
+        prefix = client_prefix(self.config.keeper.name)
+        ids = candidates(prefix, order_ids, trade_ids)
+        if not ids:
+            return False
+        known = {cid for cid in ids if await self.store.get_order(cid) is not None}
+        found = foreign(prefix, order_ids, trade_ids, known)
+        if not found:
+            return False
+        log.critical("keeper.foreign_keeper", venue=venue, orders=list(found.orders), trades=list(found.trades))
+        if self._foreign_reported != found:
+            self._foreign_reported = found
+            await self.store.command(TradingState.HALTED, via="foreign-keeper", reason=found.message)
+            await self.hub.event("foreign_keeper", "critical", found.message,
+                                 {"venue": venue, "orders": list(found.orders), "trades": list(found.trades)},
+                                 self.clock())
+        return True
+
+    async def _probe_store(self) -> None:
+        """While the store is unwritable, each cycle tries one small write; the first that succeeds resumes
+        trading (the cycle's own writes then go through) and resolves the alert."""
+        try:
+            await self.store.append("audit_probe", {"note": "audit store writable again"})
+        except AuditWriteError:
+            return
+        self.audit_broken = False
+        log.warning("keeper.audit_recovered")
+        try:
+            await self.hub.store_recovered(self.clock())
+        except Exception as exc:  # the alert is not worth a failed cycle; the next write will tell
+            log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
     # --- trading state --------------------------------------------------------------------------------
     async def trading_state(self) -> tuple[TradingState, str]:
+        if self.audit_broken:
+            await self._probe_store()
         requested = await self.store.requested_state()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
         if self.breaker.tripped == "permanent" and requested is not TradingState.HALTED:
@@ -303,6 +333,7 @@ class Keeper:
 
         When fills or cancels land around the read, that venue is read again and the plan rests on that.
         """
+        self._foreign_now = False
         unsettled = await self.store.unsettled_orders()
         busy = {n: any(r.venue == n for r in unsettled) for n in self.venues}
         names = list(self.venues)
@@ -313,7 +344,10 @@ class Keeper:
         now = self.clock()
         touched: set[tuple[str, str]] = set()
         for n in (n for n in names if busy[n] and n in raw_states):
-            changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
+            orders = _orders(raw_states[n], n)
+            if await self.detect_foreign(n, [o.client_id for o in orders]):
+                self._foreign_now = True  # HALTED is recorded for the next cycles; none in this one either
+            changed = await self.executor.follow(n, orders, now)
             if changed:
                 raw_states[n] = await self.venues[n].fetch_state(with_orders=True)
                 now = self.clock()
@@ -334,6 +368,8 @@ class Keeper:
                                 "buy" if r.side == "buy" else "sell", r.amount, r.filled, _aware(r.created_at),
                                 r.price) for r in await self.store.unsettled_orders())
         context = KeeperContext(orders, frozenset(touched), dict(self.executor.reprices), dict(self.settings_refused))
+        if self._foreign_now:  # another keeper trades as us: nothing this cycle (HALTED is recorded)
+            state = TradingState.HALTED
         return CycleInputs(snap, state, tuple(recent), dict(self.previous_marks), tag, context)
 
     def _remember(self, decisions: tuple[Decision, ...], context: KeeperContext) -> None:
@@ -465,6 +501,9 @@ class Keeper:
         result = await self._guarded_cycle()
         self.last_cycle_done, self.last_result = time.monotonic(), result  # for the watchdog and STATUS=
         result.duration = time.monotonic() - started
+        if self.audit_broken:  # alerts normally go through the store: this one cannot
+            self.hub.store_failed(result.error, self.clock())
+            self.hub.publish_state(TradingState.HALTED, self.clock(), result.snapshot, result.decisions)
         try:
             now = self.clock()
             await self.hub.observe(Observation(now, self.config.keeper.name, result.state, result.snapshot,
@@ -475,6 +514,7 @@ class Keeper:
         except AuditWriteError as exc:
             self.audit_broken = True
             log.critical("keeper.audit_failed", error=str(exc))
+            self.hub.store_failed(str(exc), self.clock())
         except Exception as exc:  # alerting must never stop trading
             log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         return result
@@ -593,18 +633,29 @@ class Keeper:
                                      {"status": "firing"}, self.clock())
         raise lost
 
-    async def shutdown(self) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def shutdown(self, deadline: Deadline | None = None) -> None:
+        """No new orders; cancel ours (unless kept); record the stop — all within a share of `deadline`."""
+        if self._stopping:
+            return
         self._stopping = True
+        deadline = deadline or Deadline()
         # after losing the account to another keeper, its orders are no longer ours to cancel
         if not self.config.keeper.keep_orders_on_exit and not self.audit_broken and self.fatal is None:
             try:
-                # a create still in flight is waited for (up to lost_after) and cancelled once it shows up
-                n = await asyncio.wait_for(self.executor.cancel_all("shutdown", resolve_unresolved=True),
-                                           timeout=self.executor.lost_after + 10)
+                # a create still in flight is looked up by client id and cancelled once it shows up, within
+                # most of the teardown budget (what cannot be resolved in time is recorded as unresolved)
+                n = await within(self.executor.cancel_all("shutdown", resolve_unresolved=True), deadline.share(9.0))
                 log.info("keeper.shutdown_cancelled", orders=n)
             except Exception as exc:
                 log.error("keeper.shutdown_cancel_failed", error=type(exc).__name__)
         with contextlib.suppress(Exception):
-            await self.store.append("stop", {"cycles": self.cycles})
-            await self.hub.event("stop", "info", f"keeper {self.config.keeper.name} stopped after {self.cycles} cycles",
-                                 {"cycles": self.cycles}, self.clock())
+            await within(self._record_stop(), deadline.share(2.0))
+
+    async def _record_stop(self) -> None:
+        await self.store.append("stop", {"cycles": self.cycles})
+        await self.hub.event("stop", "info", f"keeper {self.config.keeper.name} stopped after {self.cycles} cycles",
+                             {"cycles": self.cycles}, self.clock())

@@ -8,15 +8,15 @@ own orders (hold-back rules). See docs/snapshot.md, "The keeper section".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from hedged import boundedjson
 from hedged.model import KeeperContext, OurOrder, RecentOrder, Snapshot, TradingState
 from hedged.order_state import OrderStatus
-from hedged.snapshot import SnapshotError, dump_snapshot, parse_snapshot, parse_time, to_decimal
+from hedged.snapshot import MAX_BYTES, MAX_DEPTH, SnapshotError, dump_snapshot, parse_snapshot, parse_time, to_decimal
 
 # Every key a recorded CycleInputs uses, for the audit store's allow-list (venue names come on top).
 RECORD_KEYS = frozenset("""
@@ -57,11 +57,12 @@ def dump_inputs(i: CycleInputs) -> dict[str, Any]:
     }}
 
 
-def load_inputs(text: str) -> CycleInputs:
+def load_inputs(text: str | bytes) -> CycleInputs:
+    """A snapshot file, size- and depth-bounded before parsing like `snapshot.load_snapshot`."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SnapshotError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = boundedjson.loads(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
+    except boundedjson.JsonInputError as exc:
+        raise SnapshotError(str(exc)) from None
     return parse_inputs(data)
 
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from hedged import shutdown
 from hedged.alerts.commands import Verdict
 from hedged.alerts.hub import AlertHub, record_command
 from hedged.alerts.mqtt import MqttBridge
 from hedged.audit.lock import config_locks, hold_locks
 from hedged.audit.migrate import ensure_schema
 from hedged.audit.store import AuditStore
-from hedged.config import Config
+from hedged.config import Config, ConfigError
 from hedged.keeper import CycleResult, Keeper
-from hedged.log import get_logger
+from hedged.log import get_logger, register_secrets
 from hedged.metrics import Metrics
 from hedged.model import Snapshot
 from hedged.sdnotify import SdNotify, watchdog
@@ -50,8 +51,11 @@ def make_venues(config: Config) -> dict[str, CcxtVenue]:
         if vc.stream:
             venues[name] = streamed_venue(config, name, creds, symbols, prices)
             continue
-        venues[name] = CcxtVenue(name, vc, build_exchange(vc, creds), symbols, prices,
-                                 markets_refresh=config.keeper.markets_refresh)
+        try:
+            exchange = build_exchange(vc, creds)  # no connection yet: nothing to close if a later one fails
+        except ValueError as exc:  # e.g. an exchange id ccxt does not know: the config, not a crash
+            raise ConfigError([f"venues.{name}.{exc}"]) from None
+        venues[name] = CcxtVenue(name, vc, exchange, symbols, prices, markets_refresh=config.keeper.markets_refresh)
     return venues
 
 
@@ -92,7 +96,11 @@ async def opened_venues(config: Config) -> AsyncIterator[dict[str, CcxtVenue]]:
     try:
         yield venues
     finally:
-        await asyncio.gather(*(v.close() for v in venues.values()), return_exceptions=True)
+        closing = asyncio.gather(*(v.close() for v in venues.values()), return_exceptions=True)
+        try:
+            await shutdown.within(closing, 3.0)  # a hung HTTP session must not hold up the exit
+        except TimeoutError:
+            log.warning("venues.close_timeout")
 
 
 async def raw_snapshot(venues: dict[str, CcxtVenue]) -> dict[str, Any]:
@@ -126,6 +134,58 @@ async def serve_metrics(config: Config) -> AsyncIterator[Metrics | None]:
         await server.stop()
 
 
+async def _bounded(what: str, work: Awaitable[None], seconds: float) -> None:
+    try:
+        await shutdown.within(work, seconds)
+    except TimeoutError:
+        log.error("shutdown.step_timeout", step=what, seconds=round(seconds, 1))
+    except Exception as exc:
+        log.error("shutdown.step_failed", step=what, error=type(exc).__name__)
+
+
+async def _live_until_stopped(keeper: Keeper, bridge: MqttBridge | None, stop: asyncio.Event,
+                              notify: SdNotify) -> shutdown.Deadline:
+    """Start and run the keeper until `stop`; then stop command intake and make sure Keeper.shutdown ran
+    (cancelling our orders) within its share of the deadline, even if a cycle or the start is stuck."""
+
+    async def live() -> None:
+        await keeper.start()
+        notify.send("READY=1", f"STATUS={keeper.status_line()}")  # reconciled: trading from now
+        log.info("keeper.started", name=keeper.config.keeper.name, mode=keeper.config.keeper.mode,
+                 instruments=[h.instrument for h in keeper.config.hedge])
+        await keeper.run(stop)  # ends with Keeper.shutdown once `stop` is set
+
+    task = asyncio.create_task(live(), name="keeper")
+    stopped = asyncio.create_task(stop.wait(), name="keeper-stop")
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    deadline = shutdown.Deadline()
+    if bridge is not None:
+        bridge.stop_intake()
+    if not task.done():
+        # the cycle in flight may finish (then run() calls shutdown itself); a stuck one is cancelled
+        await asyncio.wait({task}, timeout=deadline.share(3.0))
+        if not task.done() and not keeper.stopping:
+            task.cancel()
+            await asyncio.wait({task}, timeout=deadline.share(1.0))
+            log.warning("keeper.cycle_abandoned", reason="stop signal: the cycle in flight did not finish")
+            await keeper.shutdown(deadline)
+        elif not task.done():
+            await asyncio.wait({task}, timeout=deadline.share(8.0))
+            if not task.done():
+                task.cancel()
+                log.error("shutdown.step_timeout", step="keeper")
+    failed = task.exception() if task.done() and not task.cancelled() else None
+    if failed is not None:
+        raise failed
+    return deadline
+
+
 async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                      on_cycle: Callable[[CycleResult, Snapshot | None], None] | None = None,
                      install_signals: bool = True) -> None:
@@ -134,16 +194,24 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
     Raises AccountLocked (exit 3 at the CLI) when another keeper trades one of the accounts.
     """
     stop = stop or asyncio.Event()
+    register_secrets(secrets_of(config))  # never in a log line or a traceback, like never in the store
     loop = asyncio.get_running_loop()
     if install_signals:
+        def on_signal() -> None:
+            stop.set()
+            shutdown.arm()  # the last resort: the teardown below is bounded step by step
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
+        if shutdown.stop_requested():
+            on_signal()
     async with hold_locks(config_locks(config)) as locks, serve_metrics(config) as metrics:
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
                                       allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout,
                                       quiet_every=config.audit.quiet_every)
         bridge: MqttBridge | None = None
+        deadline: shutdown.Deadline | None = None
         try:
             async with opened_venues(config) as venues:
                 wake = asyncio.Event()
@@ -161,11 +229,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                                                       keeper.status_line, done))
                 stopping = asyncio.create_task(_on_stop(stop, notify))
                 try:
-                    await keeper.start()
-                    notify.send("READY=1", f"STATUS={keeper.status_line()}")  # reconciled: trading from now
-                    log.info("keeper.started", name=config.keeper.name, mode=config.keeper.mode,
-                             instruments=[h.instrument for h in config.hedge])
-                    await keeper.run(stop)
+                    deadline = await _live_until_stopped(keeper, bridge, stop, notify)
                 finally:
                     if not stop.is_set():  # stopping for another reason (lock lost, an error)
                         notify.send("STOPPING=1")
@@ -174,7 +238,11 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
                     await asyncio.gather(pinger, stopping, return_exceptions=True)
                     notify.close()
         finally:
+            # the teardown, in order, each step within its share of one deadline: stop intake (done above),
+            # cancel our orders (Keeper.shutdown, done above), close the bridge, close the store
+            deadline = deadline or shutdown.Deadline()
             if bridge is not None:
-                await bridge.close()
-            await store.close()
+                await _bounded("bridge", bridge.close(), deadline.share(5.0))
+            await _bounded("store", store.close(), deadline.share(3.0))
+    # leaving hold_locks released the account lock
     log.info("keeper.stopped")

@@ -6,17 +6,18 @@ from a live account and the keeper's own fetches go through the very same code. 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from hedged import boundedjson
 from hedged.model import Market, MarketKind, Order, Position, Snapshot, Ticker, VenueOrder, VenueState, VenueTrade
 from hedged.order_state import OrderStatus, from_ccxt
 
 VERSION = 1
+MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z, the last time a datetime holds
 T = TypeVar("T")
 
 
@@ -67,8 +68,8 @@ def parse_time(value: Any, where: str) -> datetime | None:
     if isinstance(value, bool):
         raise SnapshotError(f"{where}: expected a timestamp in ms or an RFC 3339 time")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise SnapshotError(f"{where}: expected a timestamp in ms, got {value}")
+        if not math.isfinite(value) or not 0 <= value < MAX_MS:
+            raise SnapshotError(f"{where}: expected a timestamp in ms since 1970 (0 to {MAX_MS}), got {value}")
         return datetime.fromtimestamp(value / 1000, tz=UTC)
     if isinstance(value, str):
         try:
@@ -338,11 +339,15 @@ def parse_snapshot(data: Any) -> Snapshot:
     return Snapshot(time=time, venues=venues, unavailable=unavailable)
 
 
-def load_snapshot(text: str) -> Snapshot:
+MAX_BYTES = 64 * 1024 * 1024  # a snapshot of many venues is a few megabytes
+MAX_DEPTH = 32  # ccxt structures nest about 6 deep (venue, markets, market, limits, …)
+
+
+def load_snapshot(text: str | bytes) -> Snapshot:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SnapshotError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = boundedjson.loads(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
+    except boundedjson.JsonInputError as exc:
+        raise SnapshotError(str(exc)) from None
     return parse_snapshot(data)
 
 

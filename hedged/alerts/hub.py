@@ -45,10 +45,39 @@ def state_message(keeper: str, state: TradingState, now: datetime, cycle: int | 
             "cycle": cycle, "instruments": instruments, "venues": venues}
 
 
+PENDING_MAX = 100  # alerts raised while the store was unwritable, kept to be audited when it is back
+
+
 class AlertHub:
     def __init__(self, config: Config, store: AuditStore, bridge: MqttBridge | None = None) -> None:
         self.config, self.store, self.bridge = config, store, bridge
         self.memory = MonitorState()
+        self.pending: list[Alert] = []
+        self.store_error = ""  # why the store cannot be written, while it cannot
+
+    def store_failed(self, error: str, now: datetime) -> None:
+        """The audit store cannot be written: alert NOW, straight to MQTT (the store is the usual road), and
+        keep the alert to audit once the store is back. Once per outage; never raises."""
+        if self.store_error:
+            return
+        self.store_error = error or "audit store cannot be written"
+        alert = event_alert(self.config.keeper.name, "audit_store", "critical",
+                            f"audit store cannot be written: trading halted ({self.store_error})"[:500],
+                            {"status": "firing", "key": "audit_store"}, now)
+        log.critical("alert", code=alert.code, message=alert.message, alert_id=alert.id)
+        if len(self.pending) < PENDING_MAX:
+            self.pending.append(alert)
+        if self.bridge is not None:
+            self.bridge.publish_alert_direct(alert.as_json())
+
+    async def store_recovered(self, now: datetime) -> None:
+        """A probe write succeeded: audit what was raised meanwhile, then say it is resolved."""
+        pending, self.pending = self.pending, []
+        for a in pending:
+            await self.emit(a, logged=True)
+        error, self.store_error = self.store_error, ""
+        await self.event("audit_store", "info", f"audit store writable again (was: {error})"[:500],
+                         {"status": "resolved", "key": "audit_store"}, now)
 
     async def observe(self, obs: Observation) -> tuple[Alert, ...]:
         self.memory, alerts = evaluate(self.config.monitors, obs, self.memory)
@@ -61,9 +90,10 @@ class AlertHub:
         await self.emit(alert)
         return alert
 
-    async def emit(self, alert: Alert) -> None:
-        getattr(log, alert.level)("alert", code=alert.code, message=alert.message, alert_id=alert.id,
-                                  **{k: v for k, v in alert.data.items() if k in ("venue", "symbol")})
+    async def emit(self, alert: Alert, *, logged: bool = False) -> None:
+        if not logged:
+            getattr(log, alert.level)("alert", code=alert.code, message=alert.message, alert_id=alert.id,
+                                      **{k: v for k, v in alert.data.items() if k in ("venue", "symbol")})
         await self.store.append(EventKind.ALERT, alert.as_json(), venue=alert.data.get("venue"),
                                 symbol=alert.data.get("symbol"))
         if self.bridge is not None:
@@ -72,8 +102,10 @@ class AlertHub:
     def publish_state(self, state: TradingState, now: datetime, snapshot: Snapshot | None,
                       decisions: Sequence[Decision]) -> None:
         if self.bridge is not None:
-            self.bridge.publish_state(state_message(self.config.keeper.name, state, now, self.store.cycle,
-                                                    snapshot, decisions))
+            message = state_message(self.config.keeper.name, state, now, self.store.cycle, snapshot, decisions)
+            message["audit"] = {"writable": not self.store_error, "error": self.store_error or None,
+                                "head": self.store.head or None}  # retained: the anchor `audit verify --head` takes
+            self.bridge.publish_state(message)
 
     def notify(self) -> None:
         """Order events were audited: let the bridge follow."""

@@ -24,15 +24,17 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
 
-from hedged.alerts.commands import CommandVerifier, Verdict
+from hedged.alerts.commands import CommandVerifier, RefusalBudget, Verdict
 from hedged.audit.store import AuditStore, EventKind, EventRecord
 from hedged.config import Config
 from hedged.log import get_logger
+from hedged.shutdown import within
 
 log = get_logger("hedged.mqtt")
 
@@ -42,7 +44,7 @@ ORDER_EVENTS: Mapping[str, str] = {  # audit kind -> what the events topic calls
 }
 FOLLOWED = (EventKind.ALERT, *ORDER_EVENTS)
 BATCH = 200  # events read from the store per query
-CLOSE_TIMEOUT = 3.0  # seconds close() may spend flushing: shutdown must finish within 10 s
+CLOSE_TIMEOUT = 2.0  # seconds close() may spend flushing, and again waiting for the task: shutdown is bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +152,14 @@ class MqttBridge:
         self._password = password
         self._on_command = on_command
         self.verifier = CommandVerifier(command_secret, clock) if command_secret and config.mqtt.commands else None
+        self.refusals = RefusalBudget()
+        self._clock = clock
         self._states: deque[bytes] = deque(maxlen=config.mqtt.queue_size)
+        self._direct: deque[bytes] = deque(maxlen=100)  # alerts that cannot go through the store (it is down)
         self._wake = asyncio.Event()
         self._drain_lock = asyncio.Lock()  # close() and the pump may both drain: never deliver twice
         self._stopping = False
+        self._intake = True  # False once the keeper is stopping: commands are no longer taken
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._backoff = backoff
@@ -169,6 +175,11 @@ class MqttBridge:
         """New alerts or order events are in the store."""
         self._wake.set()
 
+    def publish_alert_direct(self, alert: Mapping[str, Any]) -> None:
+        """An alert about the store itself: published without it (the keeper audits it later)."""
+        self._direct.append(_dumps(alert))
+        self._wake.set()
+
     # --- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Follow the store from its current head: what happens from now on is published."""
@@ -177,6 +188,10 @@ class MqttBridge:
             await self._remember_recent_commands()
         self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
 
+    def stop_intake(self) -> None:
+        """The first step of shutdown: take no more commands (what is already being audited finishes)."""
+        self._intake = False
+
     async def close(self) -> None:
         """Flush what we can, publish `offline` (retained), disconnect — in a few seconds at most."""
         self._stopping = True
@@ -184,13 +199,15 @@ class MqttBridge:
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await self._drain(client)
-                    await client.publish(self.topics.status, b"offline", qos=1, retain=True)
+                await within(self._last_words(client), CLOSE_TIMEOUT)
         if self._task is not None:
+            # asyncio.wait, not wait_for: a task stuck in a cancelled store query is left, not waited on
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, CLOSE_TIMEOUT)
+            await asyncio.wait({self._task}, timeout=CLOSE_TIMEOUT)
+
+    async def _last_words(self, client: aiomqtt.Client) -> None:
+        await self._drain(client)
+        await client.publish(self.topics.status, b"offline", qos=1, retain=True)
 
     # --- the background task ------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -256,7 +273,15 @@ class MqttBridge:
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Deliver followed store events after the cursor, in order; then the newest state."""
         async with self._drain_lock:
-            await self._drain_events(client)
+            while self._direct:
+                await client.publish(self.topics.alerts, self._direct[0], qos=1)
+                self._direct.popleft()  # only after the broker acknowledged it
+            try:
+                await self._drain_events(client)
+            except aiomqtt.MqttError:
+                raise
+            except Exception as exc:  # the store cannot be read: the state (which says so) still goes out
+                log.warning("mqtt.store_unreadable", error=f"{type(exc).__name__}: {exc}"[:200])
             await self._drain_state(client)
 
     async def _drain_events(self, client: aiomqtt.Client) -> None:
@@ -286,21 +311,47 @@ class MqttBridge:
                 log.info("mqtt.ha_online")
                 await self._discovery(client)
             elif topic == self.topics.cmd and self.verifier is not None:
-                verdict = self.verifier.check(payload)
-                if self._on_command is not None:
-                    await self._on_command(verdict)
+                if not self._intake:
+                    log.info("mqtt.command_ignored", reason="keeper is stopping")
+                    continue
+                verdict = await self.handle_command(payload)
                 await client.publish(self.topics.cmd_result, _dumps(verdict.as_json()), qos=1)
 
-    async def _remember_recent_commands(self) -> None:
-        """Signatures audited in the last minute stay refused across a restart."""
+    async def handle_command(self, payload: bytes) -> Verdict:
+        """Verify one `cmd` message and hand it on to be audited (refusals within their budget)."""
         assert self.verifier is not None
-        for rec in await self.store.tail(200):
-            if rec.kind in (EventKind.COMMAND, EventKind.COMMAND_REFUSED) and isinstance(rec.payload, dict):
-                about = rec.payload.get("by") if isinstance(rec.payload.get("by"), dict) else rec.payload
-                assert isinstance(about, dict)
-                sig, ts = about.get("sig"), about.get("ts")
-                if isinstance(sig, str) and isinstance(ts, int | float):
-                    self.verifier.remember(sig, float(ts))
+        verdict = self.verifier.check(payload)
+        audited = verdict if verdict.accepted else self.refusals.admit(verdict, self._clock())
+        if audited is not None and self._on_command is not None:
+            try:
+                await self._on_command(audited)
+            except Exception as exc:  # the store is down: the keeper obeys only audited commands, so say so
+                log.error("mqtt.command_not_audited", error=f"{type(exc).__name__}: {exc}"[:300])
+                if verdict.accepted:
+                    return replace(verdict, accepted=False, state=None,
+                                   reason="not obeyed: the audit store could not record it")
+        return verdict
+
+    async def _remember_recent_commands(self) -> None:
+        """Commands audited within twice the window stay refused across a restart (by their replay id)."""
+        assert self.verifier is not None
+        since = datetime.fromtimestamp(self._clock() - 2 * self.verifier.window - 60, tz=UTC)
+        after = 0
+        while True:
+            batch = await self.store.events_after(after, 1000, since=since,
+                                                  kinds=(EventKind.COMMAND, EventKind.COMMAND_REFUSED))
+            for rec in batch:
+                about = rec.payload.get("by") if isinstance(rec.payload, dict) else None
+                about = about if isinstance(about, dict) else rec.payload
+                if not isinstance(about, dict):
+                    continue
+                rid, ts = about.get("replay_id"), about.get("ts")
+                if isinstance(rid, str) and rid:
+                    with contextlib.suppress(ValueError, TypeError):  # ts is audited as a string
+                        self.verifier.remember_id(rid, float(ts))  # type: ignore[arg-type]
+            if len(batch) < 1000:
+                return
+            after = batch[-1].id
 
 
 async def _first_failure(*coros: Awaitable[None]) -> None:

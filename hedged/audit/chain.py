@@ -158,11 +158,16 @@ class ChainWalker:
 
     `starts` names, per keeper, where a pruned chain begins: its first row must be that event and follow
     that hash. The checkpoint that says so is itself a chained event, so forging it breaks the chain after.
+    `anchor` is (keeper, hash, count) published outside the store: fewer events than it says is a
+    truncated store.
     """
 
-    def __init__(self, starts: Mapping[str, ChainStart] | None = None) -> None:
+    def __init__(self, starts: Mapping[str, ChainStart] | None = None,
+                 anchor: tuple[str, str, int] | None = None) -> None:
         self.starts = dict(starts or {})
         self.heads: dict[str, tuple[int | None, str]] = {}
+        self.counts: dict[str, int] = {}
+        self.anchor = anchor  # (keeper, hash, count) published outside the store
         self.count = 0
         self.problem = ""
         self.bad_id: int | None = None
@@ -192,6 +197,11 @@ class ChainWalker:
             )
         self.heads[row.keeper] = (row.id, row.hash)
         self.count += 1
+        n = self.counts[row.keeper] = self.counts.get(row.keeper, 0) + 1
+        if self.anchor is not None and self.anchor[0] == row.keeper and self.anchor[2] == n \
+                and self.anchor[1] != row.hash:
+            return self._fail(row, f"is event {n} of keeper {row.keeper} but its hash is not the published head "
+                                   f"{self.anchor[1][:16]}… (the chain was rewritten)")
         return True
 
     def _fail(self, row: ChainRow, why: str) -> bool:
@@ -201,6 +211,11 @@ class ChainWalker:
 
     def result(self) -> VerifyResult:
         heads = {k: h for k, (_, h) in self.heads.items()}
+        if not self.problem and self.anchor is not None:
+            keeper, _, count = self.anchor
+            if self.counts.get(keeper, 0) < count:
+                self.problem = (f"keeper {keeper} has {self.counts.get(keeper, 0)} events but the published head "
+                                f"says {count}: the newest were deleted (truncated)")
         pruned = sum(s.pruned for s in self.starts.values())
         if self.problem:
             return VerifyResult(False, self.count, self.problem, self.bad_id, heads, pruned)

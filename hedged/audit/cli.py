@@ -106,16 +106,30 @@ def db_upgrade(config: ConfigOpt) -> None:
     typer.echo(f"audit database {safe_url(async_url(cfg.audit_url))} at revision {rev}")
 
 
-def audit_verify(config: ConfigOpt) -> None:
-    """Walk the hash chain: `ok N events`, or name the first bad row and exit 1."""
+def audit_verify(
+    config: ConfigOpt,
+    head: Annotated[str, typer.Option(
+        "--head", help="HASH:COUNT published by the keeper (retained MQTT state `audit.head`, or the head "
+                       "file beside SQLite): the chain must hold it, so a truncated store is detected.")] = "",
+) -> None:
+    """Walk the hash chain and replay the orders projection: `ok N events`, or name the first bad row, exit 1."""
     cfg = _config(config)
+    anchor: tuple[str, int] | None = None
+    if head:
+        hash_, _, count = head.partition(":")
+        if not re.fullmatch(r"[0-9a-f]{64}", hash_) or not count.isdigit():
+            _fail("--head: expected HASH:COUNT (64 hex digits, a colon, the number of events)", 2)
+        anchor = (hash_, int(count))
 
     async def go() -> tuple[bool, str]:
         async with await _open(cfg, read_only=True) as store:
-            result = await store.verify()
+            result = await store.verify(anchor=(cfg.keeper.name, *anchor) if anchor else None)
+            projection = await store.verify_projection() if result.ok else ""
+        if result.ok and projection:
+            return False, f"bad {projection}"
         if result.ok:
             pruned = f" ({result.pruned} pruned before a checkpoint)" if result.pruned else ""
-            return True, f"ok {result.events} events{pruned}"
+            return True, f"ok {result.events} events{pruned}" + (f", head {head}" if anchor else "")
         return False, f"bad {result.problem} ({result.events} events ok before it)"
 
     ok, line = _run(go())

@@ -2,9 +2,13 @@
 
 Why: two copies of the keeper on one account would each see the other's orders as drift and trade
 against each other. The lock is keyed by exchange id + SHA-256 fingerprint of the API key (never the key
-itself) and lives where the audit store lives: a Postgres session advisory lock held on a dedicated
-connection, or an exclusive flock on a file beside the SQLite database. Both die with the process, so a
-kill -9 never leaves the account stuck.
+itself), never by the database: an exclusive flock on `<lock dir>/<exchange>-<fingerprint>.lock` in one
+well-known directory (`keeper.lock_dir`, else $HEDGED_LOCK_DIR, else $XDG_RUNTIME_DIR/hedged, else
+/run/hedged for root, else <tmp>/hedged-<uid>), so two configs with different databases on one machine
+still exclude each other; and, with a Postgres store, a session advisory lock on a dedicated connection
+too, for keepers on other machines sharing that database. Both die with the process, so a kill -9 never
+leaves the account stuck. Keepers that share neither are caught from the exchange itself
+(`hedged.foreign`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from hedged.audit.store import AuditError, async_url, sqlite_path
+from hedged.audit.store import AuditError, async_url
 from hedged.log import get_logger
 
 if TYPE_CHECKING:
@@ -44,6 +48,19 @@ def fingerprint(api_key: str | SecretStr | None) -> str:
     """SHA-256 hex of the API key: identifies the account without storing the key."""
     raw = api_key.get_secret_value() if isinstance(api_key, SecretStr) else (api_key or "")
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def lock_dir(configured: str = "") -> Path:
+    """The one directory every keeper of this machine (and user) puts its account locks in."""
+    if configured:
+        return Path(configured)
+    if env := os.environ.get("HEDGED_LOCK_DIR"):
+        return Path(env)
+    if xdg := os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(xdg) / "hedged"
+    if os.getuid() == 0:
+        return Path("/run/hedged")
+    return Path(tempfile.gettempdir()) / f"hedged-{os.getuid()}"
 
 
 def _pg_key(exchange: str, fp: str) -> int:
@@ -70,8 +87,10 @@ _MINE = sa.text(
 class AccountLock:
     """Exclusive, process-lifetime lock for one (exchange, API key); use `async with` or acquire/release."""
 
-    def __init__(self, url: str, exchange: str, api_key: str | SecretStr | None, *, timeout: float = 5.0):
+    def __init__(self, url: str, exchange: str, api_key: str | SecretStr | None, *, timeout: float = 5.0,
+                 directory: Path | None = None):
         self.url = url
+        self.directory = directory if directory is not None else lock_dir()
         self.exchange = exchange
         self.fingerprint = fingerprint(api_key)
         self.timeout = timeout
@@ -84,16 +103,13 @@ class AccountLock:
         return f"{self.exchange} key {self.fingerprint[:12]}"
 
     @property
-    def path(self) -> Path | None:
-        """The lock file (SQLite stores only)."""
-        u = async_url(self.url)
-        if not u.drivername.startswith("sqlite"):
-            return None
-        db = sqlite_path(u)
-        name = f"{self.exchange}-{self.fingerprint[:16]}.lock"
-        if db is None:
-            return Path(tempfile.gettempdir()) / f"hedged-{name}"
-        return db.resolve().parent / f"{db.name}.{name}"
+    def path(self) -> Path:
+        """The lock file: keyed by the account only, in the well-known directory."""
+        return self.directory / f"{self.exchange}-{self.fingerprint[:16]}.lock"
+
+    @property
+    def postgres(self) -> bool:
+        return not async_url(self.url).drivername.startswith("sqlite")
 
     @property
     def held(self) -> bool:
@@ -103,15 +119,19 @@ class AccountLock:
         """Take the lock now or raise AccountLocked; never waits."""
         if self.held:
             return
-        if self.path is not None:
-            self._acquire_file(self.path)
-        else:
-            await self._acquire_pg()
-        log.info("audit.account_locked", account=self.account)
+        self._acquire_file(self.path)
+        if self.postgres:
+            try:
+                await self._acquire_pg()
+            except BaseException:
+                await self.release()
+                raise
+        log.info("audit.account_locked", account=self.account, lock_file=str(self.path))
 
     def _acquire_file(self, path: Path) -> None:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise AuditError(f"cannot open lock file {path}: {exc.strerror}") from None
         try:
@@ -156,7 +176,7 @@ class AccountLock:
 
     async def check(self) -> None:
         """Raise AccountLockLost if the lock is no longer ours (call it each cycle)."""
-        if self._fd is not None:
+        if self._fd is not None and not self.postgres:
             return
         if self._conn is None:
             raise AccountLockLost(f"account lock for {self.account} is not held")
@@ -200,7 +220,8 @@ def config_locks(config: Config, base: Path | None = None) -> list[AccountLock]:
     seen: dict[tuple[str, str], AccountLock] = {}
     for venue in config.venues.values():
         creds = venue.credentials(base if base is not None else config.base_dir)
-        lock = AccountLock(config.audit_url, venue.exchange, creds.get("apiKey"))
+        directory = lock_dir(str(config.resolve(config.keeper.lock_dir)) if config.keeper.lock_dir else "")
+        lock = AccountLock(config.audit_url, venue.exchange, creds.get("apiKey"), directory=directory)
         seen.setdefault((lock.exchange, lock.fingerprint), lock)
     return list(seen.values())
 

@@ -34,7 +34,7 @@ ALLOWED_KEYS = frozenset(
     clientOrderId lastTradeTimestamp timeInForce reduceOnly postOnly triggerPrice stopPrice takerOrMaker
     markPrice indexPrice fundingRate contractSize unrealizedPnl liquidationPrice entryPrice marginMode
     percentage data keeper venues cycles attempts failures permanent healthy_cycles quiet heartbeat pruned
-    checkpoint first_id last_id last_hash before rows
+    checkpoint first_id last_id last_hash before rows replay_id suppressed
     """.split()  # noqa: SIM905 (a word list reads better than 130 quoted strings)
 )
 ALWAYS_DROPPED = frozenset({"info"})  # ccxt's raw exchange reply: unbounded and may echo credentials

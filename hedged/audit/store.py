@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import json
 import os
 import pwd
 import socket
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -61,6 +63,8 @@ __all__ = [
 
 log = get_logger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 class AuditError(Exception):
@@ -253,6 +257,10 @@ def create_engine(url: str | URL, *, write_timeout: float = 5.0, read_only: bool
         if read_only and path is not None:
             # mode=ro makes SQLite itself refuse writes (chmod does not stop root).
             u = u.set(database=f"file:{quote(str(path.resolve()))}", query={"mode": "ro", "uri": "true"})
+        elif path is not None and not path.exists() and path.parent.is_dir():
+            # created 0600 whatever the umask: SQLite gives its -wal/-shm files the database's mode
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_async_engine(u, connect_args={"timeout": write_timeout})
         _sqlite_events(engine, write_timeout, read_only)
         return engine
@@ -321,6 +329,25 @@ def who() -> dict[str, JsonValue]:
 # --- the store ---------------------------------------------------------------------------------------
 
 
+def _reconnecting(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A read whose connection was dropped (failover, restart, idle-session killer) runs once more on a fresh
+    one (the pool invalidated the dead one); a read has no effect to duplicate."""
+
+    @functools.wraps(fn)
+    async def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (sa.exc.DBAPIError, AuditReadError) as exc:
+            cause = exc.__cause__ if isinstance(exc, AuditReadError) else exc  # _reading wraps the driver's error
+            if not (isinstance(cause, sa.exc.DBAPIError) and cause.connection_invalidated):
+                raise
+            log.warning("audit.reconnect", error=_short(cause))
+            return await fn(*args, **kwargs)
+
+    return read
+
+
+
 class AuditStore:
     """Async API over the audit database for one keeper (its events, orders, cycles)."""
 
@@ -350,6 +377,12 @@ class AuditStore:
         # metrics hooks: the duration of each durable write; each order event (kind, status before, row, reason)
         self.on_write: Callable[[float], None] | None = None
         self.on_order: Callable[[str, str | None, OrderRecord, str | None], None] | None = None
+        # the chain head anchored outside the store: this keeper's newest hash and event count, in a small file
+        # beside SQLite and in the retained MQTT state, so that `audit verify --head` detects a truncation
+        self.head_hash, self.head_count = "", 0
+        self._staged: list[tuple[str, int]] = []
+        db = sqlite_path(engine.url)
+        self.head_file: Path | None = db.with_name(db.name + ".head") if db is not None and not read_only else None
 
     @classmethod
     async def open(
@@ -381,6 +414,10 @@ class AuditStore:
                     raise AuditSchemaError(f"no audit tables in {safe_url(u)}: run `hedged db upgrade`")
                 last = await conn.scalar(sa.select(sa.func.max(Event.cycle)).where(Event.keeper == keeper))
                 store.cycle = int(last) if last is not None else None
+                store.head_count = int(await conn.scalar(
+                    sa.select(sa.func.count()).select_from(Event).where(Event.keeper == keeper)) or 0)
+                store.head_hash = str(await conn.scalar(
+                    sa.select(Event.hash).where(Event.keeper == keeper).order_by(Event.id.desc()).limit(1)) or "")
         except AuditError:
             await engine.dispose()
             raise
@@ -422,32 +459,62 @@ class AuditStore:
         if self.read_only:
             raise AuditWriteError("audit store opened read-only")
         async with self._lock:
-            started = time.perf_counter()
             try:
-                async with asyncio.timeout(self._timeout * 3):
-                    async with self._write_engine.connect() as conn:
-                        try:
-                            await conn.begin()
-                            if self._is_pg:
-                                await conn.execute(
-                                    sa.select(sa.func.pg_advisory_xact_lock(
-                                        CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
-                                )
-                            result = await work(conn)
-                            await conn.commit()
-                            if self.on_write is not None:
-                                with contextlib.suppress(Exception):
-                                    self.on_write(time.perf_counter() - started)
-                            return result
-                        except BaseException:
-                            await _discard(conn)
-                            raise
+                try:
+                    return await self._write_once(work)
+                except sa.exc.DBAPIError as exc:
+                    # a dropped connection (failover, restart, idle-session killer): once more, on a fresh one.
+                    # Each write is one transaction; if the first never committed, the retry is the only copy
+                    # (and an intent's unique client id refuses a second one).
+                    if not exc.connection_invalidated:
+                        raise
+                    log.warning("audit.reconnect", error=_short(exc), keeper=self.keeper)
+                    return await self._write_once(work)
             except (AuditError, IllegalTransition):
                 raise
             except Exception as exc:
                 with contextlib.suppress(Exception):  # a broken log sink must not hide the write error
                     log.error("audit.write_failed", error=_short(exc), keeper=self.keeper)
                 raise AuditWriteError(f"audit write failed: {_short(exc)}") from exc
+
+    @property
+    def head(self) -> str:
+        """HASH:COUNT of this keeper's chain, as `audit verify --head` takes it ("" before the first event)."""
+        return f"{self.head_hash}:{self.head_count}" if self.head_hash else ""
+
+    def _committed(self) -> None:
+        staged, self._staged = self._staged, []
+        for digest, n in staged:
+            self.head_hash, self.head_count = digest, self.head_count + n
+        if staged and self.head_file is not None:
+            with contextlib.suppress(OSError):  # the anchor is a help, never a reason to fail a write
+                tmp = self.head_file.with_name(self.head_file.name + ".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(json.dumps({"keeper": self.keeper, "head": self.head}) + "\n")
+                os.replace(tmp, self.head_file)
+
+    async def _write_once(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        self._staged = []
+        started = time.perf_counter()
+        async with asyncio.timeout(self._timeout * 3):
+            async with self._write_engine.connect() as conn:
+                try:
+                    await conn.begin()
+                    if self._is_pg:
+                        await conn.execute(
+                            sa.select(sa.func.pg_advisory_xact_lock(CHAIN_LOCK_CLASS, _chain_lock_key(self.keeper)))
+                        )
+                    result = await work(conn)
+                    await conn.commit()
+                except BaseException:
+                    await _discard(conn)
+                    raise
+        self._committed()
+        if self.on_write is not None:
+            with contextlib.suppress(Exception):
+                self.on_write(time.perf_counter() - started)
+        return result
 
     async def _append(
         self,
@@ -488,6 +555,7 @@ class AuditStore:
             return []
         ids = (await conn.execute(
             sa.insert(Event).returning(Event.id, sort_by_parameter_order=True), rows)).scalars().all()
+        self._staged.append((prev, len(rows)))
         return [EventRecord(i, r["ts"], r["keeper"], r["cycle"], r["kind"], r["venue"], r["symbol"], r["asset"],
                             r["payload"], r["prev_hash"], r["hash"]) for i, r in zip(ids, rows, strict=True)]
 
@@ -895,10 +963,12 @@ class AuditStore:
         )).mappings().first()
         return OrderRecord(**row) if row is not None else None
 
+    @_reconnecting
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
         async with self._reading() as conn:
             return await self._get_order(conn, client_order_id)
 
+    @_reconnecting
     async def _orders(self, where: Iterable[sa.ColumnElement[bool]]) -> list[OrderRecord]:
         async with self._reading() as conn:
             rows = (await conn.execute(
@@ -927,6 +997,7 @@ class AuditStore:
             where.append(Order.venue == venue)
         return await self._orders(where)
 
+    @_reconnecting
     async def fills_for(self, client_order_id: str) -> list[FillRecord]:
         async with self._reading() as conn:
             rows = (await conn.execute(
@@ -934,6 +1005,7 @@ class AuditStore:
             )).mappings().all()
         return [FillRecord(**r) for r in rows]
 
+    @_reconnecting
     async def last_cycles(self) -> list[CycleRecord]:
         """The latest cycle row of each (venue, symbol)."""
         latest = (
@@ -947,6 +1019,7 @@ class AuditStore:
             )).mappings().all()
         return [CycleRecord(**r) for r in rows]
 
+    @_reconnecting
     async def last_event(self, kind: str) -> EventRecord | None:
         async with self._reading() as conn:
             row = (await conn.execute(
@@ -955,6 +1028,7 @@ class AuditStore:
             )).mappings().first()
         return EventRecord(**row) if row is not None else None
 
+    @_reconnecting
     async def head_id(self) -> int:
         """The id of this keeper's newest event (0 if none): where a follower starts."""
         async with self._reading() as conn:
@@ -983,6 +1057,7 @@ class AuditStore:
         except ValueError:
             return None
 
+    @_reconnecting
     async def tail(self, n: int = 20, *, all_keepers: bool = False) -> list[EventRecord]:
         """The last n events, oldest first."""
         query = sa.select(Event).order_by(Event.id.desc()).limit(n)
@@ -992,6 +1067,7 @@ class AuditStore:
             rows = (await conn.execute(query)).mappings().all()
         return [EventRecord(**r) for r in reversed(rows)]
 
+    @_reconnecting
     async def events_after(
         self, after_id: int, limit: int = 1000, *, all_keepers: bool = False, since: datetime | None = None,
         kinds: Iterable[str] | None = None,
@@ -1075,10 +1151,11 @@ class AuditStore:
 
         return await self._write(work)
 
-    async def verify(self, batch: int = 2000) -> VerifyResult:
-        """Walk every keeper's chain in this database; stop at the first bad row."""
+    async def verify(self, batch: int = 2000, anchor: tuple[str, str, int] | None = None) -> VerifyResult:
+        """Walk every keeper's chain in this database; stop at the first bad row. `anchor` (keeper, hash,
+        count): that keeper's COUNT-th event must have HASH — a store truncated below it fails."""
         async with self._reading() as conn:
-            walker = ChainWalker(await self._chain_starts(conn))
+            walker = ChainWalker(await self._chain_starts(conn), anchor)
         after = 0
         async with self._reading() as conn:
             while True:
@@ -1092,6 +1169,41 @@ class AuditStore:
                 after = rows[-1]["id"]
         return walker.result()
 
+    async def verify_projection(self, batch: int = 2000) -> str:
+        """Replay every order's chained events and compare with the `orders` table the keeper acts on at
+        restart; the first disagreement as one line, or "" if they agree. Why: the chain proves the events,
+        but an edit to the projection would otherwise pass unseen."""
+        expected: dict[str, dict[str, Any]] = {}
+        kinds = [str(k) for k in (EventKind.INTENT, EventKind.SENT, EventKind.ACK, EventKind.ORDER, EventKind.FILL,
+                                  EventKind.CANCEL, EventKind.REJECT)]
+        after = 0
+        async with self.engine.connect() as conn:
+            while True:
+                rows = (await conn.execute(sa.select(Event.id, Event.kind, Event.venue, Event.symbol, Event.payload)
+                                           .where(Event.id > after, Event.kind.in_(kinds))
+                                           .order_by(Event.id).limit(batch))).all()
+                for r in rows:
+                    _replay(expected, r.kind, r.venue, r.symbol, r.payload if isinstance(r.payload, dict) else {})
+                if len(rows) < batch:
+                    break
+                after = rows[-1].id
+            orders = [OrderRecord(**r) for r in (await conn.execute(sa.select(Order))).mappings().all()]
+        for o in orders:
+            e = expected.pop(o.client_order_id, None)
+            if e is None:
+                return f"orders row {o.client_order_id}: no intent event in the chain (inserted)"
+            have = {"venue": o.venue, "symbol": o.symbol, "side": o.side, "amount": o.amount, "price": o.price,
+                    "status": o.status, "filled": o.filled}
+            for field, want in e.items():
+                if field in have and have[field] != want:
+                    return (f"orders row {o.client_order_id}: {field} is {have[field]} but its events say {want} "
+                            f"(edited)")
+        if expected:
+            cid = sorted(expected)[0]
+            return f"orders row {cid}: missing, though its intent is in the chain (deleted)"
+        return ""
+
+    @_reconnecting
     async def count_events(self) -> int:
         async with self._reading() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(Event)) or 0)
@@ -1102,6 +1214,49 @@ async def _discard(conn: AsyncConnection) -> None:
     leave it mid-operation ("another operation is in progress"), failing every later use. Reconnect instead."""
     with contextlib.suppress(Exception):
         await conn.invalidate()
+
+
+def _dec_or_none(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except ArithmeticError:
+        return None
+
+
+def _replay(orders: dict[str, dict[str, Any]], kind: str, venue: str | None, symbol: str | None,
+            p: Mapping[str, Any]) -> None:
+    """Apply one order event to the replayed projection, by the same rules the writes use."""
+    cid = str(p.get("client_order_id") or "")
+    if kind == EventKind.INTENT:
+        orders[cid] = {"venue": venue, "symbol": symbol, "side": p.get("side"), "amount": _dec_or_none(p.get("amount")),
+                       "price": _dec_or_none(p.get("price")), "status": OrderStatus.INTENT.value,
+                       "filled": Decimal(0), "_fills": Decimal(0)}
+        return
+    o = orders.get(cid)
+    if o is None:
+        return  # a fill of an order we never placed (by hand), or an event of a deleted intent
+    if kind == EventKind.FILL:
+        o["_fills"] += _dec_or_none(p.get("amount")) or Decimal(0)
+        total = o["_fills"]
+        if total >= o["filled"] and total > 0:
+            o["filled"] = total
+            status = OrderStatus.FILLED if total >= (o["amount"] or 0) else OrderStatus.PARTIALLY_FILLED
+            if _advances(o["status"], status):
+                o["status"] = status.value
+        return
+    new, filled = p.get("status"), _dec_or_none(p.get("filled"))
+    if new in {s.value for s in OrderStatus} and _advances(o["status"], OrderStatus(new)):
+        o["status"] = new
+    if filled is not None and filled >= o["filled"]:
+        o["filled"] = filled
+
+
+def _advances(current: str, new: OrderStatus) -> bool:
+    """Whether replaying `new` moves the order, by the state machine the writes use (hedged/order_state.py)."""
+    try:
+        return advance(current, new) != OrderStatus(current)
+    except IllegalTransition:
+        return False
 
 
 def _exact(**values: Any) -> None:

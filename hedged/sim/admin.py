@@ -49,8 +49,14 @@ class AdminFront:
 
     def _wrap(self, fn: Callable[[dict[str, Any]], Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
+            # any local web page could otherwise move prices or credit balances: browsers send Origin (and
+            # Sec-Fetch-Site) on cross-site requests, and a "simple" cross-origin POST cannot be JSON
+            if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site", "none") != "none":
+                return web.json_response({"error": "browser-origin requests are refused"}, status=403)
             body: dict[str, Any] = {}
             if request.method == "POST" and request.can_read_body:
+                if request.content_type != "application/json":
+                    return web.json_response({"error": "Content-Type must be application/json"}, status=415)
                 try:
                     raw = await request.json()
                 except ValueError:
@@ -66,6 +72,10 @@ class AdminFront:
             except ValidationError as exc:
                 lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
                 return web.json_response({"error": "; ".join(lines)}, status=400)
+            except (ValueError, TypeError, KeyError, ArithmeticError, AttributeError) as exc:
+                # a value of the wrong shape ({"seed": "x"}, "rate_limit": 5, "balances": 1): the caller's, not ours
+                return web.json_response({"error": f"bad request: {type(exc).__name__}: {str(exc)[:200]}"},
+                                         status=400)
 
         return serve
 

@@ -125,7 +125,9 @@ async def _allow(url: str, allow: bool) -> None:
 
 async def test_postgres_write_killed_while_waiting(pg_url: str) -> None:
     url = pg_url
-    """A write stuck behind another writer's chain lock, then its backend is terminated: it raises."""
+    """A write stuck behind another writer's chain lock, then its backend is terminated: it is retried once on
+    a fresh connection (issue 17, 10b: a dropped connection must not halt trading), so once the other writer
+    lets go it lands — exactly once."""
     import asyncpg
 
     from hedged.audit.store import CHAIN_LOCK_CLASS, _chain_lock_key
@@ -149,13 +151,12 @@ async def test_postgres_write_killed_while_waiting(pg_url: str) -> None:
         await blocker.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hedged-audit' "
             "AND datname = current_database()")  # only this test's database: the server is shared
-        t = time.monotonic()
-        with pytest.raises(AuditWriteError):
-            await asyncio.wait_for(task, 5)
-        assert time.monotonic() - t < 5
+        await asyncio.sleep(0.5)
+        assert not task.done()  # the retry waits behind the blocker again, on a new connection
         await tr.rollback()
+        await asyncio.wait_for(task, 20)
         await store.append("stop", {})
-        assert [e.kind for e in await store.tail(10)] == ["start", "stop"]
+        assert [e.kind for e in await store.tail(10)] == ["start", "alert", "stop"]
         assert (await store.verify()).ok
     finally:
         await blocker.close()

@@ -61,8 +61,7 @@ async def test_second_lock_refused_in_process(url: str) -> None:
         async with AccountLock(url, "bybit", "another-key"), AccountLock(url, "okx", FAKE_KEY):
             pass  # other accounts are free
         await a.check()
-        if a.path is not None:
-            assert FAKE_KEY not in a.path.read_text() and FAKE_KEY not in str(a.path)
+        assert FAKE_KEY not in a.path.read_text() and FAKE_KEY not in str(a.path)
     finally:
         await a.release()
     async with AccountLock(url, "bybit", FAKE_KEY) as b:
@@ -87,7 +86,7 @@ def test_config_locks_one_per_account(tmp_path: Path, monkeypatch: pytest.Monkey
     cfg = load_config(write_config(tmp_path, "sqlite:///audit.db"))
     locks = config_locks(cfg)
     assert len(locks) == 1 and locks[0].fingerprint == fingerprint(FAKE_KEY)
-    assert locks[0].path is not None and locks[0].path.parent == tmp_path
+    assert locks[0].path.parent == Path(os.environ["HEDGED_LOCK_DIR"])  # the account's, not the database's
 
 
 def _start_holder(cfg: Path) -> subprocess.Popen[str]:

@@ -31,7 +31,7 @@ BAD_CONFIGS = [
     ("missing exchange", MINIMAL.replace('exchange = "bybit"', ""), "venues.bybit.exchange: required key is missing"),
     ("missing asset", MINIMAL.replace('asset = "BTC"', ""), "hedge[0].asset: required key is missing"),
     ("no hedge", '[venues.bybit]\nexchange = "bybit"\n', "hedge: required key is missing"),
-    ("wrong type", MINIMAL + '\n[keeper]\ninterval = "often"\n', "keeper.interval: Input should be a valid number"),
+    ("wrong type", MINIMAL + '\n[keeper]\ninterval = "often"\n', "keeper.interval: expected a number, got a string"),
     ("negative ratio", MINIMAL.replace('instrument = "BTC/USD:BTC"', 'instrument = "BTC/USD:BTC"\nratio = -1'),
      "hedge[0].ratio: Input should be greater than or equal to 0"),
     ("ratio over max", MINIMAL.replace('instrument = "BTC/USD:BTC"', 'instrument = "BTC/USD:BTC"\nratio = 2'),
