@@ -3,6 +3,10 @@
 An emulated Bybit (seeded GBM prices with jumps, accelerated clock) holds BTC/ETH/SOL/USDT on the account
 `demo-key`; the keeper hedges BTC and ETH with the inverse perpetuals. Part-way through, coins are
 deposited so the hedge visibly follows. State (config + audit DB) stays in a directory for inspection.
+
+`--scenario cross-venue`: the coins sit on an emulated Binance spot wallet plus a cold wallet
+(`off_exchange`), the hedge is short on the Bybit inverse perpetuals; both fronts run in this process, one
+market (Binance's prices follow Bybit's index), and the deposit lands on Binance spot.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hedged.config import Config
     from hedged.keeper import CycleResult
     from hedged.model import Decision
@@ -29,6 +35,8 @@ SECRET = "demo-secret"
 KEY_ENV = "HEDGED_DEMO_KEY"
 SECRET_ENV = "HEDGED_DEMO_SECRET"
 DEPOSITS: tuple[tuple[str, Decimal], ...] = (("BTC", Decimal(2)), ("ETH", Decimal(20)))
+SCENARIOS = ("single", "cross-venue")
+COLD_WALLET: dict[str, Decimal] = {"BTC": Decimal(5), "ETH": Decimal(50)}  # cross-venue off_exchange amounts
 DEPOSIT_AFTER = 20.0  # seconds, when no --duration is given
 SPEED = 600.0  # exchange seconds per wall second: one minute of demo is ten hours of market
 
@@ -71,6 +79,13 @@ order_timeout = 10
 url = "sqlite:///hedged.db"
 """
 
+CROSS_VENUE_VENUES = """[venues.spot]
+exchange = "binance"
+url = "{spot_url}"
+api_key_env = "{key_env}"
+secret_env = "{secret_env}"
+"""
+
 
 def demo_settings() -> EmulatorSettings:
     """The default exchange with moving prices: seeded GBM, a little drift, occasional jumps, accelerated."""
@@ -91,10 +106,42 @@ def demo_settings() -> EmulatorSettings:
     )
 
 
-def write_config(state_dir: Path, url: str) -> Path:
+def write_config(state_dir: Path, url: str, spot_url: str | None = None) -> Path:
+    """The single-venue config; with `spot_url` the cross-venue one: each hedge also counts the Binance
+    spot venue's coins (sources) and a cold wallet (off_exchange)."""
+    text = CONFIG_TEMPLATE.format(url=url, key_env=KEY_ENV, secret_env=SECRET_ENV)
+    if spot_url is not None:
+        text = text.replace("# Written by `hedged demo`:", "# Written by `hedged demo --scenario cross-venue`:")
+        text = text.replace("\n[[hedge]]\n", "\n" + CROSS_VENUE_VENUES.format(
+            spot_url=spot_url, key_env=KEY_ENV, secret_env=SECRET_ENV) + "\n[[hedge]]\n", 1)
+        for coin, amount in COLD_WALLET.items():
+            text = text.replace(f'instrument = "{coin}/USD:{coin}"\n',
+                                f'instrument = "{coin}/USD:{coin}"\nsources = ["spot"]\noff_exchange = {amount}\n')
     path = state_dir / "hedged.toml"
-    path.write_text(CONFIG_TEMPLATE.format(url=url, key_env=KEY_ENV, secret_env=SECRET_ENV))
+    path.write_text(text)
     return path
+
+
+def spot_settings() -> EmulatorSettings:
+    """Binance for the cross-venue scenario: fixed paths (its prices follow Bybit's, see link_prices); the
+    demo account holds BTC, ETH and USDT in its spot wallet and nothing as COIN-M collateral."""
+    from hedged.sim.settings import binance_settings
+
+    return binance_settings(seed=7, accounts=[{
+        "api_key": API_KEY, "secret": SECRET, "balances": {},
+        "spot_balances": {"BTC": Decimal(10), "ETH": Decimal(100), "USDT": Decimal(100_000)}}])
+
+
+def link_prices(source: Emulator, follower: Emulator) -> None:
+    """One market on two venues: every index move on `source` is copied to `follower`."""
+    def copy(kind: str, _key: str | None, payload: Any) -> None:
+        base = getattr(payload, "base", None)
+        if kind == "ticker" and base in follower.engine.index:
+            price = source.engine.index[base]
+            if follower.engine.index[base] != price:
+                follower.engine.set_price(price, asset=base)
+
+    source.engine.listeners.append(copy)
 
 
 def _num(v: Decimal, places: int = 4) -> str:
@@ -119,6 +166,7 @@ class DemoView:
     error: str = ""
     event: str = "keeper starting"
     decisions: tuple[Decision, ...] = ()
+    held: Callable[[str], Decimal] | None = None  # where the held coins are, when not on `emu` (cross-venue)
 
     def on_cycle(self, result: CycleResult, _snapshot: Any) -> None:
         self.cycles += 1
@@ -138,6 +186,8 @@ class DemoView:
                 sum(1 for o in mine if o["reject_reason"] == "EC_PostOnlyWillTakeLiquidity"))
 
     def wallet(self, coin: str) -> Decimal:
+        if self.held is not None:
+            return self.held(coin)
         return Decimal(self.emu.engine.account(API_KEY).wallet.get(coin, Decimal(0)))
 
     @staticmethod
@@ -196,7 +246,17 @@ class DemoView:
         return Group(*parts)
 
 
-async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> DemoView:
+async def run_scenario(state_dir: Path, duration: float | None, *, live: bool, scenario: str) -> DemoView:
+    """The single-venue demo, or the cross-venue one with an emulated Binance beside it."""
+    if scenario == "single":
+        return await run_demo(state_dir, duration, live=live)
+    from hedged.sim.server import Emulator
+
+    async with Emulator(spot_settings(), exchange="binance") as spot:
+        return await run_demo(state_dir, duration, live=live, spot=spot)
+
+
+async def run_demo(state_dir: Path, duration: float | None, *, live: bool, spot: Emulator | None = None) -> DemoView:
     import asyncio
 
     from hedged.config import load_config
@@ -206,9 +266,17 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> De
     async with Emulator(demo_settings()) as emu:
         os.environ[KEY_ENV] = API_KEY
         os.environ[SECRET_ENV] = SECRET
-        cfg_path = write_config(state_dir, emu.url)
+        cfg_path = write_config(state_dir, emu.url, spot.url if spot is not None else None)
         cfg: Config = load_config(cfg_path)
         view = DemoView(emu)
+        deposit_to, deposit_key = emu, API_KEY
+        if spot is not None:
+            from hedged.sim.binance import spot_key
+
+            link_prices(emu, spot)
+            deposit_to, deposit_key = spot, spot_key(API_KEY)
+            view.held = lambda coin: spot.engine.account(spot_key(API_KEY)).wallet.get(coin, Decimal(0)) \
+                + COLD_WALLET.get(coin, Decimal(0))
         view.event = f"exchange up at {emu.url}; holding " + ", ".join(
             f"{_num(view.wallet(c))} {c}" for c in ("BTC", "ETH"))
         stop = asyncio.Event()
@@ -219,7 +287,7 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> De
             if stop.is_set():
                 return
             for coin, amount in DEPOSITS:
-                emu.engine.credit(API_KEY, coin, amount)
+                deposit_to.engine.credit(deposit_key, coin, amount)
             view.event = (f"+{time.monotonic() - view.started:.0f}s deposited "
                           + " and ".join(f"{_num(a)} {c}" for c, a in DEPOSITS) + "; the hedge follows")
             if not live:
@@ -273,6 +341,9 @@ def register(app: typer.Typer) -> None:
             "--duration", min=1, help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
         state_dir: Annotated[Path | None, typer.Option(
             "--state-dir", help="Where to keep hedged.toml and hedged.db (default: a fresh temp dir).")] = None,
+        scenario: Annotated[str, typer.Option(
+            "--scenario", help="single: one Bybit account holds the coins and the hedge; cross-venue: coins on "
+            "Binance spot plus a cold wallet, hedged short on Bybit inverse.")] = "single",
     ) -> None:
         """Run the keeper against a local emulated exchange with a live view. No keys, no network."""
         import asyncio
@@ -281,6 +352,9 @@ def register(app: typer.Typer) -> None:
         from hedged.audit.cli import exit_codes
         from hedged.log import configure
 
+        if scenario not in SCENARIOS:
+            print(f"--scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}", file=sys.stderr)
+            raise typer.Exit(2)
         configure(level="warning")
         if state_dir is None:
             state_dir = Path(tempfile.mkdtemp(prefix="hedged-demo-"))
@@ -291,7 +365,7 @@ def register(app: typer.Typer) -> None:
         print(f"hedged demo: state in {state_dir}" + (f", running {duration:g}s" if duration else ", Ctrl-C stops"),
               flush=True)
         with exit_codes():
-            view = asyncio.run(run_demo(state_dir, duration, live=live))
+            view = asyncio.run(run_scenario(state_dir, duration, live=live, scenario=scenario))
         cfg = state_dir / "hedged.toml"
         print(f"\nstopped after {view.cycles} cycles, {view.sent} orders sent; open orders cancelled.")
         print(f"config: {cfg}\naudit:  {state_dir / 'hedged.db'}\ninspect:")
