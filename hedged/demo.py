@@ -275,8 +275,10 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool, spot:
 
             link_prices(emu, spot)
             deposit_to, deposit_key = spot, spot_key(API_KEY)
-            view.held = lambda coin: spot.engine.account(spot_key(API_KEY)).wallet.get(coin, Decimal(0)) \
-                + COLD_WALLET.get(coin, Decimal(0))
+            # held = what the keeper counts: Binance spot + cold wallet + the Bybit collateral, each once
+            view.held = lambda coin: sum((e.engine.account(k).wallet.get(coin, Decimal(0))
+                                          for e, k in ((spot, spot_key(API_KEY)), (emu, API_KEY))),
+                                         COLD_WALLET.get(coin, Decimal(0)))
         view.event = f"exchange up at {emu.url}; holding " + ", ".join(
             f"{_num(view.wallet(c))} {c}" for c in ("BTC", "ETH"))
         stop = asyncio.Event()
