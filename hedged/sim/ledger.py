@@ -2,9 +2,8 @@
 the entry and realised PnL of each closing fill and the wallet balance after it; deposits/withdrawals).
 
 Shapes follow ccxt's recorded real Bybit responses (the samples in ccxt's bybit fetch_positions_history and
-fetch_ledger). Two simplifications, both documented in docs/emulator.md: closedPnl is the closed quantity's
-realised PnL less the fees of the closing fills (the engine does not attribute opening fees to the
-contracts later closed), and funding is settled on the mark price the engine uses for everything.
+fetch_ledger). One simplification (docs/emulator.md): closedPnl is the closed quantity's realised PnL less
+the fees of the closing fills; the engine does not attribute opening fees to the contracts later closed.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ def closed_pnl(engine: Engine, api_key: str, category: str, symbol: str | None, 
         g.exit_inv += ex.closed_size / ex.price
         g.pnl += ex.realised - ex.fee * ex.closed_size / ex.qty  # the closing share of this fill's fee
         g.fills += 1
+    acct = engine.account(api_key)
     rows = []
     for g in sorted(groups.values(), key=lambda g: g.last.time_ms, reverse=True):
         if (start is not None and g.last.time_ms < start) or (end is not None and g.last.time_ms > end):
@@ -60,7 +60,6 @@ def closed_pnl(engine: Engine, api_key: str, category: str, symbol: str | None, 
         order = engine.orders_by_id.get(g.last.order_id)
         avg_entry = g.closed / g.entry_inv if inst.inverse else g.entry_value / g.closed
         avg_exit = g.closed / g.exit_inv if inst.inverse else g.exit_value / g.closed
-        acct = engine.account(api_key)
         rows.append({
             "symbol": inst.id, "orderType": g.last.order_type, "leverage": fmt(engine.leverage_of(acct, inst)),
             "updatedTime": str(g.last.time_ms), "side": g.last.side, "orderId": g.last.order_id,

@@ -152,3 +152,17 @@ async def test_closed_pnl_and_transaction_log_from_the_engines_records(client: A
     for e in entries:  # ccxt reads "account" from v3's wallet_id: a v5 row (on Bybit too) has none
         check_ledger_entry(client, {"account": True}, "fetchLedger", e, "BTC", now)
     assert await client.fetch_ledger("ETH") == []
+
+
+async def test_closed_pnl_linear_sums_the_closing_fills_of_one_order(client: Any, emu: Emulator) -> None:
+    await client.create_order(LIN, "limit", "buy", 0.02, 66000)  # a long taken at the ask, 65000.1
+    emu.engine.set_price(Decimal(66000), asset="BTC")
+    close = await client.create_order(LIN, "limit", "sell", 0.03, 65000)  # closes 0.02, opens a 0.01 short
+    [h] = await client.fetch_positions_history([LIN])
+    info = h["info"]
+    assert info["orderId"] == close["id"] and info["closedSize"] == "0.02" and info["qty"] == "0.03"
+    assert h["side"] == "long" and info["avgEntryPrice"] == "65000.1" and info["avgExitPrice"] == "65999.9"
+    fee = Decimal("0.03") * Decimal("65999.9") * Decimal("0.00055") * 2 / 3  # the closing two thirds' fee
+    assert Decimal(info["closedPnl"]) == pytest.approx(Decimal("0.02") * Decimal("999.8") - fee, abs=Decimal("1e-9"))
+    usdt = await client.fetch_ledger("USDT")
+    assert [e["info"]["type"] for e in usdt] == ["TRADE", "TRADE"] and usdt[0]["info"]["category"] == "linear"
