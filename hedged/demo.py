@@ -3,6 +3,10 @@
 An emulated Bybit (seeded GBM prices with jumps, accelerated clock) holds BTC/ETH/SOL/USDT on the account
 `demo-key`; the keeper hedges BTC and ETH with the inverse perpetuals. Part-way through, coins are
 deposited so the hedge visibly follows. State (config + audit DB) stays in a directory for inspection.
+
+`--scenario cross-venue`: the coins sit on an emulated Binance spot wallet plus a cold wallet
+(`off_exchange`), the hedge is short on the Bybit inverse perpetuals; both fronts run in this process, one
+market (Binance's prices follow Bybit's index), and the deposit lands on Binance spot.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ SECRET = "demo-secret"
 KEY_ENV = "HEDGED_DEMO_KEY"
 SECRET_ENV = "HEDGED_DEMO_SECRET"
 DEPOSITS: tuple[tuple[str, Decimal], ...] = (("BTC", Decimal(2)), ("ETH", Decimal(20)))
+SCENARIOS = ("single", "cross-venue")
+COLD_WALLET: dict[str, Decimal] = {"BTC": Decimal(5), "ETH": Decimal(50)}  # cross-venue off_exchange amounts
 DEPOSIT_AFTER = 20.0  # seconds, when no --duration is given
 SPEED = 600.0  # exchange seconds per wall second: one minute of demo is ten hours of market
 
@@ -73,6 +79,13 @@ order_timeout = 10
 url = "sqlite:///hedged.db"
 """
 
+CROSS_VENUE_VENUES = """[venues.spot]
+exchange = "binance"
+url = "{spot_url}"
+api_key_env = "{key_env}"
+secret_env = "{secret_env}"
+"""
+
 
 def demo_settings() -> EmulatorSettings:
     """The default exchange with moving prices: seeded GBM, a little drift, occasional jumps, accelerated."""
@@ -93,10 +106,52 @@ def demo_settings() -> EmulatorSettings:
     )
 
 
-def write_config(state_dir: Path, url: str) -> Path:
+def write_config(state_dir: Path, url: str, spot_url: str | None = None) -> Path:
+    """The single-venue config; with `spot_url` the cross-venue one: each hedge also counts the Binance
+    spot venue's coins (sources) and a cold wallet (off_exchange)."""
+    text = CONFIG_TEMPLATE.format(url=url, key_env=KEY_ENV, secret_env=SECRET_ENV)
+    if spot_url is not None:
+        text = text.replace("# Written by `hedged demo`:", "# Written by `hedged demo --scenario cross-venue`:")
+        text = text.replace("\n[[hedge]]\n", "\n" + CROSS_VENUE_VENUES.format(
+            spot_url=spot_url, key_env=KEY_ENV, secret_env=SECRET_ENV) + "\n[[hedge]]\n", 1)
+        for coin, amount in COLD_WALLET.items():
+            text = text.replace(f'instrument = "{coin}/USD:{coin}"\n',
+                                f'instrument = "{coin}/USD:{coin}"\nsources = ["spot"]\noff_exchange = {amount}\n')
     path = state_dir / "hedged.toml"
-    path.write_text(CONFIG_TEMPLATE.format(url=url, key_env=KEY_ENV, secret_env=SECRET_ENV))
+    path.write_text(text)
     return path
+
+
+def spot_settings() -> EmulatorSettings:
+    """Binance for the cross-venue scenario: fixed paths (its prices follow Bybit's, see link_prices); the
+    demo account holds BTC, ETH and USDT in its spot wallet and nothing as COIN-M collateral."""
+    from hedged.sim.settings import binance_settings
+
+    return binance_settings(seed=7, accounts=[{
+        "api_key": API_KEY, "secret": SECRET, "balances": {},
+        "spot_balances": {"BTC": Decimal(10), "ETH": Decimal(100), "USDT": Decimal(100_000)}}])
+
+
+def link_prices(source: Emulator, follower: Emulator) -> None:
+    """One market on two venues: every index move on `source` is copied to `follower`."""
+    def copy(kind: str, _key: str | None, payload: Any) -> None:
+        base = getattr(payload, "base", None)
+        if kind == "ticker" and base in follower.engine.index:
+            price = source.engine.index[base]
+            if follower.engine.index[base] != price:
+                follower.engine.set_price(price, asset=base)
+
+    source.engine.listeners.append(copy)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Where the cross-venue demo's coins are besides the Bybit account: the Binance spot wallet (where a
+    deposit lands) and a cold wallet the keeper is told about (off_exchange)."""
+
+    spot: Emulator
+    spot_key: str
+    cold: dict[str, Decimal]
 
 
 def _num(v: Decimal, places: int = 4) -> str:
@@ -156,6 +211,7 @@ class DemoView:
     events: deque[str] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
     books: dict[str, CoinBook] = field(default_factory=dict)
     echo: Callable[[str], None] | None = None  # plain mode: print each event as it happens
+    holding: Holding | None = None  # cross-venue: coins also on Binance spot and in a cold wallet
     _status: dict[str, str] = field(default_factory=dict)
     _fees: dict[str, Decimal] = field(default_factory=dict)
 
@@ -191,7 +247,10 @@ class DemoView:
             self.decisions = result.decisions
 
     def deposit(self, coin: str, amount: Decimal) -> None:
-        self.emu.engine.credit(API_KEY, coin, amount)
+        if self.holding is not None:
+            self.holding.spot.engine.credit(self.holding.spot_key, coin, amount)
+        else:
+            self.emu.engine.credit(API_KEY, coin, amount)
         book = self.books[coin]
         book.deposited += amount
         book.put_in_usd += amount * self._mark(coin)
@@ -271,7 +330,13 @@ class DemoView:
                 sum(1 for o in mine if o["reject_reason"] == POST_ONLY_BOUNCE))
 
     def wallet(self, coin: str) -> Decimal:
-        return Decimal(self.emu.engine.account(API_KEY).wallet.get(coin, Decimal(0)))
+        """The coins held, as the keeper counts them: the Bybit account's collateral, plus (cross-venue)
+        Binance spot and the cold wallet, each once."""
+        held = Decimal(self.emu.engine.account(API_KEY).wallet.get(coin, Decimal(0)))
+        if self.holding is not None:
+            h = self.holding
+            held += h.spot.engine.account(h.spot_key).wallet.get(coin, Decimal(0)) + h.cold.get(coin, Decimal(0))
+        return held
 
     def market_hours(self) -> float:
         engine = self.emu.engine
@@ -397,7 +462,17 @@ def hedged_command() -> str:
         return str(script)
 
 
-async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> DemoView:
+async def run_scenario(state_dir: Path, duration: float | None, *, live: bool, scenario: str) -> DemoView:
+    """The single-venue demo, or the cross-venue one with an emulated Binance beside it."""
+    if scenario == "single":
+        return await run_demo(state_dir, duration, live=live)
+    from hedged.sim.server import Emulator
+
+    async with Emulator(spot_settings(), exchange="binance") as spot:
+        return await run_demo(state_dir, duration, live=live, spot=spot)
+
+
+async def run_demo(state_dir: Path, duration: float | None, *, live: bool, spot: Emulator | None = None) -> DemoView:
     import asyncio
 
     from hedged.config import load_config
@@ -407,11 +482,18 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool) -> De
     async with Emulator(demo_settings()) as emu:
         os.environ[KEY_ENV] = API_KEY
         os.environ[SECRET_ENV] = SECRET
-        cfg_path = write_config(state_dir, emu.url)
+        cfg_path = write_config(state_dir, emu.url, spot.url if spot is not None else None)
         cfg: Config = load_config(cfg_path)
-        view = DemoView(emu, echo=None if live else (lambda text: print(text, flush=True)))
+        holding = None
+        if spot is not None:
+            from hedged.sim.binance import spot_key
+
+            link_prices(emu, spot)
+            holding = Holding(spot, spot_key(API_KEY), dict(COLD_WALLET))
+        view = DemoView(emu, echo=None if live else (lambda text: print(text, flush=True)), holding=holding)
+        where = "" if holding is None else " (Binance spot + cold wallet + Bybit collateral)"
         view.log("exchange up; holding " + " and ".join(f"{_num(view.wallet(c))} {c}" for c, _ in DEPOSITS)
-                 + "; the keeper opens the short")
+                 + where + "; the keeper opens the short")
         stop = asyncio.Event()
         deposit_at = duration / 3 if duration is not None else DEPOSIT_AFTER
 
@@ -464,6 +546,9 @@ def register(app: typer.Typer) -> None:
             "--duration", min=1, help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
         state_dir: Annotated[Path | None, typer.Option(
             "--state-dir", help="Where to keep hedged.toml and hedged.db (default: a fresh temp dir).")] = None,
+        scenario: Annotated[str, typer.Option(
+            "--scenario", help="single: one Bybit account holds the coins and the hedge; cross-venue: coins on "
+            "Binance spot plus a cold wallet, hedged short on Bybit inverse.")] = "single",
     ) -> None:
         """Run the keeper against a local emulated exchange with a live view. No keys, no network."""
         import asyncio
@@ -472,6 +557,9 @@ def register(app: typer.Typer) -> None:
         from hedged.clikit import exit_codes
         from hedged.log import configure
 
+        if scenario not in SCENARIOS:
+            print(f"--scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}", file=sys.stderr)
+            raise typer.Exit(2)
         configure(level="warning")
         if state_dir is None:
             state_dir = Path(tempfile.mkdtemp(prefix="hedged-demo-"))
@@ -482,7 +570,7 @@ def register(app: typer.Typer) -> None:
         print(f"hedged demo: state in {state_dir}" + (f", running {duration:g}s" if duration else ", Ctrl-C stops"),
               flush=True)
         with exit_codes():
-            view = asyncio.run(run_demo(state_dir, duration, live=live))
+            view = asyncio.run(run_scenario(state_dir, duration, live=live, scenario=scenario))
         cfg = state_dir / "hedged.toml"
         print()
         print("\n".join(view.summary()))

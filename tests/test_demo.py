@@ -88,3 +88,33 @@ async def test_the_live_screen_fits_80_columns_and_grows_when_wider() -> None:
     assert narrow[-2].endswith("deposited 2 BTC and 20 ETH: exposure jumps, the hedge follows")
     assert "BTC/USD:BTC" in "\n".join(wide) and "within_band" in "\n".join(wide) and "in-flight" in wide[2]
     assert sum("bounced" in line for line in wide) > sum("bounced" in line for line in narrow)
+
+
+def test_cross_venue_demo_hedges_binance_spot_and_a_cold_wallet_on_bybit(tmp_path: Path) -> None:
+    import re
+    from decimal import Decimal
+
+    state = tmp_path / "cv"
+    run = _hedged("demo", "--scenario", "cross-venue", "--duration", "9", "--state-dir", str(state), timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    config = (state / "hedged.toml").read_text()
+    assert 'exchange = "binance"' in config and 'sources = ["spot"]' in config and "off_exchange = 5" in config
+    assert "deposited 2 BTC" in run.stdout
+    # the screen's held coins (and the summary's) are what the keeper counts, not only Bybit's wallet
+    assert "holding 25 BTC and 250 ETH (Binance spot + cold wallet + Bybit collateral)" in run.stdout
+    assert "  BTC: 27 BTC worth " in run.stdout and "  ETH: 270 ETH worth " in run.stdout
+    # after the deposit: 10 + 2 BTC on Binance spot, 5 in the cold wallet, 10 as Bybit collateral, each once
+    # (the single-venue demo's 12 BTC would give a target near -12)
+    targets = [Decimal(t) for t in re.findall(r"BTC/USD:BTC hedge=\S+ inflight=\S+ target=(\S+)", run.stdout)]
+    assert targets and -28.5 < targets[-1] < -25.5, targets  # the short's uPnL moves Bybit's equity a little
+    verify = _hedged("audit", "verify", "--config", str(state / "hedged.toml"))
+    assert verify.returncode == 0 and verify.stdout.startswith("ok"), verify.stdout + verify.stderr
+    with sqlite3.connect(state / "hedged.db") as conn:
+        filled = conn.execute("SELECT count(*) FROM orders WHERE status = 'filled'").fetchone()[0]
+    assert filled >= 1
+
+
+def test_demo_refuses_an_unknown_scenario(tmp_path: Path) -> None:
+    run = _hedged("demo", "--scenario", "moon", "--state-dir", str(tmp_path / "x"))
+    assert run.returncode == 2 and "--scenario: expected one of single, cross-venue" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -60,6 +60,18 @@ class CoinSummary:
         return self.equity - self.position_im - self.order_im - self.locked
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """Money moved into (delta > 0) or out of an account from outside the exchange's trading."""
+
+    api_key: str
+    coin: str
+    delta: Decimal
+    after: Decimal
+    time_ms: int
+    transfer_id: str
+
+
 def make_path(ps: PathSettings, seed: int) -> PricePath:
     if ps.kind == "steps":
         return StepPath(list(ps.steps), repeat=ps.repeat)
@@ -111,6 +123,7 @@ class Engine:
         self.by_client_id: dict[tuple[str, str], Order] = {}
         self.executions: list[Execution] = []
         self.funding_events: list[tuple[Instrument, Decimal, int]] = []  # (instrument, rate, settled at ms)
+        self.transfers: list[Transfer] = []
         # every price each instrument (by symbol) and each coin index (by asset) took, for candles
         self.price_history: dict[str, deque[tuple[int, Decimal]]] = {}
         self.index_history: dict[str, deque[tuple[int, Decimal]]] = {}
@@ -348,8 +361,11 @@ class Engine:
         return inst.round_price(price)
 
     def credit(self, api_key: str, coin: str, delta: Decimal) -> Decimal:
+        """A deposit (or, negative, a withdrawal) into the account; kept for the transaction log."""
         acct = self.account(api_key)
         acct.credit(coin, delta)
+        self.transfers.append(Transfer(api_key, coin, delta, acct.wallet[coin], self.now_ms(),
+                                       f"transfer-{len(self.transfers) + 1}"))
         self.emit("wallet", api_key, None)
         return acct.wallet[coin]
 
@@ -556,7 +572,7 @@ class Engine:
         now = self.now_ms()
         rate = inst.maker_fee if is_maker else inst.taker_fee
         value = inst.value(qty, price)
-        closed = ZERO
+        closed = realised = entry = ZERO
         if pos is None:
             if o.side == "Buy":
                 fee = qty * rate
@@ -572,6 +588,7 @@ class Engine:
             if pos.size == 0:
                 pos.created_ms = now
                 pos.realised = ZERO
+            entry = pos.entry
             realised, closed = pos.apply_fill(qty * o.sign, price)
             pos.realised -= fee
             pos.cum_realised -= fee
@@ -595,7 +612,9 @@ class Engine:
             fee_coin=o.fee_coin, is_maker=is_maker, exec_type="Trade", time_ms=now, mark_price=inst.price,
             index_price=self.index[inst.base], order_type=o.order_type,
             order_price=o.price if o.price is not None else ZERO, order_qty=o.qty, leaves_qty=o.remaining,
-            closed_size=closed, seq=self.next_seq(),
+            closed_size=closed, seq=self.next_seq(), entry_price=entry if closed else ZERO, realised=realised,
+            balances_after={c: acct.wallet.get(c, ZERO) for c in
+                            ((inst.base, inst.quote) if pos is None else (self._settle_coin(inst),))},
         )
         self.executions.append(ex)
         self.emit("order", o.api_key, o)
@@ -707,6 +726,7 @@ class Engine:
                 fee_rate=rate, fee_coin=settle, is_maker=False, exec_type="Funding", time_ms=at_ms,
                 mark_price=inst.price, index_price=self.index[inst.base], order_type="UNKNOWN",
                 order_price=ZERO, order_qty=ZERO, leaves_qty=ZERO, closed_size=ZERO, seq=self.next_seq(),
+                balances_after={settle: acct.wallet.get(settle, ZERO)},
             )
             self.executions.append(ex)
             self.emit("execution", acct.api_key, ex)

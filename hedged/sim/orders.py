@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from hedged.sim.instruments import ZERO, Instrument
@@ -93,3 +93,8 @@ class Execution:
     leaves_qty: Decimal
     closed_size: Decimal
     seq: int
+    # what closed-pnl and transaction-log answer from: the position's entry before a closing fill, the
+    # PnL that fill realised (before fees), and each wallet coin it moved, as it stood afterwards
+    entry_price: Decimal = ZERO
+    realised: Decimal = ZERO
+    balances_after: dict[str, Decimal] = field(default_factory=dict)

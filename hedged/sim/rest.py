@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hedged.sim import klines, views
+from hedged.sim import klines, ledger, views
 from hedged.sim.auth import RateLimiter, verify_request
 from hedged.sim.engine import Engine, EngineError
 from hedged.sim.faults import FaultInjector, Faults
@@ -117,6 +117,8 @@ class RestFront:
             "/v5/account/info": self.account_info,
             "/v5/asset/coin/query-info": self.coin_info,
             "/v5/account/fee-rate": self.fee_rate,
+            "/v5/position/closed-pnl": self.closed_pnl,
+            "/v5/account/transaction-log": self.transaction_log,
         }
         private_post: dict[str, Handler] = {
             "/v5/order/create": self.order_create,
@@ -363,6 +365,31 @@ class RestFront:
         return {"list": [{"symbol": i.id, "baseCoin": i.base if cat == "option" else "",
                           "takerFeeRate": views.fmt(i.taker_fee), "makerFeeRate": views.fmt(i.maker_fee)}
                          for i in insts]}
+
+    def closed_pnl(self, ctx: Ctx) -> Any:
+        cat = self._category(ctx, ("linear", "inverse"))
+        p = ctx.params
+        start, end = p.get("startTime"), p.get("endTime")
+        try:
+            rows = ledger.closed_pnl(self.engine, ctx.api_key, cat, p.get("symbol") or None,
+                                     int(start) if start else None, int(end) if end else None)
+        except ValueError:
+            raise EngineError(10001, "params error: startTime or endTime invalid") from None
+        chunk, nxt = _page(rows, p, 50, 100)
+        return {"category": cat, "list": chunk, "nextPageCursor": nxt}
+
+    def transaction_log(self, ctx: Ctx) -> Any:
+        p = ctx.params
+        if p.get("accountType") not in (None, "", "UNIFIED"):
+            raise EngineError(10001, "params error: accountType must be UNIFIED")
+        if p.get("category"):
+            self._category(ctx)
+        try:
+            rows = ledger.transaction_log(self.engine, ctx.api_key, p)
+        except ValueError:
+            raise EngineError(10001, "params error: startTime or endTime invalid") from None
+        chunk, nxt = _page(rows, p, 20, 50)
+        return {"list": chunk, "nextPageCursor": nxt}
 
     def _contract(self, ctx: Ctx) -> Instrument:
         cat = self._category(ctx, ("linear", "inverse"))

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from hedged.sim import views
+from hedged.sim import klines, views
 from hedged.sim.auth import sign
 from hedged.sim.engine import Engine
 from hedged.sim.instruments import Instrument
@@ -60,6 +60,9 @@ class WsFront:
         self._flush_scheduled = False
         self.sent: Counter[str] = Counter()  # messages written, by topic kind ("tickers", "wallet", "pong"…)
         engine.listeners.append(self.on_event)
+        # kline subscriptions: connection → topic → (instrument, interval ms, start of the last bucket pushed)
+        self._klines: dict[Conn, dict[str, tuple[Instrument, int, int]]] = {}
+        engine.listeners.append(self._on_kline_event)
 
     def routes(self, app: web.Application) -> None:
         for channel in ("spot", "linear", "inverse"):
@@ -150,6 +153,8 @@ class WsFront:
                            "op": "ping"})
         elif op == "auth":
             self._auth(conn, data.get("args") or [])
+        elif op in ("subscribe", "unsubscribe") and _kline_request(data.get("args")):
+            self._subscribe_klines(conn, op, req_id, [str(a) for a in data.get("args") or []])
         elif op in ("subscribe", "unsubscribe"):
             self._subscribe(conn, op, req_id, [str(a) for a in data.get("args") or []])
 
@@ -287,3 +292,74 @@ class WsFront:
             acct = self.engine.accounts.get(key)
             if acct is not None:
                 self._private(key, "wallet", [views.wallet(self.engine, acct)])
+
+    # ---- kline.{interval}.{symbol} -------------------------------------------------------------
+    def _subscribe_klines(self, conn: Conn, op: str, req_id: Any, topics: list[str]) -> None:
+        """Subscribe answers with the current candle; it is pushed again whenever the instrument's price
+        moves or it trades; once the next bucket starts, the same message carries the finished bucket's last
+        state first, with confirm=true (one message: ccxt.pro wakes a watcher once per message)."""
+        found = {t: self._kline_topic(conn.channel, t) for t in topics}
+        bad = [t for t, v in found.items() if v is None]
+        conn.push({"success": not bad, "ret_msg": f"Invalid topics: {','.join(bad)}" if bad else "",
+                   "conn_id": conn.conn_id, "req_id": req_id, "op": op})
+        if bad:
+            return
+        subs = self._klines.setdefault(conn, {})
+        for t, v in found.items():
+            if v is None:
+                continue
+            if op == "unsubscribe":
+                subs.pop(t, None)
+                continue
+            inst, step = v
+            bucket = self.engine.now_ms() // step * step
+            subs[t] = (inst, step, bucket)
+            conn.push(self._kline_msg(t, inst, step, bucket, confirm=False))
+
+    def _kline_topic(self, channel: str, topic: str) -> tuple[Instrument, int] | None:
+        parts = topic.split(".")
+        if len(parts) != 3 or parts[1] not in klines.INTERVALS_MS:
+            return None
+        inst = self._public_inst(channel, parts[2])
+        return (inst, klines.INTERVALS_MS[parts[1]]) if inst is not None else None
+
+    def _kline_msg(self, topic: str, inst: Instrument, step: int, bucket: int, confirm: bool) -> dict[str, Any]:
+        eng = self.engine
+        now = eng.now_ms()
+        rows = klines.candles(list(eng.price_history[inst.symbol]), step, bucket, bucket, 1, eng.start_ms)
+        _, o, h, lo, c = rows[0] if rows else (bucket, inst.price, inst.price, inst.price, inst.price)
+        qty, value = klines.volume(eng.executions, inst.symbol, bucket, step)
+        interval = topic.split(".")[1]
+        return {"topic": topic, "type": "snapshot", "ts": now, "data": [{
+            "start": bucket, "end": bucket + step - 1, "interval": interval, "open": views.fmt(o),
+            "close": views.fmt(c), "high": views.fmt(h), "low": views.fmt(lo), "volume": views.fmt(qty),
+            "turnover": views.fmt(value), "confirm": confirm, "timestamp": now}]}
+
+    def _on_kline_event(self, kind: str, _api_key: str | None, payload: Any) -> None:
+        if not self._klines:
+            return
+        if kind == "ticker" and isinstance(payload, Instrument):
+            inst = payload
+        elif kind == "execution" and isinstance(payload, Execution) and payload.exec_type == "Trade":
+            inst = payload.instrument
+        else:
+            return
+        now = self.engine.now_ms()
+        for conn, subs in list(self._klines.items()):
+            if conn not in self.conns:
+                del self._klines[conn]
+                continue
+            for topic, (sub_inst, step, last) in list(subs.items()):
+                if sub_inst is not inst:
+                    continue
+                bucket = now // step * step
+                msg = self._kline_msg(topic, inst, step, bucket, confirm=False)
+                if bucket > last:  # the bucket last pushed is over: its final state, confirmed, goes first
+                    msg["data"][:0] = self._kline_msg(topic, inst, step, last, confirm=True)["data"]
+                    subs[topic] = (inst, step, bucket)
+                conn.push(msg)
+
+
+def _kline_request(args: Any) -> bool:
+    """A (un)subscribe whose topics are all kline topics (ccxt sends one symbol's per request)."""
+    return isinstance(args, list) and bool(args) and all(str(a).startswith("kline.") for a in args)
