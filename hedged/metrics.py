@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from hedged.alerts.monitors import instrument_risks, venue_risks
 from hedged.errors import Ambiguous, AuthFailed, RateLimited, Rejected, Transient, VenueError
 from hedged.model import Decision, HedgeTarget, Snapshot, TradingState
+from hedged.planner import client_prefix
 
 if TYPE_CHECKING:
     from hedged.alerts.mqtt import MqttBridge
@@ -277,7 +278,7 @@ class Metrics:
 
     def _decisions(self, snapshot: Snapshot, decisions: tuple[Decision, ...],
                    hedges: tuple[HedgeTarget, ...]) -> None:
-        prefix = f"{self.config.keeper.name}-"
+        prefix = client_prefix(self.config.keeper.name)
         for d, risk in zip(decisions, instrument_risks(snapshot, decisions), strict=True):
             p, lv = d.plan, (d.plan.venue, d.plan.symbol)
             for g, v in ((self.hedge_coins, p.hedge), (self.hedge_usd, p.hedge * p.mark),

@@ -21,6 +21,7 @@ from hedged.config import Config, parse_config
 from hedged.decide import base36, decide
 from hedged.exposure import notional_usd
 from hedged.model import GuardResult, Plan, RecentOrder, Snapshot, TradingState
+from hedged.planner import client_prefix
 from hedged.planner import plan as make_plan
 from hedged.sim.engine import EngineError
 from hedged.sim.orders import Order as SimOrder
@@ -171,7 +172,7 @@ def _venues(cfg: Config, settings: EmulatorSettings, start: datetime, step_s: in
         # every coin starts on the first hedge's venue (the usual coin-margined set-up)
         bal = balances if n == cfg.hedge[0].venue else {}
         out[n] = SimVenue.create(n, settings, start_ms, step_s * 1000, tuple(dict.fromkeys(symbols)),
-                                 f"{cfg.keeper.name}-", {k: Decimal(v) for k, v in bal.items()})
+                                 client_prefix(cfg.keeper.name), {k: Decimal(v) for k, v in bal.items()})
     return out
 
 
