@@ -4,8 +4,9 @@ exchange on a manual clock (nothing fills unless a test says so), with the keepe
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,29 +16,40 @@ import pytest
 from hedged.audit.migrate import upgrade
 from hedged.audit.store import AuditStore
 from hedged.service import secrets_of
+from hedged.sim.clock import Clock
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
 
 from .conftest import Harness, keeper_config
 
 BTC = "BTC/USD:BTC"
-# the venue stamps data with the wall clock while the keeper's clock runs ahead with the exchange's
+# the venue stamps data with the wall clock, the keeper runs on the exchange's (pinned, stepped) clock
 LIMITS = {"max_data_age": 86_400, "max_price_jump_bps": 10_000}
+FUNDING_MS = 8 * 3600 * 1000  # the local exchange settles funding on 8-hour UTC boundaries
+
+
+def funding_free_start() -> int:
+    """A minute after the last funding settlement: the next one is 8 hours of exchange time away.
+
+    An exchange clock started at "now" would settle funding at whatever point of the scenario the time of day
+    puts the boundary; the payment moves the drift, and the keeper rightly re-prices for it.
+    """
+    now = int(time.time() * 1000)
+    return now - now % FUNDING_MS + 60_000
 
 
 class Clocked:
-    """A harness whose keeper and audit store clocks are the wall clock plus the exchange's manual steps."""
+    """A harness whose keeper and audit store read the exchange's manual clock: one clock, moved by `step`."""
 
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
         self.h: Harness
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return datetime.fromtimestamp(self.emu.engine.now_ms() / 1000, UTC)
 
     def step(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-        self.h.emu.engine.step(seconds)
+        self.emu.engine.step(seconds)
 
     def ours(self) -> list[dict[str, Any]]:
         prefix = f"{self.h.config.keeper.name}_"
@@ -50,12 +62,13 @@ async def clocked(tmp_path: Path) -> AsyncIterator[Any]:
     made: list[Harness] = []
 
     async def make(emu_settings: dict[str, Any], **sections: Any) -> Clocked:
-        emu = Emulator(default_settings(clock="manual", **emu_settings))
+        emu = Emulator(default_settings(clock="manual", **emu_settings),
+                       clock=Clock(manual=True, start_ms=funding_free_start()))
         await emu.__aenter__()
         cfg = keeper_config(emu.url, tmp_path / f"k{len(made)}.db",
                             hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC}], **sections)
         await upgrade(cfg.audit_url)
-        c = Clocked()
+        c = Clocked(emu)
         store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg), clock=c.now)
         c.h = h = Harness(emu, cfg, store)
         h.keeper.clock = c.now
@@ -125,6 +138,7 @@ async def test_price_oscillating_around_the_band_edge_for_an_hour_never_cancels_
                     and Decimal(str(o["filled"])) == 0 and inside:
                 cancelled_inside.append(o["client_order_id"])
             seen[o["client_order_id"]] = o["status"]
+    assert not eng.funding_events, "funding settled: the path is not price-only (see funding_free_start)"
     new = c.ours()[placed:]
     assert new, "the drift beyond the band at 66,000 was never traded"
     assert cancelled_inside == [], (cancelled_inside, new)
