@@ -283,11 +283,13 @@ def parse_balance(raw: Any, where: str) -> tuple[dict[str, Decimal], datetime | 
             if d is not None:
                 totals[coin] = d
     for coin, v in b.items():
-        if coin in ("info", "timestamp", "datetime", "free", "used", "total", "debt") or coin in totals:
+        if coin in ("info", "timestamp", "datetime", "free", "used", "total", "debt"):
             continue
         if isinstance(v, Mapping) and "total" in v:
+            # checked even where `total` already names the coin: a snapshot whose two copies of a balance are
+            # not both numbers is damaged, and nothing in it should be trusted
             d = _opt(v.get("total"), f"{where}.{coin}.total")
-            if d is not None:
+            if d is not None and coin not in totals:
                 totals[coin] = d
     return totals, parse_time(b.get("timestamp"), f"{where}.timestamp")
 
