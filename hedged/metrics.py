@@ -202,7 +202,6 @@ class Metrics:
         self._last_ok: float | None = None
         self._last_error = ""
         self._verdict: tuple[str, str, bool] = ("STARTING", "", False)  # state, its reason, a fault?
-        self._breaker = False  # the circuit breaker tripped and nobody has resumed since
 
     def attach(self, keeper: Keeper, store: AuditStore, venues: Mapping[str, CcxtVenue], bridge: MqttBridge | None,
                then: Callable[[CycleResult, Snapshot | None], None] | None = None
@@ -263,13 +262,13 @@ class Metrics:
             self.state.labels(s.value).set(1 if s is result.state else 0)
         k = self.keeper
         reason = (k.state_reason if k is not None else "") or ""
-        # the breaker's halt stays a fault until the state leaves HALTED (an operator resumes), even once
-        # the failures stop: remembered here, as the state's reason may only say "command"
-        if k is not None and k.failures >= self.config.keeper.max_failures:
-            self._breaker = True
-        elif result.state is not TradingState.HALTED:
-            self._breaker = False
-        fault = self._breaker or (k is not None and k.audit_broken) or any(w in reason.lower() for w in FAULT_WORDS)
+        # a permanent breaker trip (AuthFailed at once, Rejected twice) halts until an operator resumes, even
+        # once cycles complete; the keeper's breaker remembers it, while the state's reason only says "command".
+        # A transient trip pauses and resumes by itself: unhealthy only while cycles fail (the age rule).
+        breaker = k.breaker if k is not None else None
+        if breaker is not None and breaker.tripped == "permanent" and result.state is TradingState.HALTED:
+            reason = breaker.reason()
+        fault = (k is not None and k.audit_broken) or any(w in reason.lower() for w in FAULT_WORDS)
         self._verdict = (result.state.value, reason, fault)
         self.mqtt_connected.set(1 if self.mqtt() else 0)
         if snapshot is None or not result.decisions:

@@ -10,6 +10,7 @@ path: `config` (hedged.decide.decide — plan → guard — plus the executor's 
 from __future__ import annotations
 
 import math
+import tomllib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -408,16 +409,26 @@ def _every(xs: list[float], step_s: float, every_s: float) -> list[float]:
     return xs[::k]
 
 
+def _toml_value(text: str) -> Any:
+    """A sweep value read as the config file would read it (0.02 a number, true a boolean); a bare word stays text."""
+    try:
+        return tomllib.loads(f"v = {text}", parse_float=Decimal)["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
 def sweep_configs(cfg: Config, grid: list[tuple[str, list[str]]]) -> list[tuple[dict[str, str], Config]]:
     """Every combination of `key=v1,v2` settings: hedge keys apply to every [[hedge]], `section.key` elsewhere."""
     combos: list[dict[str, str]] = [{}]
     for key, values in grid:
         combos = [{**c, key: v} for c in combos for v in values]
     out = []
-    base = cfg.model_dump(mode="json", exclude={"base_dir"})
+    # python mode keeps Decimal/datetime as the strict validators want them (json mode would turn them to strings)
+    base = cfg.model_dump(mode="python", exclude={"base_dir"})
     for combo in combos:
         data: dict[str, Any] = {**base, "hedge": [dict(h) for h in base["hedge"]]}
-        for key, value in combo.items():
+        for key, text in combo.items():
+            value = _toml_value(text)
             if "." in key:
                 section, name = key.split(".", 1)
                 data[section] = {**data.get(section, {}), name: value}

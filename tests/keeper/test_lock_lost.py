@@ -76,7 +76,11 @@ async def test_lost_lock_stops_orders_until_retaken_and_a_new_holder_stops_the_k
     venues = make_venues(cfg)
     lock = AccountLock(cfg.audit_url, "bybit", "demo-key")
     await lock.acquire()
-    other = AccountLock(cfg.audit_url, "bybit", "demo-key")
+    # a keeper on another machine sharing this Postgres store: its own lock directory, so only the Postgres
+    # advisory lock is shared (on this machine the lock file alone would already refuse it)
+    other_machine = tmp_path / "other-machine-locks"
+    other_machine.mkdir()
+    other = AccountLock(cfg.audit_url, "bybit", "demo-key", directory=other_machine)
     keeper = Keeper(cfg, store, venues, locks=[lock])
     h = type("H", (), {"keeper": keeper, "store": store, "emu": emulator})()
     try:

@@ -94,16 +94,35 @@ def test_label_vocabularies_are_closed() -> None:
     assert order_reason("rejected", "order 8f3a9 refused by whim") == "other"
 
 
-async def test_circuit_breaker_halt_is_a_fault_until_resumed(running: Any) -> None:
+async def test_transient_breaker_pause_is_unhealthy_while_cycles_fail_and_heals_by_itself(running: Any) -> None:
+    # the network going away trips the TRANSIENT breaker: it pauses (never halts) and resumes by itself
+    r: Running = await running(keeper={"interval": 0.2, "max_failures": 3, "resume_after": 2})
+    await r.until("healthy", lambda: _code(r, 200))
+    await r.emu.stop()  # connections refused: transient errors
+
+    async def down() -> dict[str, Any] | None:
+        code, body = await r.health()
+        return body if code == 503 and "last error" in body["reason"] else None
+
+    body = await r.until("503 while cycles fail", down)
+    assert "no cycle completed for" in body["reason"] and "cannot reach" in body["reason"], body
+    await r.until("breaker paused trading", lambda: _is_one(r, "PAUSED"))
+    assert await r.value("hedged_trading_state", state="HALTED") == 0  # a transient trip never halts
+    await r.emu.start()  # back on the same port; no operator does anything
+    body = await r.until("healthy and running again by itself", lambda: _ok_running(r), bound=120)
+    assert body["last_cycle_age_s"] < 60, body
+
+
+async def test_permanent_breaker_halt_is_a_fault_until_resumed(running: Any) -> None:
     from hedged.model import TradingState
 
     from .test_metrics import command
 
-    r: Running = await running(keeper={"interval": 0.2, "max_failures": 3})
+    r: Running = await running(keeper={"interval": 0.2, "max_failures": 3, "resume_after": 2})
     await r.until("healthy", lambda: _code(r, 200))
-    await r.emu.stop()
-    await r.until("breaker tripped", lambda: _is_one(r, "HALTED"))
-    await r.emu.start()
+    r.emu.engine.accounts["demo-key"].secret = "rotated-by-someone"  # the exchange now refuses our API key
+    await r.until("breaker halted trading", lambda: _is_one(r, "HALTED"))
+    r.emu.engine.accounts["demo-key"].secret = "demo-secret"  # fixed, but only a human may resume
 
     async def faulted() -> dict[str, Any] | None:  # cycles complete again, but the breaker's halt stands
         code, body = await r.health()
@@ -111,6 +130,7 @@ async def test_circuit_breaker_halt_is_a_fault_until_resumed(running: Any) -> No
 
     body = await r.until("503 while halted by the breaker", faulted)
     assert body["state"] == "HALTED" and body["last_cycle_age_s"] < 60, body
+    assert "breaker (permanent)" in body["reason"], body
     await command(r, TradingState.RUNNING)  # the operator resumes
     body = await r.until("healthy after resume", lambda: _ok_running(r))
     assert body["reason"] == "ok"

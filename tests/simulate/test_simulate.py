@@ -58,7 +58,7 @@ def test_funding_income_is_hedged_by_sells_only_and_never_churned() -> None:
 
 
 def test_naive_churns_on_an_inverse_hedge_where_ours_places_nothing() -> None:
-    cfg = config(INVERSE, band="0.002")
+    cfg = config(INVERSE, band=Decimal("0.002"))
     r = run(cfg, "gbm", days=5, step=300, funding="0")
     ours, naive = r.scenario("config").summary, r.scenario("naive").summary
     assert ours["orders"] == 0
@@ -79,7 +79,7 @@ def test_own_coin_hedge_effectiveness(instrument: str) -> None:
 
 def test_proxy_hedge_effectiveness_is_bounded_by_the_paths_r2() -> None:
     cfg = parse_config({"venues": {"sim": {"exchange": "bybit"}}, "hedge": [
-        {"asset": "SOL", "venue": "sim", "instrument": LINEAR, "beta": "1.5", "price_symbol": "SOL/USDT"}]})
+        {"asset": "SOL", "venue": "sim", "instrument": LINEAR, "beta": Decimal("1.5"), "price_symbol": "SOL/USDT"}]})
     r = run(cfg, "gbm", days=40, step=3600, funding="0", rules=("config",),
             balances={"SOL": Decimal(1000), "USDT": Decimal(100000)})
     he = r.scenario("config").summary["hedge_effectiveness"]
@@ -88,8 +88,8 @@ def test_proxy_hedge_effectiveness_is_bounded_by_the_paths_r2() -> None:
 
 
 def test_same_seed_same_result() -> None:
-    a = run(config(INVERSE, band="0.002"), days=1, rules=("naive",)).json()
-    b = run(config(INVERSE, band="0.002"), days=1, rules=("naive",)).json()
+    a = run(config(INVERSE, band=Decimal("0.002")), days=1, rules=("naive",)).json()
+    b = run(config(INVERSE, band=Decimal("0.002")), days=1, rules=("naive",)).json()
     assert a == b
 
 
