@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from hedged import boundedjson
 from hedged.model import KeeperContext, OurOrder, RecentOrder, Snapshot, TradingState
 from hedged.order_state import OrderStatus
-from hedged.snapshot import MAX_BYTES, MAX_DEPTH, SnapshotError, dump_snapshot, parse_snapshot, parse_time, to_decimal
+from hedged.snapshot import SnapshotError, dump_snapshot, load_json, parse_snapshot, parse_time, to_decimal
 
 # Every key a recorded CycleInputs uses, for the audit store's allow-list (venue names come on top).
 RECORD_KEYS = frozenset("""
@@ -58,12 +57,8 @@ def dump_inputs(i: CycleInputs) -> dict[str, Any]:
 
 
 def load_inputs(text: str | bytes) -> CycleInputs:
-    """A snapshot file, size- and depth-bounded before parsing like `snapshot.load_snapshot`."""
-    try:
-        data = boundedjson.loads(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
-    except boundedjson.JsonInputError as exc:
-        raise SnapshotError(str(exc)) from None
-    return parse_inputs(data)
+    """A snapshot file with its optional keeper section (bounded like `snapshot.load_snapshot`)."""
+    return parse_inputs(load_json(text))
 
 
 def parse_inputs(data: Any) -> CycleInputs:

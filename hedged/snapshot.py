@@ -345,12 +345,16 @@ MAX_BYTES = 64 * 1024 * 1024  # a snapshot of many venues is a few megabytes
 MAX_DEPTH = 32  # ccxt structures nest about 6 deep (venue, markets, market, limits, …)
 
 
-def load_snapshot(text: str | bytes) -> Snapshot:
+def load_json(text: str | bytes) -> Any:
+    """A snapshot file's JSON, size- and depth-bounded before parsing; one-line SnapshotError otherwise."""
     try:
-        data = boundedjson.loads(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
+        return boundedjson.loads(text, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
     except boundedjson.JsonInputError as exc:
         raise SnapshotError(str(exc)) from None
-    return parse_snapshot(data)
+
+
+def load_snapshot(text: str | bytes) -> Snapshot:
+    return parse_snapshot(load_json(text))
 
 
 # --- the other way: model types → snapshot v1, for recording what the keeper decided on -------------------

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
+from hedged import decide
 from hedged.config import ExecutionConfig
 from hedged.model import OrderIntent
-from hedged.planner import round_to_step
 from hedged.sim.orders import Order as SimOrder
 from hedged.simulate.exchange import SimVenue
 
@@ -56,10 +56,5 @@ class ExecutorMirror:
         self.reprices.pop((venue, symbol), None)
 
     def escalated(self, order: OrderIntent, mark: Decimal, tick: Decimal) -> OrderIntent:
-        slip = self.config.max_slippage_bps / Decimal(10000)
-        if order.side == "buy":
-            price = round_to_step(mark * (1 + slip), tick, ROUND_FLOOR)
-        else:
-            price = round_to_step(mark * (1 - slip), tick, ROUND_CEILING)
-        return OrderIntent(order.venue, order.symbol, order.side, order.amount, price, order.reduce_only, False,
-                           order.client_id)
+        """The core's escalation price (hedged.decide.escalated), not a copy of it."""
+        return decide.escalated(order, mark, tick, self.config.max_slippage_bps)
