@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -94,7 +96,7 @@ def test_minimal_config_is_ok_and_relative_sqlite_resolves(tmp_path: Path) -> No
     assert load_config(cfg).audit_url == f"sqlite:///{tmp_path.resolve()}/hedged.db"
 
 
-def _bad_snap(mutate):  # type: ignore[no-untyped-def]
+def _bad_snap(mutate: Callable[[dict[str, Any]], object]) -> str:
     snap = json.loads(json.dumps(EXAMPLE_SNAP))
     mutate(snap)
     return json.dumps(snap)

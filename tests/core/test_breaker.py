@@ -35,8 +35,8 @@ def test_transient_trip_after_max_failures_and_resume_after_healthy_cycles() -> 
     b, _ = on_failure(b, NET, "again", max_failures=5)  # a relapse restarts the healthy count
     assert b.healthy == 0 and b.tripped == "transient" and (ch1, ch2) == (None, None)
     for i in range(3):
-        b, ch = on_success(b, resume_after=3)
-        assert ch == ("resume" if i == 2 else None)
+        b, change = on_success(b, resume_after=3)
+        assert change == ("resume" if i == 2 else None)
     assert b == Breaker()
 
 

@@ -17,7 +17,7 @@ from hedged.snapshot import parse_snapshot
 
 from .factory import MS, T0, config, inverse_market, position, snapshot, spot_market, ticker, venue
 
-BIG = {"limits": {"max_order_usd": 10**9, "max_position_usd": 10**10, "max_daily_turnover_usd": 10**10}}
+BIG: dict[str, Any] = {"limits": {"max_order_usd": 10**9, "max_position_usd": 10**10, "max_daily_turnover_usd": 10**10}}
 KEY = ("bybit", "BTC/USD:BTC")
 
 

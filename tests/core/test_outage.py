@@ -42,7 +42,7 @@ def test_without_the_outage_the_same_hedge_holds() -> None:
 
 def test_the_hedge_venue_itself_unreadable_is_listed_not_planned() -> None:
     raw = _snap({"bybit": "RequestTimeout: bybit"})
-    raw["venues"] = {"spot": venue([], [], {"BTC": 10})}  # type: ignore[index]
+    raw["venues"] = {"spot": venue([], [], {"BTC": 10})}
     plan, result = decide(CFG, parse_snapshot(raw), state=TradingState.RUNNING)
     assert result.decisions == ()
     assert [(b.symbol, [r.code for r in b.reasons]) for b in plan.unreadable] == [

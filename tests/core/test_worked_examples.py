@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from hedged.config import Config
 from hedged.decide import decide
-from hedged.model import TradingState
+from hedged.model import InstrumentPlan, TradingState
 from hedged.planner import plan
 from hedged.snapshot import parse_snapshot
 
 from .factory import T0, config, inverse_market, linear_market, position, snapshot, spot_market, ticker, venue
 
-BIG = {"limits": {"max_order_usd": 10**9, "max_position_usd": 10**10, "max_daily_turnover_usd": 10**10}}
+BIG: dict[str, Any] = {"limits": {"max_order_usd": 10**9, "max_position_usd": 10**10, "max_daily_turnover_usd": 10**10}}
 
 
-def only_intent(cfg, raw):  # type: ignore[no-untyped-def]
+def only_intent(cfg: Config, raw: dict[str, Any]) -> InstrumentPlan:
     p = plan(cfg, parse_snapshot(raw))
     assert len(p.instruments) == 1
     return p.instruments[0]
