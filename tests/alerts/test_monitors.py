@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def test_funding_cost_sign_is_sign_of_rate_times_sign_of_hedge(kind: str, hedge:
                                                                minutes: int | None) -> None:
     r = risk(kind, price=price, held=abs(hedge) + 1, hedge=hedge, funding=rate, interval_min=minutes)
     assert r.funding_cost_usd_per_day is not None and r.funding_apr_pct is not None
-    sign = lambda d: (d > 0) - (d < 0)  # noqa: E731
+    sign: Callable[[Decimal], int] = lambda d: (d > 0) - (d < 0)  # noqa: E731
     assert sign(r.funding_cost_usd_per_day) == sign(rate) * sign(hedge)
     assert sign(r.funding_apr_pct) == sign(rate)
     # cost per day = APR/365/100 × signed notional
@@ -226,7 +227,7 @@ def lev(kind: str = "inverse", **kw: Any) -> mon.VenueRisk:
 
 def test_leverage_of_a_coin_margined_hedge_is_one() -> None:
     v = lev(held=10, hedge=-10)
-    assert (v.leverage, v.notional_usd, v.equity_usd) == (1, 500000, 500000)
+    assert (v.leverage, v.notional_usd, v.equity_usd) == (D(1), D(500000), D(500000))
 
 
 def test_leverage_counts_inverse_upnl_in_coin() -> None:
@@ -237,7 +238,7 @@ def test_leverage_counts_inverse_upnl_in_coin() -> None:
 
 def test_leverage_of_a_linear_account() -> None:
     v = lev("linear", held=0, usdt=20000, hedge=-1, upnl=-5000)  # 50,000 USD short on 15,000 USDT
-    assert (v.notional_usd, v.equity_usd) == (50000, 15000)
+    assert (v.notional_usd, v.equity_usd) == (D(50000), D(15000))
     assert v.leverage == D(50000) / D(15000)
 
 
@@ -260,7 +261,7 @@ def test_leverage_thresholds(usdt: int, level: str | None) -> None:
 
 # --- drift ----------------------------------------------------------------------------------------------
 
-BLOCKED = {"limits": {"max_orders_per_hour": 0}}  # every order blocked with reason order_rate
+BLOCKED: dict[str, Any] = {"limits": {"max_orders_per_hour": 0}}  # every order blocked with reason order_rate
 
 
 def test_drift_alert_after_more_than_n_cycles_then_reset_when_back_in_band() -> None:
@@ -277,8 +278,8 @@ def test_drift_alert_after_more_than_n_cycles_then_reset_when_back_in_band() -> 
     assert a.data["drift"] == "2"
     assert state.drift_counts == {("bybit", INV): 3}
     # back in band: the counter resets and the alert resolves
-    state, (alerts,) = run([observe(in_band, at=3, **BLOCKED)], config, state)
-    assert codes(alerts) == [("drift", "info", "resolved")]
+    state, (resolved,) = run([observe(in_band, at=3, **BLOCKED)], config, state)
+    assert codes(resolved) == [("drift", "info", "resolved")]
     assert state.drift_counts == {}
     # out again: counts from 1, so two more cycles are quiet
     state, alerts = run([observe(out_of_band, at=4 + i, **BLOCKED) for i in range(3)], config, state)
@@ -321,8 +322,8 @@ def test_exchange_error_while_cycles_fail_then_resolved() -> None:
     assert [codes(a) for a in alerts] == [[("exchange_error", "warning", "firing")], [], []]
     assert alerts[0][0].data["error"] == "fetch_balance: timeout"
     assert state.failures == 3
-    state, (alerts,) = run([observe(raw(), at=3)], memory=state)
-    assert codes(alerts) == [("exchange_error", "info", "resolved")]
+    state, (resolved,) = run([observe(raw(), at=3)], memory=state)
+    assert codes(resolved) == [("exchange_error", "info", "resolved")]
     assert state.failures == 0
 
 
@@ -408,8 +409,9 @@ def test_snapshot_reads_funding_interval_and_next_funding_time_from_bybit_info()
     snap = parse_snapshot(raw("linear", funding="0.0001", interval_min=240, next_time="1795348800000"))
     v = snap.venues["bybit"]
     assert v.markets[LIN].funding_interval_hours == 4
-    assert v.tickers[LIN].next_funding_time is not None
-    assert int(v.tickers[LIN].next_funding_time.timestamp()) == 1795348800
+    next_time = v.tickers[LIN].next_funding_time
+    assert next_time is not None
+    assert int(next_time.timestamp()) == 1795348800
 
 
 @pytest.mark.parametrize("bad", ["soon", "", "0", None, -5])
@@ -429,7 +431,7 @@ def test_the_example_snapshot_still_parses_and_has_funding() -> None:
 
 def test_monitors_config_defaults_and_order_checks() -> None:
     m = MonitorsConfig()
-    assert (m.leverage_warning, m.leverage_critical, m.worsen_factor) == (3, 5, D("1.5"))
+    assert (m.leverage_warning, m.leverage_critical, m.worsen_factor) == (D(3), D(5), D("1.5"))
     base = {"venues": {"b": {"exchange": "bybit"}}, "hedge": [{"asset": "BTC", "venue": "b", "instrument": INV}]}
     with pytest.raises(ConfigError) as err:
         parse_config({**base, "monitors": {"liquidation_critical_pct": 40, "leverage_critical": 2}})
