@@ -94,7 +94,7 @@ def _start_holder(cfg: Path) -> subprocess.Popen[str]:
         [HEDGED, "audit", "lock", "--config", str(cfg), "--hold", "50"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
     assert line.startswith("holding bybit key"), (line, proc.stderr.read() if proc.poll() is not None else "")
     return proc

@@ -44,7 +44,7 @@ async def _all_text(store: AuditStore, url: str) -> bytes:
     if path is not None:
         await store.close()
         return b"".join(p.read_bytes() for p in Path(path).parent.glob(path.name + "*"))
-    out = []
+    out: list[str] = []
     async with store.engine.connect() as conn:
         for table in ("events", "orders", "fills", "cycles"):
             rows = (await conn.execute(sa.text(f"SELECT t::text FROM {table} t"))).scalars().all()
