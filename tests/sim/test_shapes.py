@@ -8,6 +8,7 @@ ours into the same non-empty unified fields it parses from the recorded one.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ def assert_same_shape(recorded: dict[str, Any], ours: dict[str, Any]) -> None:
         assert _kind(ours[key]) == _kind(value), f"{key}: {ours[key]!r} vs recorded {value!r}"
 
 
-def assert_parses_alike(recorded: dict[str, Any], ours: dict[str, Any], skip: set[str] = frozenset()) -> None:
+def assert_parses_alike(recorded: dict[str, Any], ours: dict[str, Any], skip: Collection[str] = frozenset()) -> None:
     for key, value in recorded.items():
         if key in ("info", *skip) or value in (None, [], {}):
             continue

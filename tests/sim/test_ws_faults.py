@@ -10,6 +10,7 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from hedged.sim import Emulator, make_client
+from hedged.sim.rest import RestFront
 
 INV = "BTC/USD:BTC"
 
@@ -63,6 +64,7 @@ async def test_a_silent_drop_is_only_noticed_by_the_missing_pong(emu: Emulator) 
 
 
 async def test_rest_requests_are_counted_per_client(emu: Emulator, client: Any) -> None:
+    assert isinstance(emu.rest, RestFront)  # the default emulator is Bybit's: only its front counts requests
     before = emu.rest.requests["demo-key"]
     await client.fetch_balance()
     await client.fetch_positions(None, {"subType": "inverse"})
