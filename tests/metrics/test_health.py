@@ -43,7 +43,7 @@ async def test_health_follows_the_exchange_down_and_back(running: Any) -> None:
 
 
 def test_verdict_rules() -> None:
-    ok = dict(state="RUNNING", state_reason="", age=1.0, interval=10.0, fault=False, last_error="")
+    ok: dict[str, Any] = dict(state="RUNNING", state_reason="", age=1.0, interval=10.0, fault=False, last_error="")
     assert health_verdict(**ok).status == 200
     assert health_verdict(**{**ok, "age": 31.0}).status == 503
     assert health_verdict(**{**ok, "age": None}).status == 503
