@@ -43,7 +43,8 @@ def test_a_secret_file_readable_by_others_is_warned_about(tmp_path: Path, capsys
     f = tmp_path / "secret"
     f.write_text("the-secret-value\n")
     f.chmod(0o644)
-    assert read_secret("secret_env", "", "secret_file", str(f), None).get_secret_value() == "the-secret-value"
+    secret = read_secret("secret_env", "", "secret_file", str(f), None)
+    assert secret is not None and secret.get_secret_value() == "the-secret-value"
     err = capsys.readouterr().err
     assert "config.secret_file_readable" in err and "chmod 600" in err and "the-secret-value" not in err
     f.chmod(0o600)

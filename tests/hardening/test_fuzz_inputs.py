@@ -112,15 +112,15 @@ def toml_value(tag: str, v: Any) -> str:
     if tag == "str":
         return json.dumps(v)  # a TOML basic string (JSON escapes are valid TOML escapes)
     if tag == "offset-datetime":
-        return v.isoformat()
+        return datetime.isoformat(v)
     if tag == "local-datetime":
-        return v.replace(tzinfo=None).isoformat()
+        return datetime.isoformat(v.replace(tzinfo=None))
     if tag == "date":
         return date.isoformat(v)
     if tag == "array":
         return "[" + ", ".join(map(str, v)) + "]"
     if tag == "deep-array":
-        return "[" * v + "1" + "]" * v
+        return "[" * int(v) + "1" + "]" * int(v)
     if tag == "table":
         return "{ x = 1 }"
     raise AssertionError(tag)

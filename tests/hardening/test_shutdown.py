@@ -104,4 +104,4 @@ def test_leftover_tasks_get_a_bounded_grace() -> None:
     assert shutdown.run(main(), grace=0.2) == "done"  # asyncio.run would never return here
     assert time.monotonic() - started < 20
     assert not left[0].done()  # it really was stuck; end it here rather than in the garbage collector
-    left[0].get_coro().close()  # type: ignore[union-attr]
+    left[0].get_coro().close()

@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -82,10 +83,10 @@ def resting(emu: Emulator, name: str) -> list[str]:
             if o["status"] in ("New", "PartiallyFilled") and o["client_order_id"].startswith(f"{name}-")]
 
 
-async def until(check: object, limit: float) -> bool:
+async def until(check: Callable[..., bool], limit: float) -> bool:
     end = time.monotonic() + limit
     while time.monotonic() < end:
-        if check():  # type: ignore[operator]
+        if check():
             return True
         await asyncio.sleep(0.01)
     return False
@@ -145,7 +146,7 @@ async def test_sigterm_at_random_moments_exits_0_promptly_and_leaves_no_order(tm
                     aimed = "order resting" if hit else "no order rested within 30 s"
                 elif mode == "create":
                     assert rule is not None
-                    hit = await until(lambda r=rule: r.fired >= 1, 30)  # type: ignore[misc]
+                    hit = await until(lambda r=rule: r.fired >= 1, 30)
                     aimed = "create on the wire" if hit else "no create within 30 s"
                 else:
                     delay = rng.uniform(1.0, 5.0)  # from 1 s: the interpreter itself starts before any handler
