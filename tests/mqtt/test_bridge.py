@@ -73,7 +73,7 @@ async def running(cfg: Config) -> AsyncIterator[list[tuple[float, CycleResult]]]
         await asyncio.wait_for(task, timeout=15)
 
 
-async def until(predicate: Callable[[], bool], within: float = 20.0, what: str = "condition") -> None:
+async def until(predicate: Callable[..., bool], within: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
