@@ -85,7 +85,7 @@ async def test_lost_lock_stops_orders_until_retaken_and_a_new_holder_stops_the_k
     h = type("H", (), {"keeper": keeper, "store": store, "emu": emulator})()
     try:
         await keeper.start()
-        await settle(h)  # type: ignore[arg-type]
+        await settle(h)
         n = len(exchange_orders(emulator))
 
         emulator.engine.credit("demo-key", "BTC", Decimal(2))  # drift: a cycle holding the lock would trade
@@ -98,7 +98,7 @@ async def test_lost_lock_stops_orders_until_retaken_and_a_new_holder_stops_the_k
         res = await keeper.step()
         assert res.sent == 1 and not res.error
         assert await alerts(store, "account_lock") == ["firing", "resolved"]
-        await settle(h)  # type: ignore[arg-type]
+        await settle(h)
         n = len(exchange_orders(emulator))
 
         emulator.engine.credit("demo-key", "BTC", Decimal(2))

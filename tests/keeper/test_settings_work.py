@@ -43,7 +43,7 @@ async def test_hedged_run_opens_the_store_with_audit_write_timeout(emulator: Any
         opened.append(store)
         return store
 
-    monkeypatch.setattr(service.AuditStore, "open", spy)
+    monkeypatch.setattr(AuditStore, "open", spy)  # the class hedged.service opens the store with
     cfg = keeper_config(emulator.url, tmp_path / "k.db", audit={"url": f"sqlite:///{tmp_path / 'k.db'}",
                                                                 "write_timeout": 1.25})
     stop = asyncio.Event()
