@@ -55,7 +55,7 @@ async def test_the_live_screen_fits_80_columns_and_grows_when_wider() -> None:
 
     from hedged.demo import LEGEND, DemoView, demo_settings
     from hedged.keeper import CycleResult
-    from hedged.model import Decision, InstrumentPlan, Market, Reason, TradingState
+    from hedged.model import Code, Decision, InstrumentPlan, Market, Reason, TradingState
     from hedged.sim.server import Emulator
 
     def decision(symbol: str, mark: str, hedge: str, exposure_usd: str) -> Decision:
@@ -63,7 +63,7 @@ async def test_the_live_screen_fits_80_columns_and_grows_when_wider() -> None:
         market = Market(symbol, base, "USD", base, "inverse", D(1), D("0.05"), D(1), D(1))
         plan = InstrumentPlan("sim", symbol, market, D(hedge), D(0), D(hedge) - D("0.0123456"), D("0.0123456"),
                               D(mark), D("0.1204"), D(exposure_usd), None)
-        return Decision(plan, "hold", None, (Reason("within_band", "|drift| 0.0123 <= band 0.1204"),))
+        return Decision(plan, "hold", None, (Reason(Code.WITHIN_BAND, "|drift| 0.0123 <= band 0.1204"),))
 
     async with Emulator(demo_settings()) as emu:
         view = DemoView(emu)
