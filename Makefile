@@ -27,7 +27,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hedged tests bench
-	$(BIN)/mypy --strict hedged/
+	$(BIN)/mypy --strict hedged/ tests/ bench/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
