@@ -15,7 +15,8 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
     from hedged.config import Config
     from hedged.keeper import CycleResult
     from hedged.model import Decision
@@ -404,8 +408,8 @@ class DemoView:
             if wide:
                 cells.append(self._reason(d))
             table.add_row(*cells)
-        if not self.decisions:
-            table.add_row("(waiting for the first cycle)", *[""] * (len(cols) - 1))
+        # outside the table: a long first cell would squeeze every other column to "…"
+        waiting = [] if self.decisions else [Text("(waiting for the first cycle)", style="dim")]
         legend = [Text(x, style="dim", no_wrap=True, overflow="ellipsis") for x in LEGEND]
         # header 2, table head + rows, legend, "events", footer, error; the line printed before the screen;
         # spare lines so the frame never scrolls the terminal
@@ -413,10 +417,12 @@ class DemoView:
         shown = list(self.events)[-max(3, min(EVENTS_KEPT, height - used)):]
         log = Text("events", style="bold")
         lines = [Text(e, no_wrap=True, overflow="ellipsis") for e in shown] or [Text("(none yet)", style="dim")]
-        parts: list[Any] = [head, orders, table, *legend, log, *lines]
+        parts: list[Any] = [head, orders, table, *waiting, *legend, log, *lines]
         if self.error:
             parts.append(Text.assemble(("error: ", "bold red"), self.error, no_wrap=True, overflow="ellipsis"))
-        parts.append(Text("Ctrl-C stops (open orders are cancelled).", style="dim"))
+        stopped = self.state == "STOPPED"  # the last frame: the keeper has shut down, the summary follows
+        parts.append(Text("stopped; open orders cancelled." if stopped else "Ctrl-C stops (open orders are cancelled).",
+                          style="dim"))
         return Group(*parts)
 
     def summary(self) -> list[str]:
@@ -444,6 +450,33 @@ class DemoView:
         lines.append("  (hedged moves only by fees, funding, drift inside the band, and a deposit's")
         lines.append("  price move before its short filled)")
         return lines
+
+
+LOG_LEVEL = "warning"  # the demo's log level: the screen tells the story, the log only what went wrong
+
+
+@contextmanager
+def live_screen(console: Console, view: DemoView, reroute_logs: bool | None = None) -> Iterator[Live]:
+    """The live screen. While it is up, the keeper's log lines are printed above it through rich's stderr
+    proxy: written straight to the terminal (structlog holds the stderr of before) they would push the
+    screen down, and every redraw would leave a stale copy of its top lines behind. Rerouted only when
+    stderr is a terminal (`reroute_logs=None`); a log redirected to a file stays in the file."""
+    from rich.live import Live
+
+    from hedged.log import configure
+
+    reroute = sys.stderr.isatty() if reroute_logs is None else reroute_logs
+    rerouted = False
+    try:
+        with Live(console=console, refresh_per_second=4, transient=False,
+                  get_renderable=lambda: view.render(console.width, console.height)) as screen:
+            if reroute:
+                configure(level=LOG_LEVEL)  # sys.stderr is Live's proxy now
+                rerouted = True
+            yield screen
+    finally:
+        if rerouted:
+            configure(level=LOG_LEVEL)  # back to the real stderr, restored by Live on exit
 
 
 def hedged_command() -> str:
@@ -512,11 +545,8 @@ async def run_demo(state_dir: Path, duration: float | None, *, live: bool, spot:
 
         if live:
             from rich.console import Console
-            from rich.live import Live
 
-            console = Console()
-            with Live(console=console, refresh_per_second=4, transient=False,
-                      get_renderable=lambda: view.render(console.width, console.height)) as screen:
+            with live_screen(Console(), view) as screen:
                 task = asyncio.create_task(script())
                 try:
                     await run_keeper(cfg, stop=stop, on_cycle=view.on_cycle, install_signals=True)
@@ -560,7 +590,7 @@ def register(app: typer.Typer) -> None:
         if scenario not in SCENARIOS:
             print(f"--scenario: expected one of {', '.join(SCENARIOS)}, got {scenario!r}", file=sys.stderr)
             raise typer.Exit(2)
-        configure(level="warning")
+        configure(level=LOG_LEVEL)
         if state_dir is None:
             state_dir = Path(tempfile.mkdtemp(prefix="hedged-demo-"))
         else:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _hedged(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hedged", *args], capture_output=True, text=True,
@@ -118,3 +120,28 @@ def test_demo_refuses_an_unknown_scenario(tmp_path: Path) -> None:
     run = _hedged("demo", "--scenario", "moon", "--state-dir", str(tmp_path / "x"))
     assert run.returncode == 2 and "--scenario: expected one of single, cross-venue" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+async def test_log_lines_print_above_the_live_screen_not_into_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """structlog holds the stderr it was configured with; written there during the live screen, a warning
+    shifts the screen and each redraw leaves a stale copy of its top lines behind (seen at 200×50)."""
+    import io
+
+    from rich.console import Console
+
+    from hedged import log
+    from hedged.demo import DemoView, demo_settings, live_screen
+    from hedged.sim.server import Emulator
+
+    log.configure(level="warning")  # as `hedged demo` does, before the screen is up
+    screen_out = io.StringIO()
+    console = Console(file=screen_out, force_terminal=True, width=80, height=24, color_system=None)
+    async with Emulator(demo_settings()) as emu:
+        view = DemoView(emu)
+        with live_screen(console, view, reroute_logs=True) as screen:
+            log.get_logger("test").warning("venue.retry", call="fetch_positions", attempt=1)
+            screen.refresh()
+    assert "venue.retry" not in capsys.readouterr().err  # not written past the screen
+    assert "venue.retry" in screen_out.getvalue()  # printed above it by the screen's console
+    log.get_logger("test").warning("after.the.screen")
+    assert "after.the.screen" in capsys.readouterr().err  # and to stderr again once the screen is down
