@@ -368,7 +368,6 @@ class DemoView:
         """The live screen: a header, one row per instrument (more columns when wider), the legend, the last
         events (as many as fit), and the error if any."""
         from rich.console import Group
-        from rich.table import Table
         from rich.text import Text
 
         elapsed = time.monotonic() - self.started
@@ -381,33 +380,7 @@ class DemoView:
         )
         orders = Text.assemble(("orders ", "dim"), f"{self.sent} sent: {n_filled} filled, {n_bounced} post-only "
                                f"bounced, {n_open} open", no_wrap=True, overflow="ellipsis")
-        wide = width >= 120
-        table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), expand=False)
-        cols = ["instrument" if wide else "coin", "price", "held", "exposure", "hedge"]
-        if wide:
-            cols += ["target", "in-flight", "band"]
-        cols += ["drift/band", "USD hedged", "action"]
-        if wide:
-            cols.append("why")
-        for col in cols:
-            table.add_column(col, justify="left" if col in ("coin", "instrument", "action", "why") else "right",
-                             no_wrap=True, overflow="ellipsis", max_width=max(20, width - 150) if col == "why"
-                             else None)
-        for d in self.decisions:
-            p = d.plan
-            coin = p.symbol.split("/")[0]
-            style = {"trade": "cyan", "hold": "green", "blocked": "red"}[d.action]
-            drift_pct = f"{abs(p.drift) / p.band * 100:.0f}%" if p.band else "-"
-            row = [p.symbol if wide else coin, _num(p.mark, 1 if p.mark >= 1000 else 2), _num(self.wallet(coin)),
-                   _num(p.exposure_usd / p.mark if p.mark else Decimal(0)), _num(p.hedge)]
-            if wide:
-                row += [_num(p.target), _num(p.inflight), _num(p.band)]
-            row += [drift_pct, _usd(p.exposure_usd)]
-            label = "on book" if d.action == "hold" and p.inflight else d.action  # our order rests there
-            cells: list[Any] = [*row, Text(label, style=style)]
-            if wide:
-                cells.append(self._reason(d))
-            table.add_row(*cells)
+        table = self._table(width)
         # outside the table: a long first cell would squeeze every other column to "…"
         waiting = [] if self.decisions else [Text("(waiting for the first cycle)", style="dim")]
         legend = [Text(x, style="dim", no_wrap=True, overflow="ellipsis") for x in LEGEND]
@@ -424,6 +397,57 @@ class DemoView:
         parts.append(Text("stopped; open orders cancelled." if stopped else "Ctrl-C stops (open orders are cancelled).",
                           style="dim"))
         return Group(*parts)
+
+    def _columns(self) -> dict[str, list[str]]:
+        """Every column the table can show, header first, as the text of its cells."""
+        cols: dict[str, list[str]] = {name: [name] for name in (
+            "instrument", "coin", "price", "held", "exposure", "hedge", "target", "in-flight", "band",
+            "drift/band", "USD hedged", "action", "why")}
+        for d in self.decisions:
+            p = d.plan
+            coin = p.symbol.split("/")[0]
+            cells = {
+                "instrument": p.symbol, "coin": coin, "price": _num(p.mark, 1 if p.mark >= 1000 else 2),
+                "held": _num(self.wallet(coin)), "exposure": _num(p.exposure_usd / p.mark if p.mark else Decimal(0)),
+                "hedge": _num(p.hedge), "target": _num(p.target), "in-flight": _num(p.inflight), "band": _num(p.band),
+                "drift/band": f"{abs(p.drift) / p.band * 100:.0f}%" if p.band else "-",
+                "USD hedged": _usd(p.exposure_usd),
+                "action": "on book" if d.action == "hold" and p.inflight else d.action,  # our order rests there
+                "why": self._reason(d),
+            }
+            for name, text in cells.items():
+                cols[name].append(text)
+        return cols
+
+    def _table(self, width: int) -> Any:
+        """The instruments, in the widest layout whose numbers all fit in `width` (never an ellipsis in a
+        number): every column when there is room, else the 80-column set; "why" takes what is left."""
+        from rich.table import Table
+        from rich.text import Text
+
+        cols = self._columns()
+        need = {name: max(len(c) for c in cells) for name, cells in cols.items()}
+        narrow = ["coin", "price", "held", "exposure", "hedge", "drift/band", "USD hedged", "action"]
+        wide = ["instrument", "price", "held", "exposure", "hedge", "target", "in-flight", "band", "drift/band",
+                "USD hedged", "action"]
+
+        def span(names: list[str]) -> int:
+            return sum(need[n] for n in names) + 2 * (len(names) - 1)  # one space of padding each side
+
+        chosen = wide if span(wide) <= width else narrow
+        why_room = width - span(chosen) - 2
+        if chosen is wide and why_room >= 20:  # a reason cut to fewer letters says nothing
+            chosen = [*wide, "why"]
+        table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1), expand=False)
+        for name in chosen:
+            table.add_column(name, justify="left" if name in ("coin", "instrument", "action", "why") else "right",
+                             no_wrap=True, overflow="ellipsis", max_width=why_room if name == "why" else None)
+        styles = {"trade": "cyan", "hold": "green", "blocked": "red", "on book": "green"}
+        for i in range(1, len(self.decisions) + 1):
+            cells: list[Any] = [Text(cols[n][i], style=styles[cols[n][i]]) if n == "action" else cols[n][i]
+                                for n in chosen]
+            table.add_row(*cells)
+        return table
 
     def summary(self) -> list[str]:
         """The closing lines: orders, fees, funding, and each coin's USD value hedged against unhedged."""
@@ -460,16 +484,29 @@ def live_screen(console: Console, view: DemoView, reroute_logs: bool | None = No
     """The live screen. While it is up, the keeper's log lines are printed above it through rich's stderr
     proxy: written straight to the terminal (structlog holds the stderr of before) they would push the
     screen down, and every redraw would leave a stale copy of its top lines behind. Rerouted only when
-    stderr is a terminal (`reroute_logs=None`); a log redirected to a file stays in the file."""
+    stderr is a terminal (`reroute_logs=None`); a log redirected to a file stays in the file.
+
+    A resized terminal rewraps the lines already on screen (a 200-column line becomes two at 120), so the
+    redraw, which moves up as many lines as it last drew, would leave rewrapped lines behind: on a new
+    size the screen is cleared and drawn again from the top."""
+    from rich.control import Control
     from rich.live import Live
 
     from hedged.log import configure
 
+    drawn_at = [console.size]
+
+    def frame() -> Any:
+        size = console.size
+        if size != drawn_at[0]:
+            drawn_at[0] = size
+            console.control(Control.clear(), Control.home())
+        return view.render(size.width, size.height)
+
     reroute = sys.stderr.isatty() if reroute_logs is None else reroute_logs
     rerouted = False
     try:
-        with Live(console=console, refresh_per_second=4, transient=False,
-                  get_renderable=lambda: view.render(console.width, console.height)) as screen:
+        with Live(console=console, refresh_per_second=4, transient=False, get_renderable=frame) as screen:
             if reroute:
                 configure(level=LOG_LEVEL)  # sys.stderr is Live's proxy now
                 rerouted = True
