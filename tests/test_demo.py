@@ -145,3 +145,43 @@ async def test_log_lines_print_above_the_live_screen_not_into_it(capsys: pytest.
     assert "venue.retry" in screen_out.getvalue()  # printed above it by the screen's console
     log.get_logger("test").warning("after.the.screen")
     assert "after.the.screen" in capsys.readouterr().err  # and to stderr again once the screen is down
+
+
+async def test_the_table_never_cuts_a_number_between_the_two_layouts() -> None:
+    """At 120 columns the wide layout once needed ~150 and rich cut every cell to "…"; each width now gets
+    the widest layout whose cells fit, and the reasons only when 20 columns are left for them."""
+    import io
+    from decimal import Decimal as D
+
+    from rich.console import Console
+
+    from hedged.demo import DemoView, demo_settings
+    from hedged.keeper import CycleResult
+    from hedged.model import Code, Decision, InstrumentPlan, Market, Reason, TradingState
+    from hedged.sim.server import Emulator
+
+    def decision(symbol: str, mark: str, hedge: str) -> Decision:
+        base = symbol.split("/")[0]
+        market = Market(symbol, base, "USD", base, "inverse", D(1), D("0.05"), D(1), D(1))
+        plan = InstrumentPlan("sim", symbol, market, D(hedge), D(0), D(hedge) - D("0.0123456"), D("0.0123456"),
+                              D(mark), D("0.1204"), -D(hedge) * D(mark), None)
+        return Decision(plan, "hold", None, (Reason(Code.WITHIN_BAND, "|drift| 0.00226161 <= band 0.12172395"),))
+
+    async with Emulator(demo_settings()) as emu:
+        view = DemoView(emu)
+        view.on_cycle(CycleResult((decision("BTC/USD:BTC", "66908.5", "-11.6343123"),
+                                   decision("ETH/USD:ETH", "3096.55", "-117.161345")),
+                                  sent=3, state=TradingState.RUNNING), None)
+        tables = {}
+        for width in (80, 100, 119, 120, 150, 200):
+            console = Console(width=width, height=40, file=io.StringIO(), record=True, color_system=None)
+            console.print(view._table(width))
+            tables[width] = console.export_text().splitlines()
+    for width, lines in tables.items():
+        assert max(len(line.rstrip()) for line in lines) <= width, width
+        numbers = [line.split("  within_band")[0] for line in lines]
+        assert not any("…" in n for n in numbers), (width, lines)
+        assert "66,908.5" in lines[1] and "-117.1613" in lines[2], (width, lines)
+    assert "target" not in tables[100][0] and "target" in tables[119][0] and "target" in tables[120][0]
+    assert "why" not in tables[120][0] and "why" in tables[150][0]
+    assert "within_band: |drift| 0.00226161 <= band 0.12172395" in tables[200][1]
