@@ -509,8 +509,8 @@ async def _pg_lock(store: AuditStore, accounts: Sequence[str] | None, exchanges:
 
 
 async def probe_lock(cfg: Config, store: AuditStore) -> Lock:
-    from hedged.audit.lock import AccountLock, config_locks
-    from hedged.audit.store import async_url, sqlite_path
+    from hedged.audit.lock import AccountLock, config_locks, lock_dir
+    from hedged.audit.store import async_url
     from hedged.config import ConfigError
 
     try:
@@ -522,11 +522,15 @@ async def probe_lock(cfg: Config, store: AuditStore) -> Lock:
     if u.drivername.startswith("sqlite"):
         if locks is not None:
             return _file_lock([lk.path for lk in locks if lk.path is not None])
-        db = sqlite_path(u)
-        if db is None:
-            return Lock(None, "account lock not checked (in-memory database)")
-        paths = [p for x in exchanges for p in db.resolve().parent.glob(f"{db.name}.{x}-*.lock")]
-        return _file_lock(paths)
+        # the keys are not readable here (`hedged status` from a shell without the keeper's environment):
+        # any lock of the config's exchanges in the lock directory the keeper uses, not only this key's
+        configured = str(cfg.resolve(cfg.keeper.lock_dir)) if cfg.keeper.lock_dir else ""
+        directory = lock_dir(configured)
+        lock = _file_lock(sorted(p for x in exchanges for p in directory.glob(f"{x}-*.lock")))
+        if lock.held is None:
+            return lock
+        return Lock(lock.held, f"{lock.detail} (keys not readable here: any {'/'.join(exchanges)} account lock "
+                               f"in {directory})")
     return await _pg_lock(store, [lk.account for lk in locks] if locks is not None else None, exchanges)
 
 
