@@ -51,6 +51,9 @@ CONFIG_TEMPLATE = """\
 [keeper]
 name = "demo"
 interval = 2
+# the demo's exchange lives in its own process, so its account lock lives here, not in the machine's lock
+# directory: two demos (or a demo and a test run) at once never refuse each other
+lock_dir = "locks"
 
 [venues.sim]
 exchange = "bybit"

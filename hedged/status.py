@@ -529,8 +529,7 @@ async def probe_lock(cfg: Config, store: AuditStore) -> Lock:
         lock = _file_lock(sorted(p for x in exchanges for p in directory.glob(f"{x}-*.lock")))
         if lock.held is None:
             return lock
-        return Lock(lock.held, f"{lock.detail} (keys not readable here: any {'/'.join(exchanges)} account lock "
-                               f"in {directory})")
+        return Lock(lock.held, f"{lock.detail} (any {'/'.join(exchanges)} lock: keys not readable here)")
     return await _pg_lock(store, [lk.account for lk in locks] if locks is not None else None, exchanges)
 
 
