@@ -130,6 +130,9 @@ class KeeperConfig(_Model):
     resume_after: Annotated[Int, Field(ge=1)] = 3
     resync: Annotated[Num, Field(gt=0)] = 60.0  # seconds between REST resyncs of a streamed venue
     wake_spacing: Annotated[Num, Field(ge=0, le=60)] = 0.1  # least seconds between stream-woken cycles
+    # Seconds between searches of each venue's open orders and trades for another keeper trading as us (our
+    # client-id prefix on an order or trade our store never wrote): that halts. hedged/foreign.py.
+    foreign_check: Annotated[Num, Field(gt=0, le=86400)] = 60.0
 
 
 class VenueConfig(_Model):
