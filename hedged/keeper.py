@@ -341,7 +341,7 @@ class Keeper:
         if requested is TradingState.HALTED and via in SELF_HALTS:
             # a halt the keeper wrote itself (breaker, foreign keeper; or carried over a prune): a fault until
             # an operator resumes, also after a restart, when the breaker in memory starts afresh (health)
-            why = reason if via == "checkpoint" else f"{via}: {reason}" if reason else via
+            why = reason or via  # each names its cause: "breaker (permanent): …", "foreign keeper: …"
         if self.breaker.tripped == "permanent" and requested is not TradingState.HALTED:
             self.breaker = brk.on_human_resume(self.breaker)  # a human resumed after a permanent trip
         if self.breaker.tripped == "transient" and _SEVERITY[state] < _SEVERITY[TradingState.PAUSED]:
