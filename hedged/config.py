@@ -558,6 +558,28 @@ def parse_config(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         raise ConfigError(["config nested too deeply"]) from None
 
 
+def loose_secret_files(cfg: Config) -> list[str]:
+    """One `warning:` line per secret file the config names that its group or others may read (as ssh says
+    of a private key). A warning, not an error: `hedged run` reads such a file too, and a deployment may mean
+    it (Docker secrets are mounted 0444; a 0440 file for a `hedged` group); a missing file is run's error."""
+    fields = [(f"venues.{name}.{key}", getattr(v, key)) for name, v in cfg.venues.items()
+              for key in ("api_key_file", "secret_file", "password_file")]
+    fields.append(("mqtt.password_file", cfg.mqtt.password_file))
+    out: list[str] = []
+    for where, name in fields:
+        if not name:
+            continue
+        path = cfg.resolve(name)
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            out.append(f"warning: {where}: {path} is readable by group or others (mode {mode & 0o777:04o}); "
+                       f"run: chmod 600 {path}")
+    return out
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raise ConfigError with one line per problem."""
     p = Path(path)
