@@ -322,6 +322,9 @@ class AuditConfig(_Model):
     quiet_every: Annotated[Num, Field(ge=0)] = 600.0
     # Prune rows older than this many days at start and once a day (0 = keep everything).
     retain_days: Annotated[Num, Field(ge=0)] = 0.0
+    # Where the chain head (HASH:COUNT, for `audit verify`) is written after every commit, outside the store;
+    # empty: `<db file>.head` beside SQLite, none for Postgres (set one there). docs/audit.md.
+    head_file: Text = ""
 
     @field_validator("url")
     @classmethod
@@ -452,6 +455,11 @@ class Config(_Model):
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def head_file(self) -> Path | None:
+        """`[audit] head_file`, resolved; None: the store's default (beside SQLite, none for Postgres)."""
+        return self.resolve(self.audit.head_file) if self.audit.head_file else None
 
 
 def cross_problems(venues: list[str], hedges: list[tuple[int, HedgeConfig]], limits: LimitsConfig | None) -> list[str]:
