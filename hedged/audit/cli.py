@@ -148,7 +148,8 @@ def audit_verify(
         if not result.ok:
             return False, [f"bad {result.problem} ({result.events} events ok before it)"]
         pruned = f" ({result.pruned} pruned before a checkpoint)" if result.pruned else ""
-        lines = [f"ok {result.events} events{pruned}" + "".join(f", {a.text}" for a in used)]
+        lines = [f"ok {result.events} events{pruned}" + (" matching " + " and ".join(a.text for a in used)
+                                                             if used else "")]
         lines += [f"warning: {n}" for n in result.notes]
         lines += [f"warning: no published head from the {m.source}: {m.why}" for m in missing]
         if not used:

@@ -84,7 +84,7 @@ async def test_verify_reads_the_head_file_by_itself_and_warns_without_one(tmp_pa
     await upgrade(f"sqlite:///{db}")
     head = await fill(f"sqlite:///{db}")
     code, out = await cli("audit", "verify", "--config", str(cfg))
-    assert code == 0 and out.startswith(f"ok 21 events, head {head[:16]}…:21 (head file {db}.head)"), out
+    assert code == 0 and out.startswith(f"ok 21 events matching head {head[:16]}…:21 (head file {db}.head)"), out
     assert "warning" not in out
     delete_newest_sqlite(db)
     code, out = await cli("audit", "verify", "--config", str(cfg))  # no --head needed
@@ -123,7 +123,7 @@ async def test_prune_then_verify_agree_on_counts(tmp_path: Path) -> None:
         await store.close()
     assert restarted.endswith(":24") and head_in(tmp_path / "audit.db.head") == restarted
     code, out = await cli("audit", "verify", "--config", str(cfg), "--head", before_prune)
-    assert code == 0 and ", head " in out and "(head file " in out, out
+    assert code == 0 and " matching head " in out and "(head file " in out, out
     # a head whose event was pruned: its count still holds the store to account, its hash cannot be checked
     old = await cli("audit", "verify", "--config", str(cfg), "--head", "a" * 64 + ":5")
     assert old[0] == 0 and "the published head (event 5) was pruned: only its count is checked" in old[1], old
