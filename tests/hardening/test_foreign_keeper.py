@@ -5,6 +5,7 @@ searches still costs 3 requests per venue."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -97,3 +98,33 @@ def test_the_search_schedule_is_pure() -> None:
     assert schedule({"a": w}, t0 + timedelta(hours=1), every=60, readable=[], orders_read=set()) == ()  # down
     assert checked(w, at, []).newest_trade_ms == 5_000_000  # no trades: the window does not move back
     assert fresh(["x", "y"], {"x"}) == {"y"}
+
+
+async def test_a_live_order_stream_shows_a_foreign_order_at_the_next_cycle(harness_factory: Any, hand: Any,
+                                                                           emulator: Emulator) -> None:
+    """With streams, open orders come free in every cycle: no need to wait for the scheduled search."""
+    venues = {"sim": {"exchange": "bybit", "url": emulator.url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
+                      "timeout": 2, "stream": True}}
+    h = await harness_factory(keeper={"foreign_check": 3600}, venues=venues, hedge=QUIET["hedge"])
+    v = h.venues["sim"]
+    from hedged.stream import StreamedVenue
+
+    assert isinstance(v, StreamedVenue)
+    for _ in range(600):  # the streams subscribe in the background: wait, generously
+        if v.alive() and not v.gap:
+            break
+        await h.keeper.cycle()
+        await asyncio.sleep(0.05)
+    assert v.alive()
+    assert (await h.keeper.cycle()).state is TradingState.RUNNING
+    await hand.create_order(INV, "limit", "sell", 100, 90000, {"clientOrderId": "t1_streamed03-0"})
+    for _ in range(600):  # the order reaches the view over the socket
+        if any(o.get("clientOrderId") == "t1_streamed03-0" for o in v.orders.values()):
+            break
+        await asyncio.sleep(0.05)
+    before = v.requests
+    caught = await h.keeper.cycle()
+    assert caught.state is TradingState.HALTED and caught.sent == 0
+    assert v.requests - before <= 2  # no search was due: the view told (a resync may fall due meanwhile)
+    alerts = await critical_alerts(h)
+    assert len(alerts) == 1 and "t1_streamed03-0" in alerts[0]["message"]
