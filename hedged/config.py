@@ -130,6 +130,9 @@ class KeeperConfig(_Model):
     resume_after: Annotated[Int, Field(ge=1)] = 3
     resync: Annotated[Num, Field(gt=0)] = 60.0  # seconds between REST resyncs of a streamed venue
     wake_spacing: Annotated[Num, Field(ge=0, le=60)] = 0.1  # least seconds between stream-woken cycles
+    # Seconds between searches of each venue's open orders and trades for another keeper trading as us (our
+    # client-id prefix on an order or trade our store never wrote): that halts. hedged/foreign.py.
+    foreign_check: Annotated[Num, Field(gt=0, le=86400)] = 60.0
 
 
 class VenueConfig(_Model):
@@ -319,6 +322,9 @@ class AuditConfig(_Model):
     quiet_every: Annotated[Num, Field(ge=0)] = 600.0
     # Prune rows older than this many days at start and once a day (0 = keep everything).
     retain_days: Annotated[Num, Field(ge=0)] = 0.0
+    # Where the chain head (HASH:COUNT, for `audit verify`) is written after every commit, outside the store;
+    # empty: `<db file>.head` beside SQLite, none for Postgres (set one there). docs/audit.md.
+    head_file: Text = ""
 
     @field_validator("url")
     @classmethod
@@ -450,6 +456,11 @@ class Config(_Model):
         p = Path(path)
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
+    @property
+    def head_file(self) -> Path | None:
+        """`[audit] head_file`, resolved; None: the store's default (beside SQLite, none for Postgres)."""
+        return self.resolve(self.audit.head_file) if self.audit.head_file else None
+
 
 def cross_problems(venues: list[str], hedges: list[tuple[int, HedgeConfig]], limits: LimitsConfig | None) -> list[str]:
     """Problems between sections: each hedge entry against the venues and the limits.
@@ -553,6 +564,28 @@ def parse_config(data: Mapping[str, Any], base_dir: Path = Path(".")) -> Config:
         raise ConfigError(problems) from None
     except RecursionError:
         raise ConfigError(["config nested too deeply"]) from None
+
+
+def loose_secret_files(cfg: Config) -> list[str]:
+    """One `warning:` line per secret file the config names that its group or others may read (as ssh says
+    of a private key). A warning, not an error: `hedged run` reads such a file too, and a deployment may mean
+    it (Docker secrets are mounted 0444; a 0440 file for a `hedged` group); a missing file is run's error."""
+    fields = [(f"venues.{name}.{key}", getattr(v, key)) for name, v in cfg.venues.items()
+              for key in ("api_key_file", "secret_file", "password_file")]
+    fields.append(("mqtt.password_file", cfg.mqtt.password_file))
+    out: list[str] = []
+    for where, name in fields:
+        if not name:
+            continue
+        path = cfg.resolve(name)
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            out.append(f"warning: {where}: {path} is readable by group or others (mode {mode & 0o777:04o}); "
+                       f"run: chmod 600 {path}")
+    return out
 
 
 def load_config(path: str | Path) -> Config:

@@ -10,8 +10,9 @@ critical alert. Pure: the shell supplies what the exchange shows and which ids t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +29,8 @@ class Foreign:
     def message(self) -> str:
         ids = sorted({*self.orders, *self.trades})
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-        return (f"another keeper trades as us: {len(ids)} client id(s) with our prefix that this audit store "
-                f"never wrote ({shown}); trading halted")
+        return (f"foreign keeper: another keeper trades as us: {len(ids)} client id(s) with our prefix that this "
+                f"audit store never wrote ({shown}); trading halted")
 
 
 def candidates(prefix: str, order_ids: Iterable[str], trade_ids: Iterable[str]) -> set[str]:
@@ -42,3 +43,65 @@ def foreign(prefix: str, order_ids: Iterable[str], trade_ids: Iterable[str], kno
     orders = sorted({cid for cid in order_ids if cid.startswith(prefix) and cid not in known})
     trades = sorted({cid for cid in trade_ids if cid.startswith(prefix) and cid not in known})
     return Foreign(tuple(orders), tuple(trades))
+
+
+# --- when to look ------------------------------------------------------------------------------------
+# Open orders are read every cycle only on venues where ours are in flight, and trades never: a quiet
+# cycle costs 3 requests per venue and must stay so. So the exchange is searched for another keeper on a
+# schedule instead: every venue at least every `[keeper] foreign_check` seconds (keeper clock), open orders
+# where the cycle did not read them anyway, and trades since the newest one the last search saw. The shell
+# executes the checks this returns and feeds the answers back through `checked`.
+
+OVERLAP_MS = 60_000  # trades are asked for from this long before the newest seen: late or same-ms trades
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One venue's search history: when it was last searched (keeper clock) and the newest trade time the
+    exchange reported (exchange milliseconds; the trade window follows the exchange's clock, not ours)."""
+
+    checked_at: datetime | None = None
+    newest_trade_ms: int | None = None
+    since_ms: int = 0  # where the first search's trade window starts (start-up's reconciliation window)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One search to run now: `orders` — read open orders (False when this cycle's read already has them);
+    trades since `trades_since_ms` (exchange milliseconds)."""
+
+    venue: str
+    orders: bool
+    trades_since_ms: int
+
+
+def due(watch: Watch, now: datetime, every: float) -> bool:
+    return watch.checked_at is None or (now - watch.checked_at).total_seconds() >= every
+
+
+def trades_since(watch: Watch) -> int:
+    if watch.newest_trade_ms is None:
+        return watch.since_ms
+    return max(watch.since_ms, watch.newest_trade_ms - OVERLAP_MS)
+
+
+def schedule(watches: Mapping[str, Watch], now: datetime, *, every: float, readable: Iterable[str],
+             orders_read: Set[str]) -> tuple[Check, ...]:
+    """The searches due this cycle, on the venues that answered the cycle's read (a down venue is searched
+    once it is back: it stays due). `orders_read`: venues whose open orders this cycle has already seen and
+    checked (ours in flight there, or a live order stream)."""
+    return tuple(Check(v, v not in orders_read, trades_since(w)) for v in readable
+                 if due(w := watches.get(v, Watch()), now, every))
+
+
+def checked(watch: Watch, now: datetime, trade_times_ms: Iterable[int | None]) -> Watch:
+    """The watch after a search at `now` that saw trades at these exchange times."""
+    times = [t for t in trade_times_ms if t is not None]
+    newest = max([*times, *([watch.newest_trade_ms] if watch.newest_trade_ms is not None else [])], default=None)
+    return replace(watch, checked_at=now, newest_trade_ms=newest)
+
+
+def fresh(ids: Iterable[str], reported: Set[str]) -> frozenset[str]:
+    """What has not been alerted on yet. An operator who resumed after the alert has seen those ids; the
+    same resting order or old trade seen again does not halt again — a new id does."""
+    return frozenset(ids) - reported

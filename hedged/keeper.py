@@ -31,14 +31,14 @@ from hedged import breaker as brk
 from hedged.alerts.hub import AlertHub
 from hedged.alerts.monitors import Observation
 from hedged.audit.lock import AccountLock, AccountLocked, AccountLockLost
-from hedged.audit.store import AuditError, AuditReadError, AuditStore, AuditWriteError, NewCycle
+from hedged.audit.store import AuditError, AuditReadError, AuditStore, AuditWriteError, EventKind, NewCycle
 from hedged.config import Config
 from hedged.decide import base36, decide, settled
 from hedged.errors import Transient, VenueError
 from hedged.executor import Executor
 from hedged.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNREACHABLE, StartFailed
 from hedged.exposure import PlanInputError, basis_bps, notional_usd
-from hedged.foreign import Foreign, candidates, foreign
+from hedged.foreign import Watch, candidates, checked, foreign, fresh, schedule
 from hedged.leverage import apply_account_settings
 from hedged.log import get_logger
 from hedged.model import (
@@ -60,6 +60,7 @@ from hedged.planner import client_prefix
 from hedged.replay import RECORD_KEYS, CycleInputs, dump_inputs
 from hedged.shutdown import Deadline, within
 from hedged.snapshot import SnapshotError, parse_venue, venue_order
+from hedged.stream import StreamedVenue
 from hedged.venue import CcxtVenue
 
 log = get_logger("hedged.keeper")
@@ -73,7 +74,14 @@ def _orders(raw_state: Mapping[str, Any], venue: str) -> list[VenueOrder]:
 def _aware(t: datetime) -> datetime:
     """SQLite hands datetimes back naive; they were written in UTC."""
     return t.replace(tzinfo=t.tzinfo or UTC)
+
+
+def _ms(t: datetime | None) -> int | None:
+    return int(_aware(t).timestamp() * 1000) if t is not None else None
+
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
+# commands the keeper writes itself on a fault ("checkpoint": one carried over a prune, its reason kept)
+SELF_HALTS = frozenset({"circuit-breaker", "foreign-keeper", "checkpoint"})
 _SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.PAUSED: 2, TradingState.HALTED: 3}
 
 
@@ -126,8 +134,9 @@ class Keeper:
         self._seq = 0
         self.settings_refused: dict[tuple[str, str], str] = {}  # instruments whose leverage/margin was refused
         self.store.allow_keys({*RECORD_KEYS, *self.venues})  # recorded cycle inputs (see hedged/replay.py)
-        self._foreign_reported: Foreign | None = None
+        self._foreign_reported: set[str] = set()  # foreign client ids already alerted on (hedged.foreign.fresh)
         self._foreign_now = False  # this cycle's read found another keeper trading as us
+        self.foreign_watch: dict[str, Watch] = {}  # per venue: the scheduled search's history (foreign.schedule)
 
     # --- start ---------------------------------------------------------------------------------------
     @property
@@ -239,12 +248,16 @@ class Keeper:
             await self.executor.follow(name, open_orders, now)
             # 3. fills that happened while we were down (only ours: the account may trade by hand too)
             since = int((now - timedelta(days=1)).timestamp() * 1000)
+            seen: list[int | None] = []
             for symbol in venue.symbols:
                 trades = await venue.fetch_my_trades(symbol, since)
                 await self.detect_foreign(name, (), [t.client_id for t in trades])
+                seen += [_ms(t.time) for t in trades]
                 for t in trades:
                     if t.client_id.startswith(prefix) and await self.store.get_order(t.client_id) is not None:
                         await self.executor.record_trade(name, t, t.client_id)
+            # the first scheduled search for another keeper starts where this one ended
+            self.foreign_watch[name] = checked(Watch(since_ms=since), now, seen)
         await self.store.append("state", {"state": "reconciled"})
 
     async def detect_foreign(self, venue: str, order_ids: Iterable[str], trade_ids: Iterable[str] = ()) -> bool:
@@ -256,16 +269,44 @@ class Keeper:
             return False
         known = {cid for cid in ids if await self.store.get_order(cid) is not None}
         found = foreign(prefix, order_ids, trade_ids, known)
-        if not found:
+        new = fresh((*found.orders, *found.trades), self._foreign_reported)
+        if not new:  # nothing, or only ids already alerted on (an operator may have resumed after seeing them)
+            if found:
+                log.warning("keeper.foreign_keeper_seen_again", venue=venue, ids=sorted({*found.orders, *found.trades}))
             return False
         log.critical("keeper.foreign_keeper", venue=venue, orders=list(found.orders), trades=list(found.trades))
-        if self._foreign_reported != found:
-            self._foreign_reported = found
-            await self.store.command(TradingState.HALTED, via="foreign-keeper", reason=found.message)
-            await self.hub.event("foreign_keeper", "critical", found.message,
-                                 {"venue": venue, "orders": list(found.orders), "trades": list(found.trades)},
-                                 self.clock())
+        await self.store.command(TradingState.HALTED, via="foreign-keeper", reason=found.message)
+        self._foreign_reported |= new  # only once the halt is durable: a failed write is tried again
+        await self.hub.event("foreign_keeper", "critical", found.message,
+                             {"venue": venue, "orders": list(found.orders), "trades": list(found.trades)},
+                             self.clock())
         return True
+
+    async def _search_foreign(self, raw_states: Mapping[str, Any], orders_read: set[str]) -> None:
+        """Another keeper on any venue, within about `[keeper] foreign_check` seconds: open orders from a live
+        order stream each cycle (free); the searches `foreign.schedule` says are due (REST). Sets
+        `_foreign_now` when one halts."""
+        for n in raw_states:
+            v = self.venues[n]
+            if n not in orders_read and isinstance(v, StreamedVenue) and v.alive():
+                ids = [venue_order(o, f"{n}.stream.orders").client_id for o in list(v.orders.values())]
+                if await self.detect_foreign(n, ids):
+                    self._foreign_now = True
+                orders_read.add(n)
+        now = self.clock()
+        for c in schedule(self.foreign_watch, now, every=self.config.keeper.foreign_check, readable=list(raw_states),
+                          orders_read=orders_read):
+            venue = self.venues[c.venue]
+            try:
+                order_ids = [o.client_id for o in await venue.open_orders()] if c.orders else []
+                trades = [t for s in venue.symbols for t in await venue.fetch_my_trades(s, c.trades_since_ms)]
+            except VenueError as exc:  # stays due: searched again next cycle
+                log.warning("keeper.foreign_check_failed", venue=c.venue, error=str(exc)[:200])
+                continue
+            if await self.detect_foreign(c.venue, order_ids, [t.client_id for t in trades]):
+                self._foreign_now = True
+            self.foreign_watch[c.venue] = checked(self.foreign_watch.get(c.venue, Watch()), now,
+                                                  [_ms(t.time) for t in trades])
 
     async def _probe_store(self) -> None:
         """While the store is unwritable, each cycle tries one small write; the first that succeeds resumes
@@ -282,11 +323,25 @@ class Keeper:
             log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
     # --- trading state --------------------------------------------------------------------------------
+    async def _requested(self) -> tuple[TradingState, str, str]:
+        """The latest command: (state, via, reason); RUNNING when none ever was (as store.requested_state)."""
+        event = await self.store.last_event(EventKind.COMMAND)
+        p = event.payload if event is not None and isinstance(event.payload, dict) else {}
+        try:
+            state = TradingState(str(p.get("state")))
+        except ValueError:
+            return TradingState.RUNNING, "", ""
+        return state, str(p.get("via") or ""), str(p.get("reason") or "")
+
     async def trading_state(self) -> tuple[TradingState, str]:
         if self.audit_broken:
             await self._probe_store()
-        requested = await self.store.requested_state()
+        requested, via, reason = await self._requested()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
+        if requested is TradingState.HALTED and via in SELF_HALTS:
+            # a halt the keeper wrote itself (breaker, foreign keeper; or carried over a prune): a fault until
+            # an operator resumes, also after a restart, when the breaker in memory starts afresh (health)
+            why = reason or via  # each names its cause: "breaker (permanent): …", "foreign keeper: …"
         if self.breaker.tripped == "permanent" and requested is not TradingState.HALTED:
             self.breaker = brk.on_human_resume(self.breaker)  # a human resumed after a permanent trip
         if self.breaker.tripped == "transient" and _SEVERITY[state] < _SEVERITY[TradingState.PAUSED]:
@@ -306,6 +361,8 @@ class Keeper:
         await self.lock_gate()  # before anything that may place or cancel an order
         state = await self._update_state()
         snap, touched, recent = await self._read_and_follow()
+        if self._foreign_now:  # the halt just written: recorded, and our own orders taken off the book
+            state = await self._update_state()
         inputs = await self._inputs(snap, state, touched, recent)
         the_plan, result = decide(self.config, snap, state=inputs.state, recent=inputs.recent,
                                   previous_marks=inputs.previous_marks, tag=inputs.tag, context=inputs.context)
@@ -321,7 +378,8 @@ class Keeper:
         if state is not self.state:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
-            self.state, self.state_reason = state, why
+            self.state = state
+        self.state_reason = why  # health tells a fault from an operator's halt by it, also when unchanged
         if state is TradingState.HALTED:  # PAUSED leaves our orders on the book
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
@@ -353,6 +411,7 @@ class Keeper:
                 now = self.clock()
                 changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
             touched |= {(n, sym) for sym in changed}
+        await self._search_foreign(raw_states, {n for n in names if busy[n] and n in raw_states})
         snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()},
                         unavailable=down)
         recent = [RecentOrder(_aware(r.created_at), r.notional_usd or Decimal(0)) for r in recent_rows]

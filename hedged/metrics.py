@@ -44,7 +44,9 @@ CANCEL_REASONS = ("post_only", "requested", "other")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 READ_CALLS = frozenset({"load_markets", "fetch_balance", "fetch_positions", "fetch_tickers", "fetch_open_orders",
                         "fetch_order", "find_order", "fetch_my_trades", "fetch_ticker"})
-FAULT_WORDS = ("breaker", "circuit", "audit")  # a HALTED state whose reason names one of these is a fault
+# a HALTED state whose reason names one of these is a fault (the keeper's own halts say which, also once
+# carried over a prune or read back after a restart: hedged.keeper.SELF_HALTS)
+FAULT_WORDS = ("breaker", "circuit", "audit", "foreign keeper")
 
 
 def _error_classes() -> frozenset[str]:

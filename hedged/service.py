@@ -209,7 +209,7 @@ async def run_keeper(config: Config, *, stop: asyncio.Event | None = None,
         await ensure_schema(config.audit_url, config.audit.auto_upgrade)
         store = await AuditStore.open(config.audit_url, config.keeper.name, secrets=secrets_of(config),
                                       allow_keys=config.venues.keys(), write_timeout=config.audit.write_timeout,
-                                      quiet_every=config.audit.quiet_every)
+                                      quiet_every=config.audit.quiet_every, head_file=config.head_file)
         bridge: MqttBridge | None = None
         deadline: shutdown.Deadline | None = None
         try:

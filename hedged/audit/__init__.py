@@ -33,5 +33,5 @@ async def open_store(config: Config, *, secrets: tuple[str, ...] = (), read_only
             continue
     return await AuditStore.open(
         url, config.keeper.name, secrets=found, allow_keys=config.venues.keys(),
-        write_timeout=config.audit.write_timeout, read_only=read_only,
+        write_timeout=config.audit.write_timeout, read_only=read_only, head_file=config.head_file,
     )

@@ -129,6 +129,7 @@ class VerifyResult:
     bad_id: int | None = None
     heads: Mapping[str, str] | None = None
     pruned: int = 0  # events pruned before the checkpoints the walk started from
+    notes: tuple[str, ...] = ()  # what an anchor could not prove (its event was pruned)
 
 
 @dataclass(frozen=True)
@@ -158,16 +159,20 @@ class ChainWalker:
 
     `starts` names, per keeper, where a pruned chain begins: its first row must be that event and follow
     that hash. The checkpoint that says so is itself a chained event, so forging it breaks the chain after.
-    `anchor` is (keeper, hash, count) published outside the store: fewer events than it says is a
-    truncated store.
+    An anchor is (keeper, hash, count) published outside the store: the keeper's COUNT-th event — counting
+    the pruned ones, as the store's head does — must have HASH, and fewer events than COUNT is a truncated
+    store. An anchor inside the pruned range is checked against the checkpoint's last pruned hash when it
+    names exactly that event, and otherwise only by its count (its event is gone: `notes` says so).
     """
 
     def __init__(self, starts: Mapping[str, ChainStart] | None = None,
-                 anchor: tuple[str, str, int] | None = None) -> None:
+                 anchor: tuple[str, str, int] | None = None, *,
+                 anchors: Iterable[tuple[str, str, int]] = ()) -> None:
         self.starts = dict(starts or {})
         self.heads: dict[str, tuple[int | None, str]] = {}
-        self.counts: dict[str, int] = {}
-        self.anchor = anchor  # (keeper, hash, count) published outside the store
+        self.counts: dict[str, int] = {}  # events of each keeper's chain so far, pruned ones included
+        self.anchors = [*([anchor] if anchor is not None else []), *anchors]
+        self.notes: list[str] = []
         self.count = 0
         self.problem = ""
         self.bad_id: int | None = None
@@ -197,11 +202,12 @@ class ChainWalker:
             )
         self.heads[row.keeper] = (row.id, row.hash)
         self.count += 1
-        n = self.counts[row.keeper] = self.counts.get(row.keeper, 0) + 1
-        if self.anchor is not None and self.anchor[0] == row.keeper and self.anchor[2] == n \
-                and self.anchor[1] != row.hash:
-            return self._fail(row, f"is event {n} of keeper {row.keeper} but its hash is not the published head "
-                                   f"{self.anchor[1][:16]}… (the chain was rewritten)")
+        pruned = start.pruned if start is not None else 0
+        n = self.counts[row.keeper] = self.counts.get(row.keeper, pruned) + 1
+        for keeper, digest, count in self.anchors:
+            if keeper == row.keeper and count == n and digest != row.hash:
+                return self._fail(row, f"is event {n} of keeper {row.keeper} but its hash is not the published "
+                                       f"head {digest[:16]}… (the chain was rewritten)")
         return True
 
     def _fail(self, row: ChainRow, why: str) -> bool:
@@ -211,12 +217,21 @@ class ChainWalker:
 
     def result(self) -> VerifyResult:
         heads = {k: h for k, (_, h) in self.heads.items()}
-        if not self.problem and self.anchor is not None:
-            keeper, _, count = self.anchor
-            if self.counts.get(keeper, 0) < count:
-                self.problem = (f"keeper {keeper} has {self.counts.get(keeper, 0)} events but the published head "
-                                f"says {count}: the newest were deleted (truncated)")
+        for keeper, digest, count in self.anchors if not self.problem else ():
+            start = self.starts.get(keeper)
+            have = self.counts.get(keeper, start.pruned if start is not None else 0)
+            if have < count:
+                self.problem = (f"keeper {keeper} has {have} events but the published head says {count}: the "
+                                f"newest were deleted (truncated)")
+                break
+            if start is not None and count <= start.pruned:
+                if count == start.pruned and digest != start.prev_hash:
+                    self.problem = (f"keeper {keeper}: the published head {digest[:16]}… is event {count}, the "
+                                    f"last pruned one, but the checkpoint says its hash is another (rewritten)")
+                    break
+                if count < start.pruned:
+                    self.notes.append(f"the published head (event {count}) was pruned: only its count is checked")
         pruned = sum(s.pruned for s in self.starts.values())
         if self.problem:
             return VerifyResult(False, self.count, self.problem, self.bad_id, heads, pruned)
-        return VerifyResult(True, self.count, heads=heads, pruned=pruned)
+        return VerifyResult(True, self.count, heads=heads, pruned=pruned, notes=tuple(self.notes))

@@ -63,7 +63,7 @@ async def _open(config: Config, *, read_only: bool) -> AuditStore:
 
     return await AuditStore.open(
         config.audit_url, config.keeper.name, read_only=read_only, write_timeout=config.audit.write_timeout,
-        allow_keys=config.venues.keys(),
+        allow_keys=config.venues.keys(), head_file=config.head_file,
     )
 
 
@@ -110,30 +110,56 @@ def audit_verify(
     config: ConfigOpt,
     head: Annotated[str, typer.Option(
         "--head", help="HASH:COUNT published by the keeper (retained MQTT state `audit.head`, or the head "
-                       "file beside SQLite): the chain must hold it, so a truncated store is detected.")] = "",
+                       "file): the chain must hold it, so a truncated store is detected. The head file and, "
+                       "with [mqtt] enabled, the retained state are checked without it too.")] = "",
 ) -> None:
-    """Walk the hash chain and replay the orders projection: `ok N events`, or name the first bad row, exit 1."""
-    cfg = _config(config)
-    anchor: tuple[str, int] | None = None
-    if head:
-        hash_, _, count = head.partition(":")
-        if not re.fullmatch(r"[0-9a-f]{64}", hash_) or not count.isdigit():
-            _fail("--head: expected HASH:COUNT (64 hex digits, a colon, the number of events)", 2)
-        anchor = (hash_, int(count))
+    """Walk the hash chain and replay the orders projection: `ok N events`, or name the first bad row, exit 1.
 
-    async def go() -> tuple[bool, str]:
+    The chain is also checked against every head published outside the store that can be found: --head,
+    the head file (`[audit] head_file`; beside SQLite by default) and, with [mqtt] enabled, the keeper's
+    retained state. The ok line names each anchor used; a `warning:` line says which could not be found.
+    """
+    from hedged.audit.anchor import Anchor, Bad, Missing, from_head_file, from_mqtt, parse_head
+
+    cfg = _config(config)
+    anchors: list[Anchor] = []
+    if head:
+        parsed = parse_head(head)
+        if parsed is None:
+            _fail("--head: expected HASH:COUNT (64 hex digits, a colon, the number of events)", 2)
+        anchors.append(Anchor("--head", cfg.keeper.name, *parsed))
+
+    async def go() -> tuple[bool, list[str]]:
+        # the anchors first: the store written after them holds at least what they say
+        found: list[Anchor | Missing | Bad] = [from_head_file(cfg)]
+        mqtt = await from_mqtt(cfg)
+        if mqtt is not None:
+            found.append(mqtt)
+        bad = [f"bad {b.source}: {b.why}" for b in found if isinstance(b, Bad)]
+        if bad:
+            return False, bad
+        used = [*anchors, *(a for a in found if isinstance(a, Anchor))]
+        missing = [m for m in found if isinstance(m, Missing)]
         async with await _open(cfg, read_only=True) as store:
-            result = await store.verify(anchor=(cfg.keeper.name, *anchor) if anchor else None)
+            result = await store.verify(anchors=[(a.keeper, a.hash, a.count) for a in used])
             projection = await store.verify_projection() if result.ok else ""
         if result.ok and projection:
-            return False, f"bad {projection}"
-        if result.ok:
-            pruned = f" ({result.pruned} pruned before a checkpoint)" if result.pruned else ""
-            return True, f"ok {result.events} events{pruned}" + (f", head {head}" if anchor else "")
-        return False, f"bad {result.problem} ({result.events} events ok before it)"
+            return False, [f"bad {projection}"]
+        if not result.ok:
+            return False, [f"bad {result.problem} ({result.events} events ok before it)"]
+        pruned = f" ({result.pruned} pruned before a checkpoint)" if result.pruned else ""
+        lines = [f"ok {result.events} events{pruned}" + (" matching " + " and ".join(a.text for a in used)
+                                                             if used else "")]
+        lines += [f"warning: {n}" for n in result.notes]
+        lines += [f"warning: no published head from the {m.source}: {m.why}" for m in missing]
+        if not used:
+            lines.append("warning: not checked against any head published outside the store: a store whose "
+                         "newest events were deleted would pass (docs/audit.md)")
+        return True, lines
 
-    ok, line = _run(go())
-    typer.echo(line)
+    ok, lines = _run(go())
+    for line in lines:
+        typer.echo(line)
     if not ok:
         raise typer.Exit(EXIT_AUDIT)
 

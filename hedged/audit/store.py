@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -249,6 +250,25 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(db)
 
 
+def default_head_file(url: str | URL) -> Path | None:
+    """Where the chain head is written unless `[audit] head_file` says: `<db file>.head` beside SQLite."""
+    db = sqlite_path(url)
+    return db.with_name(db.name + ".head") if db is not None else None
+
+
+def read_head_file(path: Path) -> tuple[str, str, int]:
+    """(keeper, hash, count) from a head file; ValueError (one line) when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keeper, head = data["keeper"], data["head"]
+        hash_, _, count = str(head).partition(":")
+        if isinstance(keeper, str) and re.fullmatch(r"[0-9a-f]{64}", hash_) and count.isdigit():
+            return keeper, hash_, int(count)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a head file ({type(exc).__name__})") from None
+    raise ValueError(f"{path}: not a head file (expected {{\"keeper\": …, \"head\": \"HASH:COUNT\"}})")
+
+
 def create_engine(url: str | URL, *, write_timeout: float = 5.0, read_only: bool = False) -> AsyncEngine:
     """An async engine with durable settings: SQLite WAL + synchronous=FULL; bounded waits everywhere."""
     u = async_url(url) if isinstance(url, str) else url
@@ -361,6 +381,7 @@ class AuditStore:
         read_only: bool,
         clock: Callable[[], datetime],
         quiet_every: float = 0.0,
+        head_file: Path | None = None,
     ) -> None:
         self.engine = engine
         self.keeper = keeper
@@ -381,8 +402,8 @@ class AuditStore:
         # beside SQLite and in the retained MQTT state, so that `audit verify --head` detects a truncation
         self.head_hash, self.head_count = "", 0
         self._staged: list[tuple[str, int]] = []
-        db = sqlite_path(engine.url)
-        self.head_file: Path | None = db.with_name(db.name + ".head") if db is not None and not read_only else None
+        where = head_file or default_head_file(engine.url)
+        self.head_file: Path | None = where if not read_only else None
 
     @classmethod
     async def open(
@@ -396,6 +417,7 @@ class AuditStore:
         read_only: bool = False,
         clock: Callable[[], datetime] = _now,
         quiet_every: float = 0.0,
+        head_file: Path | None = None,
     ) -> AuditStore:
         """Connect and check the schema exists (AuditSchemaError if not; run `hedged db upgrade`)."""
         u = async_url(url)
@@ -405,7 +427,7 @@ class AuditStore:
         engine = create_engine(u, write_timeout=write_timeout, read_only=read_only)
         store = cls(
             engine, keeper, scrubber=Scrubber(allow_keys, secrets), write_timeout=write_timeout,
-            read_only=read_only, clock=clock, quiet_every=quiet_every,
+            read_only=read_only, clock=clock, quiet_every=quiet_every, head_file=head_file,
         )
         try:
             async with engine.connect() as conn:
@@ -414,7 +436,10 @@ class AuditStore:
                     raise AuditSchemaError(f"no audit tables in {safe_url(u)}: run `hedged db upgrade`")
                 last = await conn.scalar(sa.select(sa.func.max(Event.cycle)).where(Event.keeper == keeper))
                 store.cycle = int(last) if last is not None else None
-                store.head_count = int(await conn.scalar(
+                # COUNT counts the whole chain, pruned events included (a checkpoint says how many went),
+                # so a head published before a prune still names the same event after it
+                start = (await store._chain_starts(conn)).get(keeper)
+                store.head_count = (start.pruned if start is not None else 0) + int(await conn.scalar(
                     sa.select(sa.func.count()).select_from(Event).where(Event.keeper == keeper)) or 0)
                 store.head_hash = str(await conn.scalar(
                     sa.select(Event.hash).where(Event.keeper == keeper).order_by(Event.id.desc()).limit(1)) or "")
@@ -1151,11 +1176,13 @@ class AuditStore:
 
         return await self._write(work)
 
-    async def verify(self, batch: int = 2000, anchor: tuple[str, str, int] | None = None) -> VerifyResult:
-        """Walk every keeper's chain in this database; stop at the first bad row. `anchor` (keeper, hash,
-        count): that keeper's COUNT-th event must have HASH — a store truncated below it fails."""
+    async def verify(self, batch: int = 2000, anchor: tuple[str, str, int] | None = None,
+                     anchors: Iterable[tuple[str, str, int]] = ()) -> VerifyResult:
+        """Walk every keeper's chain in this database; stop at the first bad row. Each anchor (keeper, hash,
+        count): that keeper's COUNT-th event (pruned ones counted) must have HASH — a store truncated below
+        it fails."""
         async with self._reading() as conn:
-            walker = ChainWalker(await self._chain_starts(conn), anchor)
+            walker = ChainWalker(await self._chain_starts(conn), anchor, anchors=anchors)
         after = 0
         async with self._reading() as conn:
             while True:

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from tests.audit.conftest import pg_database
 from tests.keeper.conftest import emulator, harness_factory
 
-__all__ = ["emulator", "harness_factory"]
+__all__ = ["emulator", "harness_factory", "pg_database"]
 
 
 @pytest.fixture(autouse=True)

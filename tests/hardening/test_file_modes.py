@@ -50,3 +50,26 @@ def test_a_secret_file_readable_by_others_is_warned_about(tmp_path: Path, capsys
     f.chmod(0o600)
     read_secret("secret_env", "", "secret_file", str(f), None)
     assert "secret_file_readable" not in capsys.readouterr().err
+
+
+def test_config_check_warns_of_a_secret_file_others_may_read(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hedged.cli import app
+
+    (tmp_path / "bybit.secret").write_text("the-secret-value\n")
+    (tmp_path / "bybit.key").write_text("the-key-value\n")
+    (tmp_path / "bybit.secret").chmod(0o644)
+    (tmp_path / "bybit.key").chmod(0o600)
+    cfg = tmp_path / "hedged.toml"
+    cfg.write_text('[venues.bybit]\nexchange = "bybit"\napi_key_file = "bybit.key"\nsecret_file = "bybit.secret"\n'
+                   '[[hedge]]\nasset = "BTC"\nvenue = "bybit"\ninstrument = "BTC/USD:BTC"\n')
+    result = CliRunner().invoke(app, ["config", "check", str(cfg)])
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[-1] == "ok", result.output
+    assert lines[:-1] == [f"warning: venues.bybit.secret_file: {tmp_path / 'bybit.secret'} is readable by group or "
+                          f"others (mode 0644); run: chmod 600 {tmp_path / 'bybit.secret'}"]
+    assert "the-secret-value" not in result.output
+    (tmp_path / "bybit.secret").chmod(0o600)
+    result = CliRunner().invoke(app, ["config", "check", str(cfg)])
+    assert result.exit_code == 0 and result.output == "ok\n"

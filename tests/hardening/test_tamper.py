@@ -64,7 +64,11 @@ async def test_a_deleted_newest_row_is_detected_given_the_published_head(tmp_pat
     con.execute("DELETE FROM events WHERE id = (SELECT max(id) FROM events)")
     con.commit()
     con.close()
-    assert (await verify(cfg))[0] == 0  # what the chain alone can say: a shorter chain is still a chain
+    code, out = await verify(cfg)  # the head file beside SQLite is read without being asked
+    assert code == 1 and "truncated" in out, out
+    (db.parent / "audit.db.head").unlink()  # what the chain alone can say: a shorter chain is still a chain
+    code, out = await verify(cfg)
+    assert code == 0 and "warning: not checked against any head published outside the store" in out, out
     code, out = await verify(cfg, "--head", head)
     assert code == 1 and "truncated" in out, out
 
