@@ -60,6 +60,7 @@ class StreamedVenue(CcxtVenue):
         self.balance: dict[str, Any] = {}
         self.positions: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
+        self._filled: dict[str, Decimal] = {}  # cumulative fill per open order id, as the orders topic said
         self.tickers: dict[str, dict[str, Any]] = {}
         self.changed: dict[str, float] = dict.fromkeys(PARTS, 0.0)
         self.synced_at: float | None = None  # last REST resync (clock seconds)
@@ -169,6 +170,17 @@ class StreamedVenue(CcxtVenue):
             for o in got or []:
                 if o.get("symbol") not in self.symbols:
                     continue
+                oid = str(o.get("id"))
+                filled = _d(o.get("filled") or 0)
+                if filled > self._filled.get(oid, Decimal(0)):
+                    # a fill: its position and wallet changes come on other topics, in other frames, maybe
+                    # later; a cycle reading the view in between would see the order done (no longer in
+                    # flight) and the position not yet moved, and trade the difference again. Resync first.
+                    self.gap = True
+                if o.get("status") == "open":
+                    self._filled[oid] = filled
+                else:
+                    self._filled.pop(oid, None)
                 if o.get("status") == "open":
                     self.orders[str(o.get("id"))] = o
                 else:
