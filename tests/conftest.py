@@ -3,8 +3,9 @@ every test shares the machine with three others of this run and with other runs.
 
 - Account locks: each pytest process (each xdist worker) gets its own HEDGED_LOCK_DIR, made here. Keepers of
   one worker exclude each other as they would in production; two workers never see each other's locks.
-- Ports: bind port 0 (the emulator does), or take `free_port()` from tests/mqtt/brokers.py; never a fixed one
-  except the machine's services (Postgres 5432, Mosquitto 1883).
+- Ports: bind port 0 (the emulator does), or take `free_port()` from tests/mqtt/brokers.py (below the
+  ephemeral range: safe for a server the test stops and starts again); never a fixed one except the
+  machine's services (Postgres 5432, Mosquitto 1883).
 - Postgres: a database of your own, named with `worker_tag()` (or os.getpid()) and a uuid, dropped after
   (tests/audit/conftest.py `pg_database`, tests/keeper/test_lock_lost.py `pg_url`); terminate only backends of
   your own database: the server is shared.
