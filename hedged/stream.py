@@ -306,10 +306,12 @@ class StreamedVenue(CcxtVenue):
         if view != rest:  # messages about the same change may still be on the wire: give them a moment
             await asyncio.sleep(RESYNC_GRACE)
             view = self._comparable(with_orders)
+        unsure = False
         for part, truth in rest.items():
             if truth == view[part]:
                 continue
             raced = self.changed[part] >= started  # a stream update landed since the read: order unknown
+            unsure = unsure or raced
             counted = trusted and not raced
             if counted:
                 self.differences += 1
@@ -319,7 +321,9 @@ class StreamedVenue(CcxtVenue):
         self.positions = {p["symbol"]: p for p in positions}
         if with_orders:
             self.orders = {str(o.get("id")): o for o in got[2]}
-        self.synced_at, self.gap = started, False
+        # a raced part may now hold the older of the two (the REST answer, with the stream's newer update
+        # already applied and overwritten): the next read resyncs again rather than trust it
+        self.synced_at, self.gap = started, unsure
         self.resyncs += 1
 
     def _comparable(self, with_orders: bool) -> dict[str, Any]:
