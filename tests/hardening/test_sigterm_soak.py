@@ -102,7 +102,7 @@ async def burst(topic: str, n: int, rng: random.Random) -> None:
             await client.publish(topic, payload, qos=1)
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(400)  # a hang guard only: six rounds of a real process took 153 s on a loaded 2-core machine
 async def test_sigterm_at_random_moments_exits_0_promptly_and_leaves_no_order(tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     need(port_open(HOST, PORT), f"no Mosquitto on {HOST}:{PORT}")
