@@ -60,6 +60,7 @@ class StreamedVenue(CcxtVenue):
         self.balance: dict[str, Any] = {}
         self.positions: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
+        self._filled: dict[str, Decimal] = {}  # cumulative fill per open order id, as the orders topic said
         self.tickers: dict[str, dict[str, Any]] = {}
         self.changed: dict[str, float] = dict.fromkeys(PARTS, 0.0)
         self.synced_at: float | None = None  # last REST resync (clock seconds)
@@ -169,6 +170,17 @@ class StreamedVenue(CcxtVenue):
             for o in got or []:
                 if o.get("symbol") not in self.symbols:
                     continue
+                oid = str(o.get("id"))
+                filled = _d(o.get("filled") or 0)
+                if filled > self._filled.get(oid, Decimal(0)):
+                    # a fill: its position and wallet changes come on other topics, in other frames, maybe
+                    # later; a cycle reading the view in between would see the order done (no longer in
+                    # flight) and the position not yet moved, and trade the difference again. Resync first.
+                    self.gap = True
+                if o.get("status") == "open":
+                    self._filled[oid] = filled
+                else:
+                    self._filled.pop(oid, None)
                 if o.get("status") == "open":
                     self.orders[str(o.get("id"))] = o
                 else:
@@ -294,10 +306,12 @@ class StreamedVenue(CcxtVenue):
         if view != rest:  # messages about the same change may still be on the wire: give them a moment
             await asyncio.sleep(RESYNC_GRACE)
             view = self._comparable(with_orders)
+        unsure = False
         for part, truth in rest.items():
             if truth == view[part]:
                 continue
             raced = self.changed[part] >= started  # a stream update landed since the read: order unknown
+            unsure = unsure or raced
             counted = trusted and not raced
             if counted:
                 self.differences += 1
@@ -307,7 +321,9 @@ class StreamedVenue(CcxtVenue):
         self.positions = {p["symbol"]: p for p in positions}
         if with_orders:
             self.orders = {str(o.get("id")): o for o in got[2]}
-        self.synced_at, self.gap = started, False
+        # a raced part may now hold the older of the two (the REST answer, with the stream's newer update
+        # already applied and overwritten): the next read resyncs again rather than trust it
+        self.synced_at, self.gap = started, unsure
         self.resyncs += 1
 
     def _comparable(self, with_orders: bool) -> dict[str, Any]:

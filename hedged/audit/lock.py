@@ -13,6 +13,7 @@ leaves the account stuck. Keepers that share neither are caught from the exchang
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -97,6 +98,10 @@ class AccountLock:
         self._fd: int | None = None
         self._engine: AsyncEngine | None = None
         self._conn: AsyncConnection | None = None
+        # One session holds the Postgres lock, and a session runs one statement at a time: a cycle's check and
+        # the teardown's release (a stop while that cycle is in flight) would otherwise meet on it, and asyncpg
+        # refuses the second ("another operation is in progress"), leaving the lock held by a live session.
+        self._using = asyncio.Lock()
 
     @property
     def account(self) -> str:
@@ -182,8 +187,14 @@ class AccountLock:
             raise AccountLockLost(f"account lock for {self.account} is not held")
         key = _pg_key(self.exchange, self.fingerprint)
         try:
-            n = await self._conn.scalar(_MINE, _key_parts(key))
-            await self._conn.commit()
+            async with self._using:
+                conn = self._conn
+                if conn is None:
+                    raise AccountLockLost(f"account lock for {self.account} is not held")
+                n = await conn.scalar(_MINE, _key_parts(key))
+                await conn.commit()
+        except AccountLockLost:
+            raise
         except Exception as exc:
             raise AccountLockLost(f"account lock for {self.account} lost: {type(exc).__name__}") from exc
         if not n:
@@ -195,14 +206,18 @@ class AccountLock:
             os.close(self._fd)
             self._fd = None
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.scalar(
-                    sa.select(sa.func.pg_advisory_unlock(_pg_key(self.exchange, self.fingerprint)))
-                )
-                await self._conn.commit()
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None
+            async with self._using:  # after a check in flight, never beside it
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    try:
+                        await conn.scalar(
+                            sa.select(sa.func.pg_advisory_unlock(_pg_key(self.exchange, self.fingerprint))))
+                        await conn.commit()
+                        await conn.close()
+                    except Exception:
+                        # a broken or cancelled-mid-statement session: end it, which frees its lock server-side
+                        with contextlib.suppress(Exception):
+                            await conn.invalidate()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

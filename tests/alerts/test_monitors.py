@@ -28,6 +28,7 @@ from hedged.config import ConfigError, MonitorsConfig, parse_config
 from hedged.model import TradingState
 from hedged.sim import Emulator, default_settings, make_client
 from hedged.snapshot import load_snapshot, parse_market, parse_snapshot, parse_ticker
+from tests.clocks import manual_clock
 from tests.core.factory import MS, T0, ticker
 
 from .crafted import INV, KEEPER, LIN, MONITORS, decided, observe, raw
@@ -444,7 +445,7 @@ def test_monitors_config_defaults_and_order_checks() -> None:
 async def test_the_local_exchange_through_ccxt_serves_what_the_monitors_read() -> None:
     """Bybit v5 shapes via unmodified ccxt: fundingInterval in the market's info, nextFundingTime in the
     ticker's info (both raw strings/ints), funding rate and index price."""
-    async with Emulator(default_settings(clock="manual")) as emu:
+    async with Emulator(default_settings(clock="manual"), clock=manual_clock()) as emu:
         client = make_client(emu.url, "demo-key", "demo-secret", timeout_ms=5000)
         try:
             await client.load_markets()

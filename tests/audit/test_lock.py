@@ -135,3 +135,22 @@ async def test_other_process_refused_and_kill9_releases(url: str, tmp_path: Path
         for stream in (holder.stdout, holder.stderr):
             if stream:
                 stream.close()
+
+
+async def test_postgres_release_during_a_check_in_flight_frees_the_lock(pg_url: str, tmp_path: Path) -> None:
+    """A stop while a cycle's lock check is in flight: release and check meet on the one session that holds
+    the lock. They take turns, and the lock is free afterwards for a keeper on another machine (its own lock
+    directory, so only the Postgres lock is shared)."""
+    for _ in range(20):  # the overlap is a matter of scheduling: try it at several points
+        lock = AccountLock(pg_url, "bybit", FAKE_KEY)
+        await lock.acquire()
+        checking = asyncio.create_task(lock.check())
+        await asyncio.sleep(0)
+        await lock.release()
+        try:
+            await checking
+        except AccountLockLost as exc:  # a check that ran after the release says the lock is not held ...
+            assert "not held" in str(exc), exc  # ... never that the session failed under it
+        other = AccountLock(pg_url, "bybit", FAKE_KEY, directory=tmp_path)
+        await other.acquire()  # AccountLocked if the first session still held it
+        await other.release()

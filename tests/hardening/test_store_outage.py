@@ -37,8 +37,11 @@ async def test_store_outage_alerts_over_mqtt_and_trading_resumes_when_it_is_back
     prefix = f"hedgedtest/{uuid.uuid4().hex[:10]}"
     db = tmp_path / "k.db"
     # a keeper name of its own: the MQTT client id derives from it, and the broker is shared
+    # quiet_every 0: every cycle writes its rows. With the default a settled hedge writes nothing for 10 minutes,
+    # so whether a write met the blocked store depended on whether the hedge was still filling (under load it
+    # had settled before the block, and no alert ever came)
     cfg = keeper_config(emulator.url, db, keeper={"interval": 0.1, "name": f"o{uuid.uuid4().hex[:8]}"},
-                        audit={"url": f"sqlite:///{db}", "write_timeout": 0.5},
+                        audit={"url": f"sqlite:///{db}", "write_timeout": 0.5, "quiet_every": 0},
                         mqtt={"enabled": True, "host": HOST, "port": PORT, "prefix": prefix, "keepalive": 5})
     await upgrade(cfg.audit_url)
     base = f"{prefix}/{cfg.keeper.name}"

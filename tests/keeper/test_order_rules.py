@@ -4,7 +4,6 @@ exchange on a manual clock (nothing fills unless a test says so), with the keepe
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,26 +15,15 @@ import pytest
 from hedged.audit.migrate import upgrade
 from hedged.audit.store import AuditStore
 from hedged.service import secrets_of
-from hedged.sim.clock import Clock
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
+from tests.clocks import manual_clock
 
 from .conftest import Harness, keeper_config
 
 BTC = "BTC/USD:BTC"
 # the venue stamps data with the wall clock, the keeper runs on the exchange's (pinned, stepped) clock
 LIMITS = {"max_data_age": 86_400, "max_price_jump_bps": 10_000}
-FUNDING_MS = 8 * 3600 * 1000  # the local exchange settles funding on 8-hour UTC boundaries
-
-
-def funding_free_start() -> int:
-    """A minute after the last funding settlement: the next one is 8 hours of exchange time away.
-
-    An exchange clock started at "now" would settle funding at whatever point of the scenario the time of day
-    puts the boundary; the payment moves the drift, and the keeper rightly re-prices for it.
-    """
-    now = int(time.time() * 1000)
-    return now - now % FUNDING_MS + 60_000
 
 
 class Clocked:
@@ -63,7 +51,7 @@ async def clocked(tmp_path: Path) -> AsyncIterator[Any]:
 
     async def make(emu_settings: dict[str, Any], **sections: Any) -> Clocked:
         emu = Emulator(default_settings(clock="manual", **emu_settings),
-                       clock=Clock(manual=True, start_ms=funding_free_start()))
+                       clock=manual_clock())
         await emu.__aenter__()
         cfg = keeper_config(emu.url, tmp_path / f"k{len(made)}.db",
                             hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC}], **sections)

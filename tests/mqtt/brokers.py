@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -36,9 +37,18 @@ def need(reason_ok: bool, reason: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port below the kernel's ephemeral range (32768+), so that no outgoing connection of
+    this machine can take it while a broker we stop and start again is down (parallel workers and other runs
+    open loopback connections all the time)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 @dataclass
@@ -64,6 +74,8 @@ class OwnBroker:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto did not start on port {self.port}")
             time.sleep(0.05)
+        if self.proc.poll() is not None:  # the port answers, but not our broker: someone else has it
+            raise RuntimeError(f"mosquitto exited ({self.proc.returncode}): port {self.port} taken")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from hedged.sim import Emulator, default_settings, make_client
+from tests.clocks import manual_clock
 
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(default_settings(clock="manual")) as e:
+    async with Emulator(default_settings(clock="manual"), clock=manual_clock()) as e:
         yield e
 
 

@@ -23,6 +23,7 @@ import pytest
 from hedged.sim import Emulator
 from hedged.sim.client import make_binance_client
 from hedged.sim.settings import binance_settings
+from tests.clocks import manual_clock
 
 INV = "BTC/USD:BTC"
 HEDGED = str(Path(sys.executable).with_name("hedged"))
@@ -30,7 +31,8 @@ HEDGED = str(Path(sys.executable).with_name("hedged"))
 
 @pytest.fixture
 async def bn() -> AsyncIterator[Emulator]:
-    async with Emulator(binance_settings(clock="manual", taker_flow_usd_per_s=0), exchange="binance") as e:
+    async with Emulator(binance_settings(clock="manual", taker_flow_usd_per_s=0), exchange="binance",
+                        clock=manual_clock()) as e:
         yield e
 
 

@@ -21,6 +21,7 @@ from ccxt.test.exchange.base.test_trade import test_trade as check_trade
 
 from hedged.sim import Emulator, default_settings, make_client
 from hedged.sim.settings import binance_settings
+from tests.clocks import manual_clock
 
 SKIP: dict[str, Any] = {}
 
@@ -30,10 +31,11 @@ async def venue(request: Any) -> AsyncIterator[tuple[Any, Emulator, list[str]]]:
     """(ccxt client, emulator, symbols to exercise: contracts first)."""
     name = request.param
     if name == "bybit":
-        emu = Emulator(default_settings(clock="manual", taker_flow_usd_per_s=0))
+        emu = Emulator(default_settings(clock="manual", taker_flow_usd_per_s=0), clock=manual_clock())
         symbols = ["BTC/USD:BTC", "BTC/USDT:USDT", "BTC/USDT"]
     else:
-        emu = Emulator(binance_settings(clock="manual", taker_flow_usd_per_s=0), exchange="binance")
+        emu = Emulator(binance_settings(clock="manual", taker_flow_usd_per_s=0), exchange="binance",
+                       clock=manual_clock())
         symbols = ["BTC/USD:BTC"] if name == "binancecoinm" else ["BTC/USDT"]
     await emu.start()
     client = make_client(emu.url, "demo-key", "demo-secret") if name == "bybit" else \

@@ -10,13 +10,14 @@ import pytest
 from hedged.sim.engine import Engine, EngineError
 from hedged.sim.paths import CsvPath, GbmPath, StepPath
 from hedged.sim.settings import default_settings
+from tests.clocks import manual_clock
 
 KEY = "demo-key"
 
 
 @pytest.fixture
 def engine() -> Engine:
-    return Engine(default_settings(clock="manual"))
+    return Engine(default_settings(clock="manual"), manual_clock())
 
 
 def test_book_is_one_tick_either_side(engine: Engine) -> None:
@@ -120,7 +121,7 @@ def test_marketable_limit_takes_and_pays_taker_fee(engine: Engine) -> None:
 
 
 def test_taker_flow_partial_fills_and_zero_disables() -> None:
-    e = Engine(default_settings(clock="manual", taker_flow_usd_per_s=D(100000)))
+    e = Engine(default_settings(clock="manual", taker_flow_usd_per_s=D(100000)), manual_clock())
     inst = e.instrument("BTC/USD:BTC")
     o = e.place_order(KEY, inst, "Sell", "Limit", D(650000), D("65000.5"))
     e.step(1)
@@ -199,7 +200,7 @@ def test_gbm_path_drives_the_engine() -> None:
         "BTC": {"price": 65000, "path": {"kind": "gbm", "volatility": 2.0, "seed": 1}},
         "ETH": {"price": 3000}, "SOL": {"price": 150},
     })
-    e = Engine(s)
+    e = Engine(s, manual_clock())
     e.step(60)
     assert e.index["BTC"] != 65000
     assert e.index["ETH"] == 3000
