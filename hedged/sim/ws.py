@@ -58,6 +58,7 @@ class WsFront:
         self.conns: set[Conn] = set()
         self._dirty_wallets: set[str] = set()
         self._flush_scheduled = False
+        self.refused: set[str] = set()  # channels whose new connections get a 503
         self.sent: Counter[str] = Counter()  # messages written, by topic kind ("tickers", "wallet", "pong"…)
         engine.listeners.append(self.on_event)
         # kline subscriptions: connection → topic → (instrument, interval ms, start of the last bucket pushed)
@@ -83,6 +84,26 @@ class WsFront:
                 n += 1
         return n
 
+    def disconnect(self, *, channel: str | None = None, api_key: str | None = None) -> int:
+        """Reset matching connections (TCP abort, no close frame): the client sees the socket fail at once,
+        as when the venue restarts a gateway. Returns how many were reset."""
+        n = 0
+        for c in list(self.conns):
+            if (channel is None or c.channel == channel) and (api_key is None or c.api_key == api_key):
+                transport = c.ws._req.transport if c.ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
+                    n += 1
+        return n
+
+    def refuse(self, channel: str) -> None:
+        """Refuse new connections on `channel` (HTTP 503 on the upgrade) until `accept`: a venue whose
+        gateway is down; live connections are untouched (drop or reset them to force a reconnect)."""
+        self.refused.add(channel)
+
+    def accept(self) -> None:
+        self.refused.clear()
+
     def stall(self, prefix: str, *, api_key: str | None = None) -> None:
         """Withhold topics starting with `prefix` ("wallet", "tickers.") on live connections; pings and
         other topics keep flowing."""
@@ -104,7 +125,9 @@ class WsFront:
             await c.ws.close()
 
     def _handler(self, channel: str) -> Any:
-        async def handle(request: web.Request) -> web.WebSocketResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if channel in self.refused:
+                return web.Response(status=503, text="gateway unavailable")
             ws = web.WebSocketResponse(autoping=True)
             await ws.prepare(request)
             conn = Conn(ws, channel, f"sim-{next(_ids)}")
