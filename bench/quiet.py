@@ -29,6 +29,7 @@ from hedged.config import parse_config
 from hedged.keeper import Keeper
 from hedged.log import configure
 from hedged.service import make_venues
+from hedged.sim.rest import RestFront
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
 from hedged.stream import StreamedVenue, attach
@@ -61,6 +62,7 @@ async def run(stream: bool, minutes: float) -> str:
         try:
             await settle(emu, keeper)
             v = venues["sim"]
+            assert isinstance(emu.rest, RestFront)
             rest0, public0 = emu.rest.requests[KEY], emu.rest.requests["public"]
             orders0, cycles0 = len(emu.engine.orders_list()), keeper.cycles
             resyncs0 = v.resyncs if isinstance(v, StreamedVenue) else 0

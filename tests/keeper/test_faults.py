@@ -68,7 +68,7 @@ async def test_ten_percent_faults_over_300_cycles(front_harness_factory: tuple[s
     for v in streamed:
         # every break was noticed and came back; the view is trusted again
         assert v.reconnects >= 10, v.reconnects
-        await until(lambda v=v: v.alive(), "streams back")  # type: ignore[misc]
+        await until(v.alive, "streams back")
 
     # An order whose reply was dropped in the last faulty cycles may still be executed by the exchange
     # until lost_after (client timeout + receive window) has passed, and until then the keeper rightly

@@ -18,6 +18,7 @@ from hedged.audit.store import AuditStore
 from hedged.keeper import Keeper
 from hedged.model import Code, Decision
 from hedged.service import make_venues, secrets_of
+from hedged.sim.rest import RestFront
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
 from hedged.stream import StreamedVenue, attach
@@ -292,6 +293,7 @@ async def test_wallet_pushes_on_a_fee_and_a_funding_payment_reach_the_view(tmp_p
             btc2 = await view_matches_rest("the funding payment reached the view")
             assert btc2 != btc1 and emu.ws.sent["wallet"] > pushes
             await until(lambda: not v.gap, "no stream gap")
+            assert isinstance(emu.rest, RestFront)
             rest_before = sum(emu.rest.requests.values())
             v.synced_at = 0.0  # force the next read to resync: the view must agree with REST
             await v.fetch_state()
