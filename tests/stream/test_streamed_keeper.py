@@ -90,6 +90,11 @@ def open_orders(emu: Emulator) -> list[dict[str, Any]]:
 async def settled(emu: Emulator, k: Keeper, v: StreamedVenue) -> None:
     await until(lambda: abs(position(emu, INV) + 650_000) <= 6_500 and not open_orders(emu), "hedge opened, settled")
     await until(v.alive, "streams alive")
+    for _ in range(1200):  # and the keeper has followed its last order to the end (no more lookups)
+        if not await k.store.unsettled_orders():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the keeper's store still has orders in flight")
 
 
 async def test_quiet_market_costs_only_resyncs(running: Any) -> None:
