@@ -104,10 +104,12 @@ class StreamedVenue(CcxtVenue):
             "orders": lambda: self.pro.watch_orders(),
             "trades": lambda: self.pro.watch_my_trades(),
         }
+        categories: dict[str, list[str]] = {}  # one public connection per category, whatever the settle coin
         for (cat, _), syms in self._groups(symbols).items():
-            group = [s for s in syms if s in symbols]
+            categories.setdefault(cat, []).extend(s for s in syms if s in symbols)
+        for cat, group in categories.items():
             loops[f"tickers.{cat}.{group[0]}"] = lambda g=group: self.pro.watch_tickers(g)  # type: ignore[misc]
-        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per category
+        self._connections = 1 + len(categories)  # private + one per category
         for name, watch in loops.items():
             self.healthy[name] = False
             self._tasks.append(asyncio.create_task(self._loop(name, watch)))
