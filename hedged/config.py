@@ -152,7 +152,9 @@ class VenueConfig(_Model):
     # the standard advice is 1x and isolated, so the short cannot drag the account into liquidation.
     leverage: Annotated[Dec | None, Field(ge=1, le=125)] = None
     margin_mode: Literal["isolated", "cross"] | None = None
-    stream: Bool = False  # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md)
+    # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md); unset: on where supported
+    # (hedged.venue.streams_on: Bybit today), explicit false: polling only
+    stream: Bool | None = None
     stream_heartbeat: Annotated[Num, Field(gt=0, le=300)] = 20.0  # a stream silent this long is dead
 
     @model_validator(mode="after")

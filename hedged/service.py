@@ -24,7 +24,7 @@ from hedged.model import Snapshot
 from hedged.sdnotify import SdNotify, watchdog
 from hedged.snapshot import VERSION
 from hedged.stream import StreamedVenue, attach
-from hedged.venue import CcxtVenue, build_exchange, build_pro
+from hedged.venue import CcxtVenue, build_exchange, build_pro, streams_on
 from hedged.wake import price_sensitive
 
 log = get_logger("hedged.service")
@@ -48,10 +48,10 @@ def make_venues(config: Config) -> dict[str, CcxtVenue]:
         creds = {k: s.get_secret_value() for k, s in vc.credentials(config.base_dir).items()}
         symbols = [h.instrument for h in config.hedge if h.venue == name]
         prices = [h.price_symbol for h in config.hedge if h.price_symbol and h.venue == name]
-        if vc.stream:
-            venues[name] = streamed_venue(config, name, creds, symbols, prices)
-            continue
         try:
+            if streams_on(vc):
+                venues[name] = streamed_venue(config, name, creds, symbols, prices)
+                continue
             exchange = build_exchange(vc, creds)  # no connection yet: nothing to close if a later one fails
         except ValueError as exc:  # e.g. an exchange id ccxt does not know: the config, not a crash
             raise ConfigError([f"venues.{name}.{exc}"]) from None

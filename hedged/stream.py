@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = get_logger("hedged.stream")
 PARTS = ("balance", "positions", "orders", "tickers")
 RESYNC_GRACE = 0.5  # seconds a differing view gets to catch up with messages still in flight
+QUIET_TURNS, MAX_TURNS = 10, 200  # event-loop turns a read waits for received messages to reach the view
 
 
 def _d(v: Any) -> Decimal:
@@ -60,9 +61,18 @@ class StreamedVenue(CcxtVenue):
         self.balance: dict[str, Any] = {}
         self.positions: dict[str, dict[str, Any]] = {}
         self.orders: dict[str, dict[str, Any]] = {}
-        self._filled: dict[str, Decimal] = {}  # cumulative fill per open order id, as the orders topic said
         self.tickers: dict[str, dict[str, Any]] = {}
         self.changed: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+        self.moved: dict[str, float] = dict.fromkeys(PARTS, 0.0)  # when a part's compared content last changed
+        # wall ms each ticker last arrived: the venue streams tickers continuously, so a ticker is only as
+        # fresh as its last message (a stalled topic ages it; a connection that still pongs does not help)
+        self.ticker_at: dict[str, int] = {}
+        self.alert_after = 3 * self.heartbeat  # seconds down before a stream_down alert
+        # an order filled more than the view knew: its position (and wallet) messages may still be on the wire
+        # while the executor already counts the fill, so the next read confirms positions over REST
+        self.fills_pending = False
+        self.filled: dict[str, Decimal] = {}  # order id -> filled amount last streamed
+        self.was_up = False
         self.synced_at: float | None = None  # last REST resync (clock seconds)
         self.gap = True  # a stream failed or reconnected since the last resync: the view may be wrong
         self.healthy: dict[str, bool] = {}  # per watch loop: subscribed and not failed since
@@ -94,10 +104,12 @@ class StreamedVenue(CcxtVenue):
             "orders": lambda: self.pro.watch_orders(),
             "trades": lambda: self.pro.watch_my_trades(),
         }
+        categories: dict[str, list[str]] = {}  # one public connection per category, whatever the settle coin
         for (cat, _), syms in self._groups(symbols).items():
-            group = [s for s in syms if s in symbols]
+            categories.setdefault(cat, []).extend(s for s in syms if s in symbols)
+        for cat, group in categories.items():
             loops[f"tickers.{cat}.{group[0]}"] = lambda g=group: self.pro.watch_tickers(g)  # type: ignore[misc]
-        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per category
+        self._connections = 1 + len(categories)  # private + one per category
         for name, watch in loops.items():
             self.healthy[name] = False
             self._tasks.append(asyncio.create_task(self._loop(name, watch)))
@@ -152,8 +164,11 @@ class StreamedVenue(CcxtVenue):
                 before = _balances(self.balance)
                 self.balance = self.exchange.parse_balance({"result": {"list": info}})
                 self.changed["balance"] = now
+                moved = _balances(self.balance) != before
+                if moved:
+                    self.moved["balance"] = now
                 # a price move changes equity and margin, not wallet totals: that is a price event
-                self._event(Event.BALANCE if _balances(self.balance) != before else Event.PRICE)
+                self._event(Event.BALANCE if moved else Event.PRICE)
         elif name == "positions":
             held = _positions(self.positions.values())
             for p in got or []:
@@ -165,39 +180,44 @@ class StreamedVenue(CcxtVenue):
                 else:
                     self.positions.pop(sym, None)
             self.changed["positions"] = now
-            self._event(Event.POSITION if _positions(self.positions.values()) != held else Event.PRICE)
+            moved = _positions(self.positions.values()) != held
+            if moved:
+                self.moved["positions"] = now
+            self._event(Event.POSITION if moved else Event.PRICE)
         elif name == "orders":
+            ids = _order_ids(self.orders.values())
             for o in got or []:
                 if o.get("symbol") not in self.symbols:
                     continue
-                oid = str(o.get("id"))
-                filled = _d(o.get("filled") or 0)
-                if filled > self._filled.get(oid, Decimal(0)):
-                    # a fill: its position and wallet changes come on other topics, in other frames, maybe
-                    # later; a cycle reading the view in between would see the order done (no longer in
-                    # flight) and the position not yet moved, and trade the difference again. Resync first.
-                    self.gap = True
+                oid, filled = str(o.get("id")), _d(o.get("filled"))
+                if filled > self.filled.get(oid, Decimal(0)):
+                    self.fills_pending = True
                 if o.get("status") == "open":
-                    self._filled[oid] = filled
+                    self.filled[oid] = filled
                 else:
-                    self._filled.pop(oid, None)
+                    self.filled.pop(oid, None)
                 if o.get("status") == "open":
                     self.orders[str(o.get("id"))] = o
                 else:
                     self.orders.pop(str(o.get("id")), None)
             self.changed["orders"] = now
+            if _order_ids(self.orders.values()) != ids:
+                self.moved["orders"] = now
             self._event(Event.ORDER)
         elif name == "trades":
             if any(t.get("symbol") in self.symbols for t in got or []):
+                self.fills_pending = True
                 self._event(Event.FILL)
         elif name.startswith("tickers."):
             items = got.values() if isinstance(got, Mapping) else []
             move = Decimal(0)
+            at = now_ms()
             for t in items:
                 sym = t.get("symbol")
                 if sym is None:
                     continue
                 self.tickers[sym] = t
+                self.ticker_at[sym] = at
                 price = t.get("markPrice") or t.get("last")
                 ref = self.ref_price.get(sym)
                 if price and ref:
@@ -232,13 +252,17 @@ class StreamedVenue(CcxtVenue):
 
     # --- what the keeper calls ----------------------------------------------------------------------
     def alive(self) -> bool:
-        """Every watch loop answered, and every connection spoke within the heartbeat."""
+        """Every watch loop answered, every connection spoke and every ticker arrived within the heartbeat
+        (a topic stalled while its connection still pongs is as dead as a silent connection)."""
         if not self.healthy or not all(self.healthy.values()):
             return False
         clients = list(self.pro.clients.values())
         if len(clients) < self._connections:  # one went away and is not back yet
             return False
         limit = now_ms() - self.heartbeat * 1000
+        # a topic has no ping of its own and streams at the venue's cadence: one heartbeat of margin
+        if any(self.ticker_at.get(s, 0) < limit - self.heartbeat * 1000 for s in (*self.symbols, *self.price_symbols)):
+            return False
         return all(_last_heard(c) >= limit for c in clients)
 
     def _confirmed_ms(self) -> int:
@@ -247,10 +271,16 @@ class StreamedVenue(CcxtVenue):
         return min(heard) if heard else now_ms()
 
     async def fetch_state(self, *, with_orders: bool = True) -> dict[str, Any]:
-        # messages ccxt has already received resolve one watch loop each: let every loop apply its own
-        # before reading, so an order's fill is not seen without the position change it brought
-        for _ in range(len(self._tasks) + 1):
+        # messages already received (or on the loopback) take a few loop turns to reach the view: let them
+        # land before reading, until the view has been still for QUIET_TURNS turns (at most MAX_TURNS)
+        applied, still = sum(self.messages.values()), 0
+        for _ in range(MAX_TURNS):
             await asyncio.sleep(0)
+            now_applied = sum(self.messages.values())
+            still = 0 if now_applied != applied else still + 1
+            applied = now_applied
+            if still >= QUIET_TURNS:
+                break
         now = self.clock()
         self.spacing = self.spacing.cycle_started(now)
         self.ref_price = {s: _d(t.get("markPrice") or t.get("last")) for s, t in self.tickers.items()
@@ -261,17 +291,19 @@ class StreamedVenue(CcxtVenue):
             await self._note_down(now)
         elif self.down_since is not None:
             log.info("stream.up", venue=self.name, down_for=round(now - self.down_since, 2))
+            self.was_up = True
             if self.alerted and self.alert is not None:
                 await self.alert("stream_up", f"{self.name}: streams are back after {now - self.down_since:.0f} s")
             self.down_since, self.alerted = None, False
         if not alive:
             return await super().fetch_state(with_orders=with_orders)  # polling fallback
-        if self.gap or self.synced_at is None or now - self.synced_at >= self.resync:
+        self.was_up = True
+        if self.gap or self.fills_pending or self.synced_at is None or now - self.synced_at >= self.resync:
             await self._resync(with_orders)
         stamp = self._confirmed_ms()
         balance = {**self.balance, "timestamp": stamp}
         positions = [{**p, "timestamp": stamp} for p in self.positions.values()]
-        tickers = {s: {**t, "timestamp": stamp} for s, t in self.tickers.items()}
+        tickers = {s: {**t, "timestamp": min(stamp, self.ticker_at.get(s, 0))} for s, t in self.tickers.items()}
         return {
             "markets": {s: self.market(s) for s in (*self.symbols, *self.price_symbols)},
             "tickers": tickers,
@@ -283,8 +315,11 @@ class StreamedVenue(CcxtVenue):
     async def _note_down(self, now: float) -> None:
         if self.down_since is None:
             self.down_since = now
-            log.warning("stream.down", venue=self.name, healthy=dict(self.healthy))
-        if not self.alerted and now - self.down_since >= 3 * self.heartbeat and self.alert is not None:
+            if self.was_up:
+                log.warning("stream.down", venue=self.name, healthy=dict(self.healthy))
+            else:  # the first read at start comes before the streams have subscribed: not news
+                log.info("stream.connecting", venue=self.name)
+        if not self.alerted and now - self.down_since >= self.alert_after and self.alert is not None:
             self.alerted = True
             await self.alert("stream_down", f"{self.name}: streams down for {now - self.down_since:.0f} s; "
                              "polling REST meanwhile")
@@ -293,6 +328,7 @@ class StreamedVenue(CcxtVenue):
         """REST balance, positions (and open orders when ours are in flight): the truth the view must match."""
         trusted = not self.gap and self.synced_at is not None
         started = self.clock()
+        self.fills_pending = False  # a fill streamed from now on asks for another confirmation
         jobs: list[Awaitable[Any]] = [self._call("fetch_balance", self.exchange.fetch_balance),
                                       self.fetch_positions()]
         if with_orders:
@@ -306,24 +342,28 @@ class StreamedVenue(CcxtVenue):
         if view != rest:  # messages about the same change may still be on the wire: give them a moment
             await asyncio.sleep(RESYNC_GRACE)
             view = self._comparable(with_orders)
-        unsure = False
         for part, truth in rest.items():
             if truth == view[part]:
                 continue
-            raced = self.changed[part] >= started  # a stream update landed since the read: order unknown
-            unsure = unsure or raced
+            raced = self.moved[part] >= started  # the streamed part changed since the read: order unknown
             counted = trusted and not raced
             if counted:
                 self.differences += 1
             log.warning("stream.difference", venue=self.name, part=part, counted=counted,
                         rest=str(truth), view=str(view[part]))
-        self.balance = balance
-        self.positions = {p["symbol"]: p for p in positions}
-        if with_orders:
+        # REST replaces a part only if no stream update reached it since the read began: such an update is
+        # newer than the REST answer (a fill's position still streaming in); that part is confirmed again
+        # at the next read instead of being rolled back to the older REST state
+        if self.moved["balance"] < started:
+            self.balance = balance
+        if self.moved["positions"] < started:
+            self.positions = {p["symbol"]: p for p in positions}
+        if with_orders and self.moved["orders"] < started:
             self.orders = {str(o.get("id")): o for o in got[2]}
-        # a raced part may now hold the older of the two (the REST answer, with the stream's newer update
-        # already applied and overwritten): the next read resyncs again rather than trust it
-        self.synced_at, self.gap = started, unsure
+        parts = ("balance", "positions", "orders") if with_orders else ("balance", "positions")
+        if any(self.moved[part] >= started for part in parts):
+            self.fills_pending = True
+        self.synced_at, self.gap = started, False
         self.resyncs += 1
 
     def _comparable(self, with_orders: bool) -> dict[str, Any]:

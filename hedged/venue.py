@@ -48,6 +48,9 @@ class Profile:
     no_testnet: bool = False
     # The local exchange speaks this venue's API (`url` override): make_client for bybit, else binance.
     local: str = ""
+    # StreamedVenue reads this exchange's ccxt.pro messages (hedged/stream.py parses Bybit's wallet topic)
+    # and the local exchange serves its WS front: `stream` unset means on (streams_on)
+    streams: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -60,6 +63,7 @@ PROFILES: dict[str, Profile] = {
         },
         bybit_batching=True,
         local="bybit",
+        streams=True,
     ),
     "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False},
                             book_and_premium=True, wallet_from_info=True, no_testnet=True, local="binancecoinm"),
@@ -133,6 +137,19 @@ def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
     return {**balance, "total": total}
 
 
+def streams_on(venue: VenueConfig) -> bool:
+    """Does this venue stream? `stream` when set; unset: on where ccxt.pro has the exchange and our streamed
+    view reads its messages (Profile.streams: Bybit today; Binance polls until its WS front and parsers land).
+    An explicit `stream = true` elsewhere is refused by `build_pro` with a one-line config error."""
+    if venue.stream is not None:
+        return venue.stream
+    if not PROFILES.get(venue.exchange, Profile()).streams:
+        return False
+    import ccxt.pro as ccxt_pro
+
+    return getattr(ccxt_pro, venue.exchange, None) is not None
+
+
 def build_pro(venue: VenueConfig, credentials: dict[str, str]) -> Any:
     """The ccxt.pro twin of `build_exchange`; it pings at half the heartbeat so a silent socket dies in time."""
     import ccxt.pro as ccxt_pro
@@ -140,9 +157,10 @@ def build_pro(venue: VenueConfig, credentials: dict[str, str]) -> Any:
     profile = PROFILES.get(venue.exchange, Profile())
     options = {**profile.options, **venue.options}
     streaming = {"keepAlive": int(venue.stream_heartbeat * 500)}
+    if not profile.streams:
+        raise ValueError(f"stream: streaming is supported for {', '.join(n for n, p in PROFILES.items() if p.streams)} "
+                         f"only, not {venue.exchange!r}; set stream = false or leave it unset")
     if venue.url:
-        if venue.exchange != "bybit":
-            raise ValueError(f"stream: the local exchange streams its Bybit front only, not {venue.exchange!r}")
         from hedged.sim.client import make_client
 
         return make_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""), pro=True,

@@ -57,7 +57,12 @@ class WsFront:
         self.engine = engine
         self.conns: set[Conn] = set()
         self._dirty_wallets: set[str] = set()
+        # tickers and positions move on every engine tick (600 a second at the demo's speed): like wallets,
+        # they are coalesced per loop turn to the latest state, as the venue pushes at most every 100 ms
+        self._dirty_tickers: dict[str, Instrument] = {}
+        self._dirty_positions: dict[tuple[str, str], Any] = {}
         self._flush_scheduled = False
+        self.refused: set[str] = set()  # channels whose new connections get a 503
         self.sent: Counter[str] = Counter()  # messages written, by topic kind ("tickers", "wallet", "pong"…)
         engine.listeners.append(self.on_event)
         # kline subscriptions: connection → topic → (instrument, interval ms, start of the last bucket pushed)
@@ -83,6 +88,26 @@ class WsFront:
                 n += 1
         return n
 
+    def disconnect(self, *, channel: str | None = None, api_key: str | None = None) -> int:
+        """Reset matching connections (TCP abort, no close frame): the client sees the socket fail at once,
+        as when the venue restarts a gateway. Returns how many were reset."""
+        n = 0
+        for c in list(self.conns):
+            if (channel is None or c.channel == channel) and (api_key is None or c.api_key == api_key):
+                transport = c.ws._req.transport if c.ws._req is not None else None
+                if transport is not None:
+                    transport.abort()
+                    n += 1
+        return n
+
+    def refuse(self, channel: str) -> None:
+        """Refuse new connections on `channel` (HTTP 503 on the upgrade) until `accept`: a venue whose
+        gateway is down; live connections are untouched (drop or reset them to force a reconnect)."""
+        self.refused.add(channel)
+
+    def accept(self) -> None:
+        self.refused.clear()
+
     def stall(self, prefix: str, *, api_key: str | None = None) -> None:
         """Withhold topics starting with `prefix` ("wallet", "tickers.") on live connections; pings and
         other topics keep flowing."""
@@ -104,7 +129,9 @@ class WsFront:
             await c.ws.close()
 
     def _handler(self, channel: str) -> Any:
-        async def handle(request: web.Request) -> web.WebSocketResponse:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if channel in self.refused:
+                return web.Response(status=503, text="gateway unavailable")
             ws = web.WebSocketResponse(autoping=True)
             await ws.prepare(request)
             conn = Conn(ws, channel, f"sim-{next(_ids)}")
@@ -256,12 +283,8 @@ class WsFront:
         if not self.conns:
             return
         if kind == "ticker" and isinstance(payload, Instrument):
-            msg = self._ticker_msg(payload)
-            topic = f"tickers.{payload.id}"
-            for conn in list(self.conns):
-                if conn.channel == payload.category.value and topic in conn.topics:
-                    conn.push(msg)
-            self._public(payload, "orderbook.", lambda t: self._book_msg(t, payload))  # the touch moved
+            self._dirty_tickers[payload.symbol] = payload
+            self._schedule_flush()
             return
         if kind == "execution" and isinstance(payload, Execution) and payload.exec_type == "Trade":
             trade = views.public_trade(payload)
@@ -274,19 +297,38 @@ class WsFront:
         elif kind == "execution" and isinstance(payload, Execution):
             self._private(api_key, "execution", [views.execution(payload, with_category=True)])
         elif kind == "position":
-            acct = self.engine.accounts[api_key]
-            self._private(api_key, "position", [views.position(self.engine, acct, payload, with_category=True)])
+            self._dirty_positions[(api_key, payload.instrument.symbol)] = payload
+            self._schedule_flush()
         elif kind == "wallet":
             self._dirty_wallets.add(api_key)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                try:
-                    asyncio.get_running_loop().call_soon(self._flush_wallets)
-                except RuntimeError:
-                    self._flush_wallets()
+            self._schedule_flush()
 
-    def _flush_wallets(self) -> None:
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Latest tickers (and books), then positions, then wallets: after the order and execution messages
+        that caused them, as the venue orders them."""
         self._flush_scheduled = False
+        tickers, self._dirty_tickers = self._dirty_tickers, {}
+        for inst in tickers.values():
+            topic = f"tickers.{inst.id}"
+            subscribed = [c for c in self.conns if c.channel == inst.category.value and topic in c.topics]
+            if subscribed:
+                msg = self._ticker_msg(inst)
+                for conn in subscribed:
+                    conn.push(msg)
+            self._public(inst, "orderbook.", lambda t, inst=inst: self._book_msg(t, inst))  # the touch moved
+        positions, self._dirty_positions = self._dirty_positions, {}
+        for (key, _), pos in positions.items():
+            acct = self.engine.accounts.get(key)
+            if acct is not None:
+                self._private(key, "position", [views.position(self.engine, acct, pos, with_category=True)])
         keys, self._dirty_wallets = self._dirty_wallets, set()
         for key in keys:
             acct = self.engine.accounts.get(key)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from hedged.model import TradingState
+from hedged.stream import StreamedVenue
 
 from .test_cycle import exchange_orders, position, settle
 
@@ -52,6 +53,9 @@ async def test_authentication_failure_stays_halted_until_a_human_resumes(harness
     h = await harness_factory(keeper={"max_failures": 3, "resume_after": 2})
     await settle(h)
     h.emu.engine.accounts["demo-key"].secret = "rotated-by-someone"  # our API secret is now wrong
+    for v in h.venues.values():
+        if isinstance(v, StreamedVenue):  # an open stream outlives the rotation: the next REST read tells
+            v.gap = True  # (the resync, at most `resync` seconds away): here, this cycle's
     res = await h.keeper.step()
     assert "refused our API key" in res.error and res.sent == 0
     assert h.keeper.state is TradingState.HALTED and h.keeper.breaker.tripped == "permanent"
