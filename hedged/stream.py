@@ -18,12 +18,13 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from hedged.config import VenueConfig
 from hedged.log import get_logger
-from hedged.venue import CcxtVenue, now_ms
+from hedged.venue import CcxtVenue, now_ms, wallet_totals
 from hedged.wake import Event, Headroom, Spacing, warrants_cycle
 
 if TYPE_CHECKING:
@@ -36,8 +37,109 @@ PARTS = ("balance", "positions", "orders", "tickers")
 RESYNC_GRACE = 0.5  # seconds a differing view gets to catch up with messages still in flight
 
 
+PRIVATE = frozenset({"balance", "positions", "orders", "trades"})
+
+
 def _d(v: Any) -> Decimal:
     return Decimal(str(v)) if v is not None else Decimal(0)
+
+
+# --- what differs per exchange (everything else is ccxt.pro's unified API) ---------------------------------
+Watch = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Flavour:
+    # ticker watch loops of one group of symbols: name suffix → watch (each its own connection)
+    tickers: Callable[[Any, list[str]], dict[str, Watch]]
+    # the view's next balance from a watch_balance result and the current view (None: not a wallet message)
+    balance: Callable[[Any, Any, dict[str, Any]], dict[str, Any] | None]
+    # a streamed ticker merged into what the view holds for its symbol
+    ticker: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]]
+    # a streamed position merged into what the view holds for its symbol
+    position: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]]
+    # positions carry no mark and are not pushed on price moves: price them at the streamed mark
+    reprice: bool = False
+    # user data behind a listen key: keep it alive (REST), and forget it when the private stream fails
+    keepalive: Callable[[Any], Awaitable[Any]] | None = None
+    forget: Callable[[Any], None] | None = None
+
+
+def _bybit_balance(exchange: Any, got: Any, view: dict[str, Any]) -> dict[str, Any] | None:
+    info = got.get("info") if isinstance(got, Mapping) else None
+    if not isinstance(info, list):
+        return None
+    return dict(exchange.parse_balance({"result": {"list": info}}))  # the REST parser: total = walletBalance
+
+
+def _binance_balance(exchange: Any, got: Any, view: dict[str, Any]) -> dict[str, Any] | None:
+    """ACCOUNT_UPDATE lists the coins that changed with their wallet balance (`wb`, what REST's
+    walletBalance is): merged into the REST-shaped view."""
+    info = got.get("info") if isinstance(got, Mapping) else None
+    data = info.get("a") if isinstance(info, Mapping) and info.get("e") == "ACCOUNT_UPDATE" else None
+    rows = data.get("B") if isinstance(data, Mapping) else None
+    if not isinstance(rows, list):
+        return None
+    out = dict(view)
+    total = dict(out.get("total") or {})
+    for r in rows:
+        if isinstance(r, Mapping) and r.get("a") and r.get("wb") not in (None, ""):
+            coin = exchange.safe_currency_code(r["a"])
+            total[coin] = float(r["wb"])  # as wallet_totals converts walletBalance
+            out[coin] = {**(out.get(coin) or {}), "total": total[coin]}
+    out["total"] = total
+    return out
+
+
+_BOOK = ("symbol", "bid", "ask", "bidVolume", "askVolume")
+
+
+def _binance_ticker(t: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """Binance contracts stream the touch (bookTicker) and the mark (markPriceUpdate: mark, index,
+    funding rate and time) apart; REST merges book ticker and premium index the same way (venue.py)."""
+    out = dict(old or {})
+    raw = t.get("info")
+    info: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    if info.get("e") == "markPriceUpdate":
+        out.update({"symbol": t.get("symbol"), "markPrice": t.get("markPrice"), "indexPrice": t.get("indexPrice"),
+                    "fundingRate": _float(info.get("r")), "fundingTimestamp": info.get("T")})
+    else:
+        out.update({k: t.get(k) for k in _BOOK})
+    return out
+
+
+def _binance_position(p: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """ACCOUNT_UPDATE has size, side, entry and uPnL only: the liquidation price stays the REST one while the
+    size is unchanged (unknown until the next resync once it changes)."""
+    out = {**(old or {}), **{k: v for k, v in p.items() if v is not None}}
+    if old is None or _d(old.get("contracts")) != _d(p.get("contracts")) or old.get("side") != p.get("side"):
+        out["liquidationPrice"] = None
+    return out
+
+
+def _forget_listen_key(pro: Any) -> None:
+    """ccxt re-authenticates (POST listenKey) only 20 min after the last time: make it do so now."""
+    for kind in ("inverse", "linear"):
+        opts = pro.options.get(kind)
+        if isinstance(opts, dict):
+            pro.options[kind] = {**opts, "listenKey": None, "lastAuthenticatedTime": 0}
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return float(v) if v not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+FLAVOURS: dict[str, Flavour] = {
+    "bybit": Flavour(tickers=lambda pro, g: {"": lambda: pro.watch_tickers(g)}, balance=_bybit_balance,
+                     ticker=lambda t, old: t, position=lambda p, old: p),
+    "binancecoinm": Flavour(
+        tickers=lambda pro, g: {".book": lambda: pro.watch_bids_asks(g), ".mark": lambda: pro.watch_mark_prices(g)},
+        balance=_binance_balance, ticker=_binance_ticker, position=_binance_position, reprice=True,
+        keepalive=lambda pro: pro.dapiPrivatePutListenKey(), forget=_forget_listen_key),
+}
 
 
 class StreamedVenue(CcxtVenue):
@@ -49,6 +151,8 @@ class StreamedVenue(CcxtVenue):
                  clock: Callable[[], float] = time.monotonic, markets_refresh: float = 3600.0) -> None:
         super().__init__(name, config, exchange, symbols, price_symbols, markets_refresh=markets_refresh)
         self.pro = pro
+        self.flavour = FLAVOURS.get(config.exchange, FLAVOURS["bybit"])
+        self.listen_key_keepalive = 1200.0  # seconds between listen key keepalives (ccxt's 20 min; valid 60)
         self.resync = resync
         self.heartbeat = heartbeat if heartbeat is not None else config.stream_heartbeat
         self.sensitive = frozenset(sensitive)  # instruments whose drift a price move alone can change
@@ -95,11 +199,14 @@ class StreamedVenue(CcxtVenue):
         }
         for (cat, _), syms in self._groups(symbols).items():
             group = [s for s in syms if s in symbols]
-            loops[f"tickers.{cat}.{group[0]}"] = lambda g=group: self.pro.watch_tickers(g)  # type: ignore[misc]
-        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per category
+            for suffix, watch in self.flavour.tickers(self.pro, group).items():
+                loops[f"tickers.{cat}.{group[0]}{suffix}"] = watch
+        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per ticker loop
         for name, watch in loops.items():
             self.healthy[name] = False
             self._tasks.append(asyncio.create_task(self._loop(name, watch)))
+        if self.flavour.keepalive is not None:
+            self._tasks.append(asyncio.create_task(self._keepalive_loop()))
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -129,6 +236,8 @@ class StreamedVenue(CcxtVenue):
                 self.healthy[name] = False
                 self.gap = True
                 failures += 1
+                if name in PRIVATE and self.flavour.forget is not None:
+                    self.flavour.forget(self.pro)  # expired or not: a fresh listen key, then reconnect
                 delay = min(5.0, 0.1 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
                 log.warning("stream.error", venue=self.name, stream=name, error=type(exc).__name__,
                             retry_in=round(delay, 2))
@@ -141,15 +250,37 @@ class StreamedVenue(CcxtVenue):
                 failures = 0
             self._apply(name, got)
 
+    async def _keepalive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.listen_key_keepalive)
+            await self.keep_listen_key_alive()
+
+    async def keep_listen_key_alive(self) -> bool:
+        """Extend the user-data listen key (ccxt.pro renews it once only, 20 min after creating it). A key the
+        venue no longer knows is forgotten: the private stream is reconnected on a new one and resynced."""
+        if self.flavour.keepalive is None:
+            return False
+        try:
+            await self.flavour.keepalive(self.pro)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("stream.keepalive_failed", venue=self.name, error=type(exc).__name__)
+            if self.flavour.forget is not None:
+                self.flavour.forget(self.pro)
+            self.gap = True
+            return False
+        return True
+
     # --- applying stream messages --------------------------------------------------------------------
     def _apply(self, name: str, got: Any) -> None:
         now = self.clock()
         self.messages[name.split(".")[0]] += len(got) if name.startswith("tickers.") and got else 1
         if name == "balance":
-            info = got.get("info") if isinstance(got, Mapping) else None
-            if isinstance(info, list):  # the REST parser over the same coin list: total = walletBalance
+            new = self.flavour.balance(self.exchange, got, self.balance)
+            if new is not None:
                 before = _balances(self.balance)
-                self.balance = self.exchange.parse_balance({"result": {"list": info}})
+                self.balance = new
                 self.changed["balance"] = now
                 # a price move changes equity and margin, not wallet totals: that is a price event
                 self._event(Event.BALANCE if _balances(self.balance) != before else Event.PRICE)
@@ -160,7 +291,7 @@ class StreamedVenue(CcxtVenue):
                 if sym not in self.symbols:
                     continue
                 if p.get("contracts"):
-                    self.positions[sym] = p
+                    self.positions[sym] = self.flavour.position(p, self.positions.get(sym))
                 else:
                     self.positions.pop(sym, None)
             self.changed["positions"] = now
@@ -185,7 +316,7 @@ class StreamedVenue(CcxtVenue):
                 sym = t.get("symbol")
                 if sym is None:
                     continue
-                self.tickers[sym] = t
+                t = self.tickers[sym] = self.flavour.ticker(t, self.tickers.get(sym))
                 price = t.get("markPrice") or t.get("last")
                 ref = self.ref_price.get(sym)
                 if price and ref:
@@ -223,7 +354,7 @@ class StreamedVenue(CcxtVenue):
         """Every watch loop answered, and every connection spoke within the heartbeat."""
         if not self.healthy or not all(self.healthy.values()):
             return False
-        clients = list(self.pro.clients.values())
+        clients = _dialed(self.pro)
         if len(clients) < self._connections:  # one went away and is not back yet
             return False
         limit = now_ms() - self.heartbeat * 1000
@@ -231,7 +362,7 @@ class StreamedVenue(CcxtVenue):
 
     def _confirmed_ms(self) -> int:
         """The last moment every connection was heard: the view was current then."""
-        heard = [_last_heard(c) for c in self.pro.clients.values()]
+        heard = [_last_heard(c) for c in _dialed(self.pro)]
         return min(heard) if heard else now_ms()
 
     async def fetch_state(self, *, with_orders: bool = True) -> dict[str, Any]:
@@ -259,6 +390,8 @@ class StreamedVenue(CcxtVenue):
         stamp = self._confirmed_ms()
         balance = {**self.balance, "timestamp": stamp}
         positions = [{**p, "timestamp": stamp} for p in self.positions.values()]
+        if self.flavour.reprice:
+            positions = [self._at_mark(p) for p in positions]
         tickers = {s: {**t, "timestamp": stamp} for s, t in self.tickers.items()}
         return {
             "markets": {s: self.market(s) for s in (*self.symbols, *self.price_symbols)},
@@ -287,6 +420,8 @@ class StreamedVenue(CcxtVenue):
             jobs.append(self.fetch_open_orders())
         got = await asyncio.gather(*jobs)
         balance, positions = got[0], got[1]
+        if self.profile.wallet_from_info:  # as CcxtVenue.fetch_state: the wallet, not wallet + uPnL
+            balance = wallet_totals(balance)
         rest: dict[str, Any] = {"balance": _balances(balance), "positions": _positions(positions)}
         if with_orders:
             rest["orders"] = _order_ids(got[2])
@@ -322,6 +457,24 @@ class StreamedVenue(CcxtVenue):
             p = d.plan
             if p.venue == self.name:
                 self.headroom[p.symbol] = Headroom(p.drift, p.band, max(abs(p.target), abs(p.hedge)))
+
+
+    def _at_mark(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A position priced at the streamed mark: uPnL as the venue computes it (inverse: size × contract
+        size × (1/entry − 1/mark), in coins; linear: size × contract size × (mark − entry))."""
+        t = self.tickers.get(str(p.get("symbol"))) or {}
+        mark, entry = t.get("markPrice"), p.get("entryPrice")
+        if not mark or not entry:
+            return {**p, "markPrice": None}
+        m = self.market(str(p["symbol"]))
+        size = _d(p.get("contracts")) * _d(m.get("contractSize") or 1) * (-1 if p.get("side") == "short" else 1)
+        upnl = size * (1 / _d(entry) - 1 / _d(mark)) if m.get("inverse") else size * (_d(mark) - _d(entry))
+        return {**p, "markPrice": mark, "unrealizedPnl": float(upnl)}
+
+
+def _dialed(pro: Any) -> list[Any]:
+    """The connections ccxt.pro opened (binance also keeps a never-dialed client for its auth flights)."""
+    return [c for c in pro.clients.values() if str(getattr(c, "url", "")).startswith("ws")]
 
 
 def _last_heard(client: Any) -> int:

@@ -141,10 +141,15 @@ def build_pro(venue: VenueConfig, credentials: dict[str, str]) -> Any:
     options = {**profile.options, **venue.options}
     streaming = {"keepAlive": int(venue.stream_heartbeat * 500)}
     if venue.url:
-        if venue.exchange != "bybit":
-            raise ValueError(f"stream: the local exchange streams its Bybit front only, not {venue.exchange!r}")
-        from hedged.sim.client import make_client
+        if venue.exchange not in ("bybit", "binancecoinm"):
+            raise ValueError(f"stream: the local exchange streams its Bybit and Binance COIN-M fronts only, not "
+                             f"{venue.exchange!r}")
+        from hedged.sim.client import make_binance_client, make_client
 
+        if venue.exchange == "binancecoinm":
+            return make_binance_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""),
+                                       pro=True, options=options, timeout_ms=int(venue.timeout * 1000),
+                                       streaming=streaming)
         return make_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""), pro=True,
                            options=options, timeout_ms=int(venue.timeout * 1000), streaming=streaming)
     cls = getattr(ccxt_pro, venue.exchange, None)
