@@ -161,6 +161,7 @@ class BinanceFront:
         self.orders_per_minute: dict[str, deque[float]] = {}
         # requests answered, per API key ("public" for unsigned ones): tests count a client's REST cost
         self.requests: Counter[str] = Counter()
+        self.endpoints: Counter[str] = Counter()  # the same requests by "METHOD /path"
         self.listen_keys = ListenKeys(engine)  # COIN-M user data streams (hedged/sim/binance_ws.py)
 
     def routes(self, app: web.Application) -> None:
@@ -267,6 +268,7 @@ class BinanceFront:
                 raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         who = account or (request.remote or "?")
         self.requests[account or "public"] += 1
+        self.endpoints[f"{request.method} {request.path}"] += 1
         if not self.limiter.allow(who):
             raise self.weights.refuse(who)
         if name == "order" and request.method == "POST":

@@ -21,6 +21,7 @@ from hedged.audit.migrate import upgrade
 from hedged.audit.store import AuditStore
 from hedged.keeper import Keeper
 from hedged.service import make_venues, secrets_of
+from hedged.sim.binance import BinanceFront
 from hedged.sim.binance_ws import BinanceWsFront
 from hedged.sim.server import Emulator
 from hedged.sim.settings import binance_settings
@@ -327,3 +328,43 @@ async def test_listen_key_keepalive_and_expiry(running: Start) -> None:
     emu.engine.credit("demo-key", "BTC", D("0.01"))
     await until(lambda: v.messages["balance"] > messages, "deposits stream again")
     assert keys.calls["keepalive"] == 1
+
+
+async def test_a_stalled_event_type_is_withheld_while_the_rest_flows(manual: tuple[Emulator, Any, Any]) -> None:
+    emu, rest, pro = manual
+    balance = asyncio.create_task(pro.watch_balance())
+    await until(lambda: any(c.private for c in front(emu).conns), "user data stream open")
+    front(emu).stall("ACCOUNT_UPDATE")
+    orders = asyncio.create_task(pro.watch_orders())
+    await asyncio.sleep(0.1)
+    placed = await rest.create_order(INV, "market", "sell", 10)
+    assert any(o["id"] == placed["id"] for o in await result(orders, "orders flow while balances stall"))
+    await asyncio.sleep(0.2)
+    assert not balance.done() and front(emu).sent["ACCOUNT_UPDATE"] == 0
+    front(emu).unstall()
+    emu.engine.credit("demo-key", "BTC", D(1))
+    got = await result(balance, "balances flow again")
+    assert got["info"]["a"]["m"] == "DEPOSIT"
+
+
+async def test_quiet_market_costs_only_resyncs(running: Start) -> None:
+    emu, k, v = await running(interval=0.05, resync=2.0)
+    await settled(emu, v)
+    for _ in range(1200):  # until the store has nothing in flight: no more follow-ups of the last order
+        if not await k.store.unsettled_orders():
+            break
+        await asyncio.sleep(0.05)
+    await until(lambda: v.resyncs >= 2, "a resync after the hedge")
+    orders = len(emu.engine.orders_list())
+    rest0, cycles0, resyncs0 = emu.rest.requests["demo-key"], k.cycles, v.resyncs
+    assert isinstance(emu.rest, BinanceFront)
+    paths0 = dict(emu.rest.endpoints)
+    await until(lambda: v.resyncs >= resyncs0 + 3, "three more resyncs")
+    paths = {p for p, n in emu.rest.endpoints.items() if n != paths0.get(p, 0)}
+    rest, cycles, resyncs = emu.rest.requests["demo-key"] - rest0, k.cycles - cycles0, v.resyncs - resyncs0
+    assert cycles >= 10  # the keeper kept cycling (every 50 ms) on the streamed view ...
+    # ... and REST saw only resyncs: account and positionRisk (the leverage brackets are cached)
+    assert rest <= 2 * (resyncs + 1), (rest, resyncs, cycles)
+    assert paths <= {"GET /dapi/v1/account", "GET /dapi/v1/positionRisk"}, paths
+    assert len(emu.engine.orders_list()) == orders  # zero orders
+    assert v.differences == 0
