@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from hedged.config import VenueConfig
 from hedged.log import get_logger
-from hedged.venue import CcxtVenue, now_ms
+from hedged.streamflavour import FLAVOURS
+from hedged.venue import CcxtVenue, now_ms, wallet_totals
 from hedged.wake import Event, Headroom, Spacing, warrants_cycle
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ log = get_logger("hedged.stream")
 PARTS = ("balance", "positions", "orders", "tickers")
 RESYNC_GRACE = 0.5  # seconds a differing view gets to catch up with messages still in flight
 QUIET_TURNS, MAX_TURNS = 10, 200  # event-loop turns a read waits for received messages to reach the view
+PRIVATE = frozenset({"balance", "positions", "orders", "trades"})
 
 
 def _d(v: Any) -> Decimal:
@@ -50,6 +52,8 @@ class StreamedVenue(CcxtVenue):
                  clock: Callable[[], float] = time.monotonic, markets_refresh: float = 3600.0) -> None:
         super().__init__(name, config, exchange, symbols, price_symbols, markets_refresh=markets_refresh)
         self.pro = pro
+        self.flavour = FLAVOURS.get(config.exchange, FLAVOURS["bybit"])
+        self.listen_key_keepalive = 1200.0  # seconds between listen key keepalives (ccxt's 20 min; valid 60)
         self.resync = resync
         self.heartbeat = heartbeat if heartbeat is not None else config.stream_heartbeat
         self.sensitive = frozenset(sensitive)  # instruments whose drift a price move alone can change
@@ -108,11 +112,14 @@ class StreamedVenue(CcxtVenue):
         for (cat, _), syms in self._groups(symbols).items():
             categories.setdefault(cat, []).extend(s for s in syms if s in symbols)
         for cat, group in categories.items():
-            loops[f"tickers.{cat}.{group[0]}"] = lambda g=group: self.pro.watch_tickers(g)  # type: ignore[misc]
-        self._connections = 1 + len(categories)  # private + one per category
+            for suffix, watch in self.flavour.tickers(self.pro, group).items():
+                loops[f"tickers.{cat}.{group[0]}{suffix}"] = watch
+        self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per ticker loop
         for name, watch in loops.items():
             self.healthy[name] = False
             self._tasks.append(asyncio.create_task(self._loop(name, watch)))
+        if self.flavour.keepalive is not None:
+            self._tasks.append(asyncio.create_task(self._keepalive_loop()))
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -142,6 +149,8 @@ class StreamedVenue(CcxtVenue):
                 self.healthy[name] = False
                 self.gap = True
                 failures += 1
+                if name in PRIVATE and self.flavour.forget is not None:
+                    self.flavour.forget(self.pro)  # expired or not: a fresh listen key, then reconnect
                 delay = min(5.0, 0.1 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
                 log.warning("stream.error", venue=self.name, stream=name, error=type(exc).__name__,
                             retry_in=round(delay, 2))
@@ -154,15 +163,37 @@ class StreamedVenue(CcxtVenue):
                 failures = 0
             self._apply(name, got)
 
+    async def _keepalive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.listen_key_keepalive)
+            await self.keep_listen_key_alive()
+
+    async def keep_listen_key_alive(self) -> bool:
+        """Extend the user-data listen key (ccxt.pro renews it once only, 20 min after creating it). A key the
+        venue no longer knows is forgotten: the private stream is reconnected on a new one and resynced."""
+        if self.flavour.keepalive is None:
+            return False
+        try:
+            await self.flavour.keepalive(self.pro)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("stream.keepalive_failed", venue=self.name, error=type(exc).__name__)
+            if self.flavour.forget is not None:
+                self.flavour.forget(self.pro)
+            self.gap = True
+            return False
+        return True
+
     # --- applying stream messages --------------------------------------------------------------------
     def _apply(self, name: str, got: Any) -> None:
         now = self.clock()
         self.messages[name.split(".")[0]] += len(got) if name.startswith("tickers.") and got else 1
         if name == "balance":
-            info = got.get("info") if isinstance(got, Mapping) else None
-            if isinstance(info, list):  # the REST parser over the same coin list: total = walletBalance
+            new = self.flavour.balance(self.exchange, got, self.balance)
+            if new is not None:
                 before = _balances(self.balance)
-                self.balance = self.exchange.parse_balance({"result": {"list": info}})
+                self.balance = new
                 self.changed["balance"] = now
                 moved = _balances(self.balance) != before
                 if moved:
@@ -176,7 +207,7 @@ class StreamedVenue(CcxtVenue):
                 if sym not in self.symbols:
                     continue
                 if p.get("contracts"):
-                    self.positions[sym] = p
+                    self.positions[sym] = self.flavour.position(p, self.positions.get(sym))
                 else:
                     self.positions.pop(sym, None)
             self.changed["positions"] = now
@@ -216,7 +247,7 @@ class StreamedVenue(CcxtVenue):
                 sym = t.get("symbol")
                 if sym is None:
                     continue
-                self.tickers[sym] = t
+                t = self.tickers[sym] = self.flavour.ticker(t, self.tickers.get(sym))
                 self.ticker_at[sym] = at
                 price = t.get("markPrice") or t.get("last")
                 ref = self.ref_price.get(sym)
@@ -256,7 +287,7 @@ class StreamedVenue(CcxtVenue):
         (a topic stalled while its connection still pongs is as dead as a silent connection)."""
         if not self.healthy or not all(self.healthy.values()):
             return False
-        clients = list(self.pro.clients.values())
+        clients = _dialed(self.pro)
         if len(clients) < self._connections:  # one went away and is not back yet
             return False
         limit = now_ms() - self.heartbeat * 1000
@@ -267,7 +298,7 @@ class StreamedVenue(CcxtVenue):
 
     def _confirmed_ms(self) -> int:
         """The last moment every connection was heard: the view was current then."""
-        heard = [_last_heard(c) for c in self.pro.clients.values()]
+        heard = [_last_heard(c) for c in _dialed(self.pro)]
         return min(heard) if heard else now_ms()
 
     async def fetch_state(self, *, with_orders: bool = True) -> dict[str, Any]:
@@ -303,6 +334,8 @@ class StreamedVenue(CcxtVenue):
         stamp = self._confirmed_ms()
         balance = {**self.balance, "timestamp": stamp}
         positions = [{**p, "timestamp": stamp} for p in self.positions.values()]
+        if self.flavour.reprice:
+            positions = [self._at_mark(p) for p in positions]
         tickers = {s: {**t, "timestamp": min(stamp, self.ticker_at.get(s, 0))} for s, t in self.tickers.items()}
         return {
             "markets": {s: self.market(s) for s in (*self.symbols, *self.price_symbols)},
@@ -335,6 +368,8 @@ class StreamedVenue(CcxtVenue):
             jobs.append(self.fetch_open_orders())
         got = await asyncio.gather(*jobs)
         balance, positions = got[0], got[1]
+        if self.profile.wallet_from_info:  # as CcxtVenue.fetch_state: the wallet, not wallet + uPnL
+            balance = wallet_totals(balance)
         rest: dict[str, Any] = {"balance": _balances(balance), "positions": _positions(positions)}
         if with_orders:
             rest["orders"] = _order_ids(got[2])
@@ -378,6 +413,24 @@ class StreamedVenue(CcxtVenue):
             p = d.plan
             if p.venue == self.name:
                 self.headroom[p.symbol] = Headroom(p.drift, p.band, max(abs(p.target), abs(p.hedge)))
+
+
+    def _at_mark(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A position priced at the streamed mark: uPnL as the venue computes it (inverse: size × contract
+        size × (1/entry − 1/mark), in coins; linear: size × contract size × (mark − entry))."""
+        t = self.tickers.get(str(p.get("symbol"))) or {}
+        mark, entry = t.get("markPrice"), p.get("entryPrice")
+        if not mark or not entry:
+            return {**p, "markPrice": None}
+        m = self.market(str(p["symbol"]))
+        size = _d(p.get("contracts")) * _d(m.get("contractSize") or 1) * (-1 if p.get("side") == "short" else 1)
+        upnl = size * (1 / _d(entry) - 1 / _d(mark)) if m.get("inverse") else size * (_d(mark) - _d(entry))
+        return {**p, "markPrice": mark, "unrealizedPnl": float(upnl)}
+
+
+def _dialed(pro: Any) -> list[Any]:
+    """The connections ccxt.pro opened (binance also keeps a never-dialed client for its auth flights)."""
+    return [c for c in pro.clients.values() if str(getattr(c, "url", "")).startswith("ws")]
 
 
 def _last_heard(client: Any) -> int:

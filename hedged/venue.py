@@ -48,7 +48,7 @@ class Profile:
     no_testnet: bool = False
     # The local exchange speaks this venue's API (`url` override): make_client for bybit, else binance.
     local: str = ""
-    # StreamedVenue reads this exchange's ccxt.pro messages (hedged/stream.py parses Bybit's wallet topic)
+    # StreamedVenue reads this exchange's ccxt.pro messages (a hedged/streamflavour.py row)
     # and the local exchange serves its WS front: `stream` unset means on (streams_on)
     streams: bool = False
 
@@ -66,7 +66,8 @@ PROFILES: dict[str, Profile] = {
         streams=True,
     ),
     "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False},
-                            book_and_premium=True, wallet_from_info=True, no_testnet=True, local="binancecoinm"),
+                            book_and_premium=True, wallet_from_info=True, no_testnet=True, local="binancecoinm",
+                            streams=True),
     "binanceusdm": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False},
                            no_testnet=True),
     # `binance` is the spot account (coins held); COIN-M hedges use binancecoinm, USDT-M binanceusdm
@@ -139,7 +140,7 @@ def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
 
 def streams_on(venue: VenueConfig) -> bool:
     """Does this venue stream? `stream` when set; unset: on where ccxt.pro has the exchange and our streamed
-    view reads its messages (Profile.streams: Bybit today; Binance polls until its WS front and parsers land).
+    view reads its messages (Profile.streams: Bybit and Binance COIN-M).
     An explicit `stream = true` elsewhere is refused by `build_pro` with a one-line config error."""
     if venue.stream is not None:
         return venue.stream
@@ -161,8 +162,12 @@ def build_pro(venue: VenueConfig, credentials: dict[str, str]) -> Any:
         raise ValueError(f"stream: streaming is supported for {', '.join(n for n, p in PROFILES.items() if p.streams)} "
                          f"only, not {venue.exchange!r}; set stream = false or leave it unset")
     if venue.url:
-        from hedged.sim.client import make_client
+        from hedged.sim.client import make_binance_client, make_client
 
+        if venue.exchange == "binancecoinm":
+            return make_binance_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""),
+                                       pro=True, options=options, timeout_ms=int(venue.timeout * 1000),
+                                       streaming=streaming)
         return make_client(venue.url, credentials.get("apiKey", ""), credentials.get("secret", ""), pro=True,
                            options=options, timeout_ms=int(venue.timeout * 1000), streaming=streaming)
     cls = getattr(ccxt_pro, venue.exchange, None)

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -26,6 +26,7 @@ from aiohttp import web
 
 from hedged.sim import binance_views as bv
 from hedged.sim.auth import RateLimiter
+from hedged.sim.binance_ws import ListenKeys
 from hedged.sim.engine import Engine, EngineError
 from hedged.sim.faults import FaultInjector, Faults
 from hedged.sim.instruments import Category, Instrument
@@ -37,7 +38,7 @@ Params = dict[str, str]
 WEIGHTS = {"exchangeInfo": 20, "depth": 5, "ticker/24hr": 2, "ticker/bookTicker": 2, "premiumIndex": 10,
            "account": 20, "balance": 1, "positionRisk": 1, "leverageBracket": 1, "order": 1, "openOrders": 6,
            "allOrders": 20, "myTrades": 20, "userTrades": 20, "leverage": 1, "marginType": 1,
-           "positionSide/dual": 1, "time": 1, "ping": 1}
+           "positionSide/dual": 1, "time": 1, "ping": 1, "listenKey": 1}
 
 # Engine (Bybit v5) codes → Binance codes and messages, per family.
 SPOT_CODES = {110007: (-2010, "Account has insufficient balance for requested action."),
@@ -158,6 +159,10 @@ class BinanceFront:
         self.recv_window_max_ms = recv_window_max_ms
         self.weights = WeightMeter(weight_limit)
         self.orders_per_minute: dict[str, deque[float]] = {}
+        # requests answered, per API key ("public" for unsigned ones): tests count a client's REST cost
+        self.requests: Counter[str] = Counter()
+        self.endpoints: Counter[str] = Counter()  # the same requests by "METHOD /path"
+        self.listen_keys = ListenKeys(engine)  # COIN-M user data streams (hedged/sim/binance_ws.py)
 
     def routes(self, app: web.Application) -> None:
         spot_public: dict[str, Handler] = {
@@ -192,6 +197,10 @@ class BinanceFront:
             app.router.add_get(f"/dapi/v1/{path}", self._wrap(f"/dapi/v1/{path}", path, h, False, True))
         for (method, path), h in coinm_signed.items():
             app.router.add_route(method, f"/dapi/v1/{path}", self._wrap(f"/dapi/v1/{path}", path, h, True, True))
+        for method, h in (("POST", self.listen_key_create), ("PUT", self.listen_key_keepalive),
+                          ("DELETE", self.listen_key_delete)):
+            app.router.add_route(method, "/dapi/v1/listenKey",
+                                 self._wrap("/dapi/v1/listenKey", "listenKey", h, False, True))
         app.router.add_get("/dapi/v2/leverageBracket",
                            self._wrap("/dapi/v2/leverageBracket", "leverageBracket", self.leverage_bracket, True, True))
 
@@ -246,12 +255,20 @@ class BinanceFront:
         params.update(dict(parse_qsl(body, keep_blank_values=True)))
         account = ""
         codes = COINM_CODES if coinm else SPOT_CODES
+        if name == "listenKey":  # USER_STREAM security: the API key header, no signature
+            account = request.headers.get("X-MBX-APIKEY") or ""
+            if not account:
+                raise BinanceError(-2014, "API-key format invalid.", 401)
+            if account not in self.engine.accounts:
+                raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         if signed:
             key = self._verify(request.headers.get("X-MBX-APIKEY"), query, body, params)
             account = key if coinm else spot_key(key)
             if account not in self.engine.accounts:
                 raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         who = account or (request.remote or "?")
+        self.requests[account or "public"] += 1
+        self.endpoints[f"{request.method} {request.path}"] += 1
         if not self.limiter.allow(who):
             raise self.weights.refuse(who)
         if name == "order" and request.method == "POST":
@@ -403,6 +420,21 @@ class BinanceFront:
         if not self.engine.set_hedge_mode(req.api_key, _true(req.params.get("dualSidePosition"))):
             raise BinanceError(-4059, "No need to change position side.")
         return {"code": 200, "msg": "success"}
+
+    # ---- user data stream (listenKey) ------------------------------------------------------------
+    def listen_key_create(self, req: Req) -> Any:
+        """An active key is returned again with its validity extended, as Binance does."""
+        return {"listenKey": self.listen_keys.create(req.api_key)}
+
+    def listen_key_keepalive(self, req: Req) -> Any:
+        key = self.listen_keys.keepalive(req.api_key)
+        if key is None:
+            raise BinanceError(-1125, "This listenKey does not exist.")
+        return {"listenKey": key}
+
+    def listen_key_delete(self, req: Req) -> Any:
+        self.listen_keys.delete(req.api_key)
+        return {}
 
     # ---- orders ----------------------------------------------------------------------------------
     def new_order(self, req: Req) -> Any:

@@ -79,6 +79,7 @@ def make_binance_client(
     secret: str | None = None,
     *,
     exchange_id: str = "binancecoinm",
+    pro: bool = False,
     options: dict[str, Any] | None = None,
     timeout_ms: int = 10_000,
     enable_rate_limit: bool = False,
@@ -91,8 +92,14 @@ def make_binance_client(
     error's exception class by the host name (api./dapi.binance.com); on any other host it only knows the
     generic table, so the table of the real host is merged in: -2019 is InsufficientFunds and -5022 post-only
     OrderNotFillable on COIN-M, exactly as against Binance itself.
+
+    With `pro`, ccxt.pro's class: every WS URL is moved onto `base_url` too, the host's first label becoming
+    the path prefix (COIN-M wss://dstream.binance.com/ws → ws://HOST/dstream/ws, hedged/sim/binance_ws.py).
     """
-    import ccxt.async_support as ccxt_async
+    if pro:
+        import ccxt.pro as ccxt_async
+    else:
+        import ccxt.async_support as ccxt_async
 
     if exchange_id not in BINANCE_EXCEPTION_FAMILY:
         raise ValueError(f"exchange: expected binance or binancecoinm, got {exchange_id!r}")
@@ -123,6 +130,18 @@ def make_binance_client(
         api[k] = f"{base}/dapi/v1"
     api["dapiPrivateV2"] = f"{base}/dapi/v2"
     api["dapiData"] = f"{base}/futures/data"
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+
+    def local_ws(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: local_ws(x) for k, x in v.items()}
+        if not isinstance(v, str) or "://" not in v:
+            return v
+        host, _, path = v.split("://", 1)[1].partition("/")
+        return f"{ws_base}/{host.split('.')[0]}/{path}"
+
+    if isinstance(api.get("ws"), dict):
+        api["ws"] = local_ws(api["ws"])
     family = client.exceptions.get(BINANCE_EXCEPTION_FAMILY[exchange_id], {})
     client.exceptions = {**client.exceptions,
                          "exact": {**client.exceptions.get("exact", {}), **family.get("exact", {})},

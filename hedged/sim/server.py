@@ -18,6 +18,7 @@ from hedged.log import get_logger
 from hedged.sim.admin import AdminFront
 from hedged.sim.auth import RateLimiter
 from hedged.sim.binance import BinanceFront, spot_key
+from hedged.sim.binance_ws import BinanceWsFront
 from hedged.sim.clock import Clock
 from hedged.sim.engine import Engine
 from hedged.sim.faults import FaultInjector
@@ -65,7 +66,12 @@ class Emulator:
                                      weight_limit=self.settings.weight_limit_1m)
         else:
             self.rest = RestFront(self.engine, self.faults, self.limiter, self.settings.recv_window_max_ms)
-        self.ws = WsFront(self.engine)  # Bybit's stream topics; a Binance emulator serves REST only
+        self.ws = WsFront(self.engine)  # Bybit's stream topics
+        # Binance COIN-M market and user data streams (/dstream), keyed by the REST front's listen keys
+        self.binance_ws: BinanceWsFront | None = None
+        if isinstance(self.rest, BinanceFront):
+            self.binance_ws = BinanceWsFront(self.engine, self.rest.listen_keys)
+            self.binance_ws.routes(self.app)
         self.admin = AdminFront(self.engine, self.faults, self.limiter, spot_wallets=exchange == "binance")
         self.rest.routes(self.app)
         if exchange == "bybit":
@@ -103,6 +109,8 @@ class Emulator:
                 await self._ticker
             self._ticker = None
         await self.ws.close()
+        if self.binance_ws is not None:
+            await self.binance_ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -128,16 +136,19 @@ class Emulator:
                 if pushes * interval >= 1.0:
                     pushes = 0
                     self.ws.push_tickers()
+                    if self.binance_ws is not None:
+                        self.binance_ws.tick()
             except Exception:  # keep the exchange alive; the failure is logged
                 log.exception("sim.tick_failed")
 
     def client(self, api_key: str = "demo-key", secret: str = "demo-secret", *, pro: bool = False,
                kind: str = "", **kwargs: Any) -> Any:
         """A ccxt client pointed at this emulator: bybit (async, or ccxt.pro with `pro=True`), or on a
-        Binance emulator `binance` (kind="spot") / `binancecoinm` (kind="coinm", the default)."""
+        Binance emulator `binance` (kind="spot") / `binancecoinm` (kind="coinm", the default; ccxt.pro's
+        with `pro=True`, whose streams are the COIN-M ones)."""
         from hedged.sim.client import make_binance_client, make_client
 
         if self.exchange == "binance":
             return make_binance_client(self.url, api_key, secret, exchange_id="binance" if kind == "spot"
-                                       else "binancecoinm", **kwargs)
+                                       else "binancecoinm", pro=pro, **kwargs)
         return make_client(self.url, api_key, secret, pro=pro, **kwargs)

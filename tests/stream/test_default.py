@@ -1,4 +1,4 @@
-"""`[venues.X] stream`: unset streams where supported (Bybit), Binance polls until its stream support lands."""
+"""`[venues.X] stream`: unset streams where supported (Bybit, Binance COIN-M); elsewhere it polls."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def venues(tmp_path: Path, exchange: str, **venue: Any) -> dict[str, CcxtVenue]:
     ("bybit", {}, True),  # unset: ccxt.pro has bybit and we read its messages
     ("bybit", {"stream": False}, False),  # explicit false: polling
     ("bybit", {"stream": True}, True),
-    ("binancecoinm", {}, False),  # unset: Binance polls (no stream support yet), cleanly
+    ("binancecoinm", {}, True),  # unset: ccxt.pro has binancecoinm and we read its messages
     ("binancecoinm", {"stream": False}, False),
 ])
 async def test_the_stream_default(tmp_path: Path, exchange: str, venue: dict[str, Any], streamed: bool) -> None:
@@ -44,6 +44,7 @@ async def test_the_stream_default(tmp_path: Path, exchange: str, venue: dict[str
 
 def test_stream_true_where_unsupported_is_a_one_line_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        venues(tmp_path, "binancecoinm", stream=True)
-    assert err.value.problems == ["venues.sim.stream: streaming is supported for bybit only, not 'binancecoinm'; "
+        venues(tmp_path, "binance", stream=True)  # the spot account: its user data is not streamed
+    assert err.value.problems == ["venues.sim.stream: streaming is supported for bybit, binancecoinm only, not "
+                                  "'binance'; "
                                   "set stream = false or leave it unset"]
