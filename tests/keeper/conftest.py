@@ -31,7 +31,7 @@ def keeper_data(url: str, db: Path, exchange: str = "bybit", **sections: Any) ->
     data: dict[str, Any] = {
         "keeper": {"name": "t1", "interval": 0.05, **sections.pop("keeper", {})},
         "venues": {"sim": {"exchange": exchange, "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
-                           "timeout": 2}},
+                           "timeout": 2, **sections.pop("venue", {})}},
         "hedge": hedges,
         "audit": {"url": f"sqlite:///{db}"},
         "limits": {"max_order_usd": 10_000_000, "max_position_usd": 100_000_000,

@@ -58,7 +58,7 @@ QUIET_AFTER_KILL = 6.0
 
 # per front of the local exchange: ccxt id of the venue, the create endpoint for faults, how many kills, and
 # `stream`: Bybit streams (the default there), Binance polls (explicitly: polling keeps a crash case of its
-# own, and the shorter one, once Binance streams by default too)
+# own, and the shorter one, now that Binance COIN-M streams by default too)
 FRONTS = {"bybit": ("bybit", "/v5/order/create", 10, None),
           "binance": ("binancecoinm", "POST /dapi/v1/order", 5, False)}
 
