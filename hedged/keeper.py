@@ -39,6 +39,7 @@ from hedged.executor import Executor
 from hedged.exits import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNREACHABLE, StartFailed
 from hedged.exposure import PlanInputError, basis_bps, notional_usd
 from hedged.foreign import Watch, candidates, checked, foreign, fresh, schedule
+from hedged.halt import HaltOrigin, command_origin, is_fault
 from hedged.leverage import apply_account_settings
 from hedged.log import get_logger
 from hedged.model import (
@@ -80,8 +81,6 @@ def _ms(t: datetime | None) -> int | None:
     return int(_aware(t).timestamp() * 1000) if t is not None else None
 
 FOLLOW_INTERVAL = 1.0  # seconds between cycles while our orders are on the book
-# commands the keeper writes itself on a fault ("checkpoint": one carried over a prune, its reason kept)
-SELF_HALTS = frozenset({"circuit-breaker", "foreign-keeper", "checkpoint"})
 _SEVERITY = {TradingState.RUNNING: 0, TradingState.REDUCING: 1, TradingState.PAUSED: 2, TradingState.HALTED: 3}
 
 
@@ -128,7 +127,8 @@ class Keeper:
         self.cycles = 0
         self.previous_marks: dict[tuple[str, str], Decimal] = {}
         self.state = TradingState.RUNNING
-        self.state_reason = ""  # why the state is what it is (health tells a fault from an operator's halt)
+        self.state_reason = ""  # why the state is what it is (health shows it)
+        self.halt_origin: HaltOrigin | None = None  # who halted, while HALTED: health tells a fault by it
         self.audit_broken = False
         self._stopping = False
         self._seq = 0
@@ -275,7 +275,8 @@ class Keeper:
                 log.warning("keeper.foreign_keeper_seen_again", venue=venue, ids=sorted({*found.orders, *found.trades}))
             return False
         log.critical("keeper.foreign_keeper", venue=venue, orders=list(found.orders), trades=list(found.trades))
-        await self.store.command(TradingState.HALTED, via="foreign-keeper", reason=found.message)
+        await self.store.command(TradingState.HALTED, via="foreign-keeper", reason=found.message,
+                                 origin=HaltOrigin.FOREIGN_KEEPER)
         self._foreign_reported |= new  # only once the halt is durable: a failed write is tried again
         await self.hub.event("foreign_keeper", "critical", found.message,
                              {"venue": venue, "orders": list(found.orders), "trades": list(found.trades)},
@@ -323,34 +324,37 @@ class Keeper:
             log.error("keeper.alerting_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
     # --- trading state --------------------------------------------------------------------------------
-    async def _requested(self) -> tuple[TradingState, str, str]:
-        """The latest command: (state, via, reason); RUNNING when none ever was (as store.requested_state)."""
+    async def _requested(self) -> tuple[TradingState, HaltOrigin, str]:
+        """The latest command: (state, origin, reason); RUNNING when none ever was (as store.requested_state)."""
         event = await self.store.last_event(EventKind.COMMAND)
         p = event.payload if event is not None and isinstance(event.payload, dict) else {}
         try:
             state = TradingState(str(p.get("state")))
         except ValueError:
-            return TradingState.RUNNING, "", ""
-        return state, str(p.get("via") or ""), str(p.get("reason") or "")
+            return TradingState.RUNNING, HaltOrigin.OPERATOR, ""
+        return state, command_origin(p), str(p.get("reason") or "")
 
     async def trading_state(self) -> tuple[TradingState, str]:
         if self.audit_broken:
             await self._probe_store()
-        requested, via, reason = await self._requested()
+        requested, origin, reason = await self._requested()
         state, why = requested, "command" if requested is not TradingState.RUNNING else ""
-        if requested is TradingState.HALTED and via in SELF_HALTS:
-            # a halt the keeper wrote itself (breaker, foreign keeper; or carried over a prune): a fault until
+        if requested is TradingState.HALTED and is_fault(origin):
+            # a halt the keeper wrote itself (breaker, foreign keeper; also carried over a prune): a fault until
             # an operator resumes, also after a restart, when the breaker in memory starts afresh (health)
-            why = reason or via  # each names its cause: "breaker (permanent): …", "foreign keeper: …"
+            why = reason or origin.value  # each names its cause: "breaker (permanent): …", "foreign keeper: …"
+        if self.breaker.tripped == "permanent" and requested is TradingState.HALTED:
+            origin = HaltOrigin.BREAKER  # an operator's halt over a standing trip does not clear it
         if self.breaker.tripped == "permanent" and requested is not TradingState.HALTED:
             self.breaker = brk.on_human_resume(self.breaker)  # a human resumed after a permanent trip
         if self.breaker.tripped == "transient" and _SEVERITY[state] < _SEVERITY[TradingState.PAUSED]:
             state, why = TradingState.PAUSED, self.breaker.reason()
         kill = self.config.keeper.kill_file
         if kill and self.config.resolve(kill).exists():
-            state, why = TradingState.HALTED, f"kill file {kill} exists"
+            state, why, origin = TradingState.HALTED, f"kill file {kill} exists", HaltOrigin.OPERATOR
         if self.audit_broken:
-            state, why = TradingState.HALTED, "audit store cannot be written"
+            state, why, origin = TradingState.HALTED, "audit store cannot be written", HaltOrigin.AUDIT
+        self.halt_origin = origin if state is TradingState.HALTED else None  # health's fault-or-not
         return state, why
 
     # --- one cycle ----------------------------------------------------------------------------------
@@ -379,7 +383,7 @@ class Keeper:
             await self.store.record_state(state, reason=why)
             log.warning("keeper.state", state=state.value, reason=why)
             self.state = state
-        self.state_reason = why  # health tells a fault from an operator's halt by it, also when unchanged
+        self.state_reason = why  # health shows it, also when unchanged
         if state is TradingState.HALTED:  # PAUSED leaves our orders on the book
             cancelled = await self.executor.cancel_all("halted")
             if cancelled:
@@ -629,8 +633,9 @@ class Keeper:
         log.critical("keeper.circuit_breaker", failures=self.breaker.failures, kind=self.breaker.tripped)
         data = {"status": "firing", "kind": self.breaker.tripped, "failures": self.breaker.failures}
         if change == "trip_permanent":
-            await self.store.command(TradingState.HALTED, via="circuit-breaker", reason=reason)
-            self.state = TradingState.HALTED
+            await self.store.command(TradingState.HALTED, via="circuit-breaker", reason=reason,
+                                     origin=HaltOrigin.BREAKER)
+            self.state, self.halt_origin = TradingState.HALTED, HaltOrigin.BREAKER
             await self.store.record_state(TradingState.HALTED, reason=reason)
             await self.hub.event("circuit_breaker", "critical", f"{reason}: trading halted until `hedged resume`",
                                  data, self.clock())

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 
 from hedged.alerts.monitors import instrument_risks, venue_risks
 from hedged.errors import Ambiguous, AuthFailed, RateLimited, Rejected, Transient, VenueError
+from hedged.halt import HaltOrigin, is_fault
 from hedged.model import Decision, HedgeTarget, Snapshot, TradingState
 from hedged.planner import client_prefix
 
@@ -44,9 +45,6 @@ CANCEL_REASONS = ("post_only", "requested", "other")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 READ_CALLS = frozenset({"load_markets", "fetch_balance", "fetch_positions", "fetch_tickers", "fetch_open_orders",
                         "fetch_order", "find_order", "fetch_my_trades", "fetch_ticker"})
-# a HALTED state whose reason names one of these is a fault (the keeper's own halts say which, also once
-# carried over a prune or read back after a restart: hedged.keeper.SELF_HALTS)
-FAULT_WORDS = ("breaker", "circuit", "audit", "foreign keeper")
 
 
 def _error_classes() -> frozenset[str]:
@@ -264,13 +262,18 @@ class Metrics:
             self.state.labels(s.value).set(1 if s is result.state else 0)
         k = self.keeper
         reason = (k.state_reason if k is not None else "") or ""
-        # a permanent breaker trip (AuthFailed at once, Rejected twice) halts until an operator resumes, even
+        # a fault or an operator's halt: the halt's typed origin says (hedged.halt; recorded with the HALTED
+        # command, so read back after a restart), never the words of its reason ("audit maintenance").
+        # A permanent breaker trip (AuthFailed at once, Rejected twice) halts until an operator resumes, even
         # once cycles complete; the keeper's breaker remembers it, while the state's reason only says "command".
         # A transient trip pauses and resumes by itself: unhealthy only while cycles fail (the age rule).
         breaker = k.breaker if k is not None else None
+        origin = k.halt_origin if k is not None else None
         if breaker is not None and breaker.tripped == "permanent" and result.state is TradingState.HALTED:
-            reason = breaker.reason()
-        fault = (k is not None and k.audit_broken) or any(w in reason.lower() for w in FAULT_WORDS)
+            reason, origin = breaker.reason(), HaltOrigin.BREAKER
+        if k is not None and k.audit_broken:
+            origin = HaltOrigin.AUDIT
+        fault = result.state is TradingState.HALTED and is_fault(origin)
         self._verdict = (result.state.value, reason, fault)
         self.mqtt_connected.set(1 if self.mqtt() else 0)
         if snapshot is None or not result.decisions:

@@ -7,6 +7,7 @@ from a live account and the keeper's own fetches go through the very same code. 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -25,9 +26,17 @@ class SnapshotError(ValueError):
     """A snapshot that cannot be used; the message is one line naming the field."""
 
 
+# a number written as text: optional sign, digits with at most one point, optional exponent; nothing around it
+# (Decimal() alone would also take " 1", "1_000", "Infinity" and "NaN")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def to_decimal(value: Any, where: str, *, optional: bool = False) -> Decimal | None:
-    """ccxt number (float, int, numeric string) → Decimal, via its shortest repr so 0.1 stays 0.1."""
-    if value is None or value == "":
+    """ccxt number (float, int, numeric string) → Decimal, via its shortest repr so 0.1 stays 0.1.
+
+    The one number parser of the venue boundary: None (ccxt's "absent") is None where `optional`; anything
+    else must be a number, so an empty or blank string is an error naming the field, like any other text."""
+    if value is None:
         if optional:
             return None
         raise SnapshotError(f"{where}: expected a number, got nothing")
@@ -35,6 +44,8 @@ def to_decimal(value: Any, where: str, *, optional: bool = False) -> Decimal | N
         raise SnapshotError(f"{where}: expected a number, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise SnapshotError(f"{where}: expected a finite number, got {value}")
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        raise SnapshotError(f"{where}: expected a number, got {value[:40]!r}")
     try:
         d = Decimal(str(value)) if not isinstance(value, Decimal) else value
     except InvalidOperation:
@@ -62,8 +73,8 @@ def _positive(value: Any, where: str) -> Decimal:
 
 
 def parse_time(value: Any, where: str) -> datetime | None:
-    """ccxt millisecond timestamps or RFC 3339 strings → aware UTC datetime."""
-    if value is None or value == "":
+    """ccxt millisecond timestamps or RFC 3339 strings → aware UTC datetime; None is absent, "" is an error."""
+    if value is None:
         return None
     if isinstance(value, bool):
         raise SnapshotError(f"{where}: expected a timestamp in ms or an RFC 3339 time")
@@ -168,7 +179,8 @@ def parse_market(raw: Any, where: str) -> Market:
 def parse_ticker(raw: Any, where: str, symbol: str) -> Ticker:
     t = _obj(raw, where)
     info = _info(t)
-    funding = t.get("fundingRate", info.get("fundingRate"))
+    raw_funding = info.get("fundingRate")  # the venue's raw text: Bybit writes "" where it has no rate
+    funding = t.get("fundingRate", None if raw_funding == "" else raw_funding)
     next_time = t.get("fundingTimestamp", info.get("nextFundingTime"))
     next_rate = t.get("nextFundingRate", info.get("nextFundingRate"))
     return Ticker(

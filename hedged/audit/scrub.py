@@ -26,7 +26,7 @@ ALLOWED_KEYS = frozenset(
     exchange exchange_order_id exposure fee fee_currency fees filled fills free funding_rate hedge host
     http_status id index inflight instrument intent intents interval kind last latency_ms level leverage
     limit limits liquidation_price lost margin mark market message metric mode monitor name next note
-    notional notional_usd open order_id orders pid position positions post_only previous price prices
+    notional notional_usd open order_id orders origin pid position positions post_only previous price prices
     ratio reason reasons reduce_only remaining reprice reprices requested retries retry rule sandbox
     schedule seconds severity shadow side since size snapshot source sources spread state status symbol
     target threshold time_in_force timestamp total trade_id trades ts type unrealized_pnl until used user

@@ -51,6 +51,7 @@ from hedged.audit.chain import (
 )
 from hedged.audit.models import Cycle, Event, Fill, Order
 from hedged.audit.scrub import Scrubber
+from hedged.halt import HaltOrigin
 from hedged.log import get_logger
 from hedged.model import TradingState  # the core's enum: RUNNING, REDUCING, HALTED
 from hedged.order_state import LIVE as _LIVE
@@ -956,13 +957,16 @@ class AuditStore:
         )
 
     async def command(
-        self, state: TradingState, *, via: str, reason: str = "", by: Mapping[str, Any] | None = None
+        self, state: TradingState, *, via: str, reason: str = "", by: Mapping[str, Any] | None = None,
+        origin: HaltOrigin = HaltOrigin.OPERATOR,
     ) -> EventRecord:
-        """Request a trading state (CLI halt/resume/reduce-only, MQTT, kill file)."""
-        origin = dict(by) if by is not None else who()
+        """Request a trading state (CLI halt/resume/reduce-only, MQTT, kill file). `origin` says who halted:
+        an operator unless the keeper halts itself on a fault (health reads it back: hedged.halt)."""
+        author = dict(by) if by is not None else who()
         return await self.append(
             EventKind.COMMAND,
-            {"state": TradingState(state).value, "via": via, "reason": reason, "by": origin},
+            {"state": TradingState(state).value, "via": via, "reason": reason, "by": author,
+             "origin": HaltOrigin(origin).value},
         )
 
     # --- reading -------------------------------------------------------------------------------------

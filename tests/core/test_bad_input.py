@@ -120,6 +120,27 @@ BAD_SNAPSHOTS = [
      "venues.bybit.positions: expected a list"),
     ("no price", _bad_snap(lambda s: s["venues"]["bybit"]["tickers"].pop("ETH/USD:ETH")),
      "venues.bybit.tickers['ETH/USD:ETH']: no mark or last price"),
+    # text that is not a number is refused wherever a number is read, the empty string too (it is not
+    # ccxt's "absent", which is null): one parser (hedged.snapshot.to_decimal) for every field
+    *[(f"{name} {text!r}", _bad_snap(lambda s, put=put, text=text: put(s["venues"]["bybit"], text)),  # type: ignore[misc]
+       f"venues.bybit.{field}: expected a number, got {text!r}")
+      for name, field, put in (
+          ("balance total", "balance.BTC.total", lambda v, x: v["balance"]["BTC"].update(total=x)),
+          ("balance total map", "balance.total.BTC", lambda v, x: v["balance"]["total"].update(BTC=x)),
+          ("contracts", "positions[0].contracts", lambda v, x: v["positions"][0].update(contracts=x)),
+          ("entry price", "positions[0].entryPrice", lambda v, x: v["positions"][0].update(entryPrice=x)),
+          ("mark price", "tickers['BTC/USD:BTC'].markPrice",
+           lambda v, x: v["tickers"]["BTC/USD:BTC"].update(markPrice=x)),
+          ("contract size", "markets['BTC/USD:BTC'].contractSize",
+           lambda v, x: v["markets"]["BTC/USD:BTC"].update(contractSize=x)),
+          ("tick", "markets['BTC/USD:BTC'].precision.price",
+           lambda v, x: v["markets"]["BTC/USD:BTC"]["precision"].update(price=x)),
+          ("order amount", "open_orders[0].amount",
+           lambda v, x: v.update(open_orders=[{"symbol": "BTC/USD:BTC", "side": "buy", "amount": x}])),
+      )
+      for text in ("", " ", " 10", "1_000", "NaN")],
+    ("empty time", _bad_snap(lambda s: s["venues"]["bybit"]["positions"][0].update(timestamp="")),
+     "venues.bybit.positions[0].timestamp: expected an RFC 3339 time, got ''"),
 ]
 
 

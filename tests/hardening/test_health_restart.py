@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hedged.audit.migrate import upgrade
 from hedged.audit.store import AuditStore
 from hedged.config import Config
 from hedged.foreign import Foreign
+from hedged.halt import HaltOrigin
 from hedged.model import TradingState
 from hedged.service import run_keeper
 from hedged.sim.server import Emulator
@@ -70,10 +72,21 @@ class Keepers:
         await asyncio.wait_for(task, 60)
         self.running = None
 
-    async def command(self, state: TradingState, via: str, reason: str) -> None:
+    async def command(self, state: TradingState, via: str, reason: str,
+                      origin: HaltOrigin = HaltOrigin.OPERATOR) -> None:
         store = await AuditStore.open(self.config.audit_url, self.config.keeper.name)
         try:
-            await store.command(state, via=via, reason=reason)
+            await store.command(state, via=via, reason=reason, origin=origin)
+        finally:
+            await store.close()
+
+    async def prune_all(self) -> int:
+        """`hedged audit prune` of everything but the head: the latest command is carried over a checkpoint."""
+        store = await AuditStore.open(self.config.audit_url, self.config.keeper.name)
+        try:
+            n, checkpoint = await store.prune(datetime.now(UTC) + timedelta(days=1))
+            assert checkpoint is not None
+            return n
         finally:
             await store.close()
 
@@ -112,6 +125,11 @@ async def test_a_breaker_halt_is_still_a_fault_after_a_restart(keepers: tuple[Em
     code, body = await k.health()
     assert code == 503 and body["state"] == "HALTED", body
     assert body["reason"].startswith("halted by a fault") and "breaker (permanent)" in body["reason"], body
+    await k.stop()
+    assert await k.prune_all() > 0  # the breaker's halt carried over a prune keeps its origin
+    await k.start()
+    code, body = await k.health()
+    assert code == 503 and body["state"] == "HALTED" and "breaker (permanent)" in body["reason"], body
     await k.command(TradingState.RUNNING, "cli", "keys fixed")  # the operator resumes
 
     async def healthy() -> dict[str, Any] | None:
@@ -124,7 +142,8 @@ async def test_a_breaker_halt_is_still_a_fault_after_a_restart(keepers: tuple[Em
 async def test_a_foreign_keeper_halt_is_a_fault_after_a_restart_and_an_operator_halt_is_not(
         keepers: tuple[Emulator, Keepers]) -> None:
     _emu, k = keepers
-    await k.command(TradingState.HALTED, "foreign-keeper", Foreign(orders=("t1_other-0",)).message)
+    await k.command(TradingState.HALTED, "foreign-keeper", Foreign(orders=("t1_other-0",)).message,
+                    HaltOrigin.FOREIGN_KEEPER)
     await k.start()
     code, body = await k.health()
     assert code == 503 and "foreign keeper" in body["reason"], body
@@ -133,3 +152,29 @@ async def test_a_foreign_keeper_halt_is_a_fault_after_a_restart_and_an_operator_
     await k.start()
     code, body = await k.health()
     assert code == 200 and body["state"] == "HALTED", body
+
+
+async def test_an_operator_halt_whose_reason_names_the_audit_is_healthy_across_a_restart_and_a_prune(
+        keepers: tuple[Emulator, Keepers], tmp_path: Path) -> None:
+    """The verdict is the halt's recorded origin, not words: "audit maintenance" (kept in the reason a
+    prune carries over) or a kill file under a folder named "audit" is still an operator's halt: 200."""
+    _emu, k = keepers
+    await k.command(TradingState.HALTED, "cli", "audit maintenance")
+    await k.start()
+    code, body = await k.health()
+    assert code == 200 and body["state"] == "HALTED", body
+    await k.stop()
+    assert await k.prune_all() > 0
+    await k.start()  # the carried command says "carried over from pruned event N: audit maintenance"
+    code, body = await k.health()
+    assert code == 200 and body["state"] == "HALTED", body
+    await k.stop()
+
+    kill = tmp_path / "audit-breaker" / "kill"
+    kill.parent.mkdir()
+    kill.touch()
+    await k.command(TradingState.RUNNING, "cli", "maintenance done")
+    k.config = k.config.model_copy(update={"keeper": k.config.keeper.model_copy(update={"kill_file": str(kill)})})
+    await k.start()
+    code, body = await k.health()
+    assert code == 200 and body["state"] == "HALTED" and "kill file" in body["reason"], body

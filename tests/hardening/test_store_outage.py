@@ -22,7 +22,7 @@ from tests.mqtt.brokers import MACHINE_BROKER, need, port_open, subscribed
 from tests.mqtt.test_bridge import running, until
 
 HOST, PORT = MACHINE_BROKER
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(autouse=True)
@@ -31,15 +31,29 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIM_SECRET", "demo-secret")
 
 
+async def take_write_lock(conn: sqlite3.Connection, within: float) -> None:
+    """BEGIN IMMEDIATE, tried again while the keeper's writes (every cycle) keep winning the lock."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() > deadline:
+                raise
+
+
 async def test_store_outage_alerts_over_mqtt_and_trading_resumes_when_it_is_back(emulator: Emulator,
                                                                                   tmp_path: Path) -> None:
     need(port_open(HOST, PORT), f"no Mosquitto on {HOST}:{PORT}")
     prefix = f"hedgedtest/{uuid.uuid4().hex[:10]}"
     db = tmp_path / "k.db"
-    # a keeper name of its own: the MQTT client id derives from it, and the broker is shared
-    # quiet_every 0: every cycle writes its rows. With the default a settled hedge writes nothing for 10 minutes,
-    # so whether a write met the blocked store depended on whether the hedge was still filling (under load it
-    # had settled before the block, and no alert ever came)
+    # a keeper name of its own: the MQTT client id derives from it, and the broker is shared.
+    # quiet_every = 0: every cycle writes its rows. A keeper finds its store unwritable at its next write, and
+    # one that has converged writes only a heartbeat every quiet_every (600 s by default) — so with the default
+    # the outage is noticed only if the lock is taken while the keeper is still trading, which on a loaded
+    # machine it often is not (the blocker's BEGIN waits out the keeper's writes, then the keeper goes quiet).
     cfg = keeper_config(emulator.url, db, keeper={"interval": 0.1, "name": f"o{uuid.uuid4().hex[:8]}"},
                         audit={"url": f"sqlite:///{db}", "write_timeout": 0.5, "quiet_every": 0},
                         mqtt={"enabled": True, "host": HOST, "port": PORT, "prefix": prefix, "keepalive": 5})
@@ -53,9 +67,9 @@ async def test_store_outage_alerts_over_mqtt_and_trading_resumes_when_it_is_back
             return [json.loads(p) for p in rec.on(f"{base}/alerts")]
 
         # another process takes the database's write lock and keeps it: every audit write now fails
-        blocker = sqlite3.connect(db, timeout=30, check_same_thread=False,
+        blocker = sqlite3.connect(db, timeout=5, check_same_thread=False,
                                   isolation_level=None)  # waits out the keeper's own writes
-        await asyncio.to_thread(blocker.execute, "BEGIN IMMEDIATE")
+        await take_write_lock(blocker, within=90)
         try:
             await until(lambda: any(a.get("code") == "audit_store" and a.get("level") == "critical" for a in alerts()),
                         within=60, what="the audit_store alert on MQTT while the store is locked")
