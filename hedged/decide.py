@@ -59,12 +59,16 @@ def decide(
     context: KeeperContext | None = None,
 ) -> tuple[Plan, GuardResult]:
     """Plan, guard, then hold back on our own orders; `cancels` lists resting orders to re-price."""
-    ctx = context or KeeperContext()
-    p = plan(config, snapshot, order_tag=tag if tag is not None else order_tag(snapshot), context=ctx)
+    ctx = context or _NO_CONTEXT
+    # the time-derived tag is built only when an order is planned (most cycles plan none)
+    p = plan(config, snapshot, order_tag=tag if tag is not None else lambda: order_tag(snapshot), context=ctx)
     checked = guard(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
                     previous_marks=previous_marks)
     return p, GuardResult(hold_back(checked.decisions, ctx, config.execution),
                           reprices_due(p, snapshot, ctx, config.execution))
+
+
+_NO_CONTEXT = KeeperContext()  # read only: nothing of ours in flight
 
 
 def hold_back(decisions: Sequence[Decision], context: KeeperContext,
@@ -80,6 +84,8 @@ def hold_back(decisions: Sequence[Decision], context: KeeperContext,
     3. `escalate`: the instrument's order was re-posted `max_reprices` times this episode and `escalate` is
        on: a marketable limit, not post-only, within `max_slippage_bps` of the mark.
     """
+    if all(d.order is None for d in decisions):  # nothing to hold back (a quiet cycle)
+        return tuple(decisions)
     return tuple(_hold_back_one(d, context, execution) for d in decisions)
 
 
@@ -126,6 +132,8 @@ def reprices_due(plan: Plan, snapshot: Snapshot, context: KeeperContext,
     fill), an order that still reduces |drift| and would not overshoot the band stays on the book; cancelling
     it would leave nothing to re-post, and the price moving back would place it again.
     """
+    if not context.orders:  # nothing of ours rests anywhere
+        return ()
     timeout = timedelta(seconds=execution.order_timeout)
     out: list[Cancel] = []
     for p in plan.instruments:

@@ -56,9 +56,8 @@ def guard(
     previous_marks: Mapping[tuple[str, str], Decimal] | None = None,
 ) -> GuardResult:
     """Approve, cut or block each instrument's intent; see the module docstring."""
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    orders_last_hour = sum(1 for r in recent if r.time > hour_ago)
-    turnover_today = sum((r.notional_usd for r in recent if r.time > day_ago), ZERO)
+    orders_last_hour, turnover_today = 0, ZERO
+    counted = False  # the order history is read only when there is an order to check (most cycles have none)
     decisions: list[Decision] = []
     for p in plan.instruments:
         intent = p.intent
@@ -66,6 +65,11 @@ def guard(
             hold = all(r.code in HOLD_CODES for r in p.reasons)
             decisions.append(Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
             continue
+        if not counted:
+            hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+            orders_last_hour = sum(1 for r in recent if r.time > hour_ago)
+            turnover_today = sum((r.notional_usd for r in recent if r.time > day_ago), ZERO)
+            counted = True
         denial = _denial(p, intent, now=now, limits=limits, state=state, previous_marks=previous_marks or {},
                          orders_last_hour=orders_last_hour)
         if denial is not None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from hedged.model import Market, Order, Position, Snapshot, Ticker, VenueState
+from hedged.replay import CycleInputs, dump_inputs
 from hedged.sim.clock import Clock
 from hedged.sim.engine import Engine
 from hedged.sim.instruments import Category, Instrument
@@ -58,6 +59,7 @@ class SimVenue:
     # When a list: every price move, clock step, order and cancel, so a test can replay the very same run on
     # the local exchange over HTTP (ccxt) and compare the accounts.
     journal: list[tuple[Any, ...]] | None = None
+    _funding_times: dict[int, datetime] = field(default_factory=dict)  # next funding ms -> its datetime
 
     @classmethod
     def create(cls, name: str, settings: EmulatorSettings, start_ms: int, step_ms: int, symbols: tuple[str, ...],
@@ -99,11 +101,19 @@ class SimVenue:
         tickers: dict[str, Ticker] = {}
         for s in self.symbols:
             inst = eng.instruments[s]
-            nxt = datetime.fromtimestamp(inst.next_funding_ms / 1000, tz=UTC) if inst.is_contract else None
-            tickers[s] = Ticker(
-                symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price,
-                mark=inst.price if inst.is_contract else None, index=eng.index[inst.base] if inst.is_contract else None,
-                timestamp=now, funding_rate=inst.funding_rate if inst.is_contract else None, next_funding_time=nxt)
+            if inst.is_contract:
+                nxt = self._funding_times.get(inst.next_funding_ms)
+                if nxt is None:
+                    if len(self._funding_times) > 64:
+                        self._funding_times.clear()
+                    nxt = self._funding_times[inst.next_funding_ms] = datetime.fromtimestamp(
+                        inst.next_funding_ms / 1000, tz=UTC)
+                tickers[s] = Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=inst.price,
+                                    index=eng.index[inst.base], timestamp=now, funding_rate=inst.funding_rate,
+                                    next_funding_time=nxt)
+            else:
+                tickers[s] = Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=None, index=None,
+                                    timestamp=now, funding_rate=None, next_funding_time=None)
         positions: dict[str, Position] = {}
         for p in acct.positions.values():
             if p.size != 0 and p.instrument.symbol in self.markets:
@@ -115,9 +125,9 @@ class SimVenue:
             Order(id=o.order_id, client_id=o.client_id, symbol=o.instrument.symbol, side=o.side.lower(),  # type: ignore[arg-type]
                   amount=o.qty, filled=o.filled, price=o.price, status="open", reduce_only=o.reduce_only,
                   timestamp=datetime.fromtimestamp(o.created_ms / 1000, tz=UTC))
-            for o in eng.open_orders.values() if o.api_key == API_KEY and o.instrument.symbol in self.markets)
-        return VenueState(markets=self.markets, tickers=tickers,
-                          balances={c: v for c, v in acct.wallet.items()}, balance_time=now,
+            for o in eng.open_orders.values() if o.api_key == API_KEY and o.instrument.symbol in self.markets
+        ) if eng.open_orders else ()
+        return VenueState(markets=self.markets, tickers=tickers, balances=dict(acct.wallet), balance_time=now,
                           positions=positions, open_orders=orders)
 
     # --- orders ---------------------------------------------------------------------------------------
@@ -158,9 +168,16 @@ class SimVenue:
         return sum((self.engine.coin_summary(acct, c).equity * self.usd(c) for c in coins), ZERO)
 
 
-def snapshot_of(venues: dict[str, SimVenue]) -> Snapshot:
-    now = next(iter(venues.values())).now()
+def snapshot_of(venues: dict[str, SimVenue], now: datetime | None = None) -> Snapshot:
+    """Every venue read at once (`now`: the shared clock's time, when the caller has it already)."""
+    now = now or next(iter(venues.values())).now()
     return Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
+
+
+def inputs_v1(inputs: CycleInputs) -> dict[str, Any]:
+    """A simulated cycle's inputs as a snapshot file with its keeper section: `hedged plan --snapshot` on it
+    replays the decision exactly (our orders in flight, reprice counts, order history, the tag)."""
+    return {**snapshot_v1(inputs.snapshot), "keeper": dump_inputs(inputs)["keeper"]}
 
 
 def _s(d: Decimal | None) -> str | None:
