@@ -9,49 +9,18 @@ so the sequences (side, size, price, post-only, final status) are identical, not
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
+from typing import Any
 
-import pytest
-
-from hedged.audit.migrate import upgrade
-from hedged.audit.store import AuditStore
-from hedged.service import secrets_of
-from hedged.sim.clock import Clock
-from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
 from hedged.simulate.paths import PathSpec
 from hedged.simulate.runner import SimOptions, simulate
-from tests.keeper.conftest import Harness, keeper_config
-from tests.keeper.test_order_rules import LIMITS, Clocked, funding_free_start
+from tests.keeper.test_order_rules import LIMITS, Clocked
+from tests.keeper.test_order_rules import clocked as clocked  # the keeper tests' harness fixture
 
-BTC = "BTC/USD:BTC"
 EXECUTION = {"order_timeout": 30, "max_reprices": 2, "escalate": True, "max_slippage_bps": 20}
 
 Row = tuple[str, Decimal, Decimal, bool, str]  # side, amount, price, post-only, final status
-
-
-@pytest.fixture
-async def keeper_run(tmp_path: Path) -> AsyncIterator[Clocked]:
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
-    emu = Emulator(default_settings(clock="manual", taker_flow_usd_per_s=0),
-                   clock=Clock(manual=True, start_ms=funding_free_start()))
-    await emu.__aenter__()
-    cfg = keeper_config(emu.url, tmp_path / "k.db", hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC}],
-                        limits=LIMITS, execution=EXECUTION)
-    await upgrade(cfg.audit_url)
-    c = Clocked(emu)
-    store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg), clock=c.now)
-    c.h = h = Harness(emu, cfg, store)
-    h.keeper.clock = c.now
-    await h.keeper.start()
-    try:
-        yield c
-    finally:
-        await h.close()
-        await emu.__aexit__(None, None, None)
 
 
 def _status(filled: Decimal, status: str) -> str:
@@ -59,8 +28,8 @@ def _status(filled: Decimal, status: str) -> str:
         and filled == 0 else status.lower()
 
 
-async def test_keeper_and_simulator_reprice_and_escalate_identically(keeper_run: Clocked) -> None:
-    c = keeper_run
+async def test_keeper_and_simulator_reprice_and_escalate_identically(clocked: Any) -> None:
+    c: Clocked = await clocked({"taker_flow_usd_per_s": 0}, limits=LIMITS, execution=EXECUTION)
     start = c.now()
     for _ in range(12):  # cycles while the order rests, then it times out on the exchange's clock
         for _ in range(4):
