@@ -162,10 +162,21 @@ class SimVenue:
         return self.engine.index[coin]
 
     def equity_usd(self) -> Decimal:
-        """Every coin of the account, wallet plus unrealised PnL, at its index price."""
+        """Every coin of the account, wallet plus unrealised PnL, at its index price.
+
+        A coin's equity is the engine's (`Engine.coin_summary(...).equity`: wallet + the uPnL of the positions
+        settled in it, summed in the same order), without the margin figures it also works out.
+        """
         acct = self.account
+        upnl: dict[str, Decimal] = {}
+        for p in acct.positions.values():
+            if p.size != 0:
+                inst = p.instrument
+                coin = inst.settle if inst.settle is not None else inst.quote
+                upnl[coin] = upnl.get(coin, ZERO) + p.upnl(inst.price)
         coins = set(acct.wallet) | {p.instrument.settle or p.instrument.quote for p in acct.positions.values()}
-        return sum((self.engine.coin_summary(acct, c).equity * self.usd(c) for c in coins), ZERO)
+        wallet = acct.wallet
+        return sum(((wallet.get(c, ZERO) + upnl.get(c, ZERO)) * self.usd(c) for c in coins), ZERO)
 
 
 def snapshot_of(venues: dict[str, SimVenue], now: datetime | None = None) -> Snapshot:

@@ -248,15 +248,18 @@ def _record(series: Series, t: float, p: Plan, value: Decimal, deposits: float, 
             funding_rate: float) -> None:
     hedge = target = band = dsum = 0.0
     outside = False
+    price = None
     for ip in p.instruments:
         m = float(ip.mark)
+        if price is None:
+            price = m
         hedge += float(ip.hedge) * m
         target += float(ip.target) * m
         band += float(ip.band) * m
         dsum += abs(float(ip.drift)) * m
         outside = outside or abs(ip.drift) > ip.band
     series.t.append(t)
-    series.price.append(float(p.instruments[0].mark))
+    series.price.append(price if price is not None else float(p.instruments[0].mark))
     series.value_usd.append(float(value))
     series.deposits_usd.append(deposits)
     series.hedge_usd.append(hedge)
@@ -291,6 +294,7 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
     primary = cfg.hedge[0].instrument_base
     deposited = 0.0
     off_exchange = {e.asset: e.off_exchange for e in cfg.hedge}  # counted once per asset
+    off_exchange = {a: amt for a, amt in off_exchange.items() if amt}
     funding_rate = float(first.engine.instruments[cfg.hedge[0].instrument].funding_rate)
     step_s = path.step_s
     if opts.start_hedged and rule != "unhedged":
@@ -383,7 +387,8 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
         if i in opts.keep:
             kept[i] = (snap, p, decided)
         value = sum((v.equity_usd() for v in venues.values()), Decimal(0))
-        value += sum((amt * first.usd(a) for a, amt in off_exchange.items()), Decimal(0))
+        if off_exchange:
+            value += sum((amt * first.usd(a) for a, amt in off_exchange.items()), Decimal(0))
         _record(series, t, p, value, deposited, book, funding_rate)
     return Scenario(rule, series, book.finish(), book.fills, book.spread, kept=kept, kept_inputs=kept_inputs,
                     kept_cycles=kept_cycles, venues=venues)

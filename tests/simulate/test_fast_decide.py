@@ -81,3 +81,25 @@ def test_decide_equals_the_reference_on_every_simulated_step(hedges: str, kind: 
             down = replace(inputs, snapshot=replace(inputs.snapshot, venues=venues, unavailable={"cold": "timeout"}))
             assert decide(cfg, down.snapshot, state=down.state, context=down.context) == \
                 reference_decide(cfg, replace(down, recent=(), previous_marks={}, tag=None)), n
+
+
+def test_equity_is_the_engines_coin_summary() -> None:
+    """The simulator values an account as the engine's coin summaries do (wallet + uPnL per coin, at index)."""
+    from hedged.simulate.exchange import dec
+    from hedged.simulate.runner import _venues, prepare
+
+    cfg = parse_config({"venues": {"sim": {"exchange": "bybit"}, "cold": {"exchange": "bybit"}},
+                        "hedge": HEDGES["several"]})
+    opts = SimOptions(path=PathSpec(days=0.1, step_s=300, seed=5), balances={
+        "BTC": Decimal(3), "ETH": Decimal(40), "SOL": Decimal(500), "USDT": Decimal(20000)})
+    settings, path, balances, start = prepare(cfg, opts)
+    v = _venues(cfg, settings, start, path.step_s, balances)["sim"]
+    v.open_position("BTC/USD:BTC", Decimal(-150000))
+    v.open_position("ETH/USD:ETH", Decimal(-60000))
+    v.open_position("ETH/USDT:USDT", Decimal("-12.5"))
+    acct = v.account
+    for n in range(1, path.steps + 1):
+        for asset in ("BTC", "ETH", "SOL"):
+            v.move(asset, dec(path.close(asset)[n]))
+        coins = set(acct.wallet) | {p.instrument.settle or p.instrument.quote for p in acct.positions.values()}
+        assert v.equity_usd() == sum((v.engine.coin_summary(acct, c).equity * v.usd(c) for c in coins), Decimal(0))
