@@ -13,7 +13,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from hedged.config import Config, ExecutionConfig
 from hedged.exposure import to_coins
-from hedged.guard import guard
+from hedged.guard import guard_decisions
 from hedged.model import (
     Cancel,
     Code,
@@ -62,9 +62,9 @@ def decide(
     ctx = context or _NO_CONTEXT
     # the time-derived tag is built only when an order is planned (most cycles plan none)
     p = plan(config, snapshot, order_tag=tag if tag is not None else lambda: order_tag(snapshot), context=ctx)
-    checked = guard(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
-                    previous_marks=previous_marks)
-    return p, GuardResult(hold_back(checked.decisions, ctx, config.execution),
+    checked = guard_decisions(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
+                              previous_marks=previous_marks)
+    return p, GuardResult(hold_back(checked, ctx, config.execution),
                           reprices_due(p, snapshot, ctx, config.execution))
 
 

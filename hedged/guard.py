@@ -56,6 +56,20 @@ def guard(
     previous_marks: Mapping[tuple[str, str], Decimal] | None = None,
 ) -> GuardResult:
     """Approve, cut or block each instrument's intent; see the module docstring."""
+    return GuardResult(decisions=guard_decisions(plan, now=now, limits=limits, state=state, recent=recent,
+                                                 previous_marks=previous_marks))
+
+
+def guard_decisions(
+    plan: Plan,
+    *,
+    now: datetime,
+    limits: LimitsConfig,
+    state: TradingState,
+    recent: Sequence[RecentOrder] = (),
+    previous_marks: Mapping[tuple[str, str], Decimal] | None = None,
+) -> tuple[Decision, ...]:
+    """`guard(...)`'s decisions, without the result object (decide() wraps them in its own)."""
     orders_last_hour, turnover_today = 0, ZERO
     counted = False  # the order history is read only when there is an order to check (most cycles have none)
     decisions: list[Decision] = []
@@ -84,7 +98,7 @@ def guard(
         orders_last_hour += 1
         turnover_today += notional_usd(p.market, amount, p.mark)
         decisions.append(Decision(plan=p, action="trade", order=order, reasons=(*p.reasons, *cuts)))
-    return GuardResult(decisions=tuple(decisions))
+    return tuple(decisions)
 
 
 def _denial(p: InstrumentPlan, intent: OrderIntent, *, now: datetime, limits: LimitsConfig, state: TradingState,

@@ -1,38 +1,45 @@
-"""The planner as it was before the speed work (hedged/planner.py at the start of issue 13's part 5), kept
-verbatim as a test oracle: the fast planner must give the very same plan on every input.
+"""The planner and the guard's entry as they were before the speed work (hedged/planner.py and guard.guard at
+the start of issue 13's part 5), kept verbatim as a test oracle: the fast ones must give the very same result.
 
 It recomputes everything per call (groups, instrument_base, counted_venues, labels, the client-id tag).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from hedged.config import Config, HedgeConfig
+from hedged.config import Config, HedgeConfig, LimitsConfig
 from hedged.exposure import (
     ZERO,
     contract_market,
     hedge_held,
     instrument_mark,
+    notional_usd,
     price_source,
     ratio_at,
     to_coins,
     to_contracts,
     venue_state,
 )
+from hedged.guard import HOLD_CODES, _blocked, _cut, _denial
 from hedged.model import (
     BlockedInstrument,
     Code,
+    Decision,
+    GuardResult,
     HedgeTarget,
     InstrumentPlan,
     KeeperContext,
     OrderIntent,
     Plan,
     Reason,
+    RecentOrder,
     Side,
     Snapshot,
+    TradingState,
     VenueState,
 )
 from hedged.planner import client_prefix, limit_price, reduces_only, round_to_step
@@ -209,3 +216,40 @@ def _fmt(d: Decimal) -> str:
     """Short human form for reasons: 8 significant digits, no exponent."""
     q = d.quantize(Decimal("1e-8")) if abs(d) < Decimal("1e12") else d
     return format(q.normalize(), "f")
+
+
+def guard(
+    plan: Plan,
+    *,
+    now: datetime,
+    limits: LimitsConfig,
+    state: TradingState,
+    recent: Sequence[RecentOrder] = (),
+    previous_marks: Mapping[tuple[str, str], Decimal] | None = None,
+) -> GuardResult:
+    """Approve, cut or block each instrument's intent; see the module docstring."""
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    orders_last_hour = sum(1 for r in recent if r.time > hour_ago)
+    turnover_today = sum((r.notional_usd for r in recent if r.time > day_ago), ZERO)
+    decisions: list[Decision] = []
+    for p in plan.instruments:
+        intent = p.intent
+        if intent is None:
+            hold = all(r.code in HOLD_CODES for r in p.reasons)
+            decisions.append(Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
+            continue
+        denial = _denial(p, intent, now=now, limits=limits, state=state, previous_marks=previous_marks or {},
+                         orders_last_hour=orders_last_hour)
+        if denial is not None:
+            decisions.append(_blocked(p, denial))
+            continue
+        amount, cuts = _cut(p, intent, limits, turnover_today)
+        if amount < p.market.min_amount or amount <= 0:
+            decisions.append(_blocked(p, *cuts, Reason(
+                Code.CUT_BELOW_MIN, f"after limits {amount} contracts < minimum {p.market.min_amount}")))
+            continue
+        order = intent if amount == intent.amount else replace(intent, amount=amount)
+        orders_last_hour += 1
+        turnover_today += notional_usd(p.market, amount, p.mark)
+        decisions.append(Decision(plan=p, action="trade", order=order, reasons=(*p.reasons, *cuts)))
+    return GuardResult(decisions=tuple(decisions))

@@ -1,7 +1,7 @@
 """The fast decision is the decision: on every step of random simulated runs, `decide()` (per-config structures
 built once, the tag and the order history read only when an order is planned, no work for nothing in flight)
-gives exactly what the planner before the speed work gave (tests/simulate/reference_planner.py, verbatim),
-followed by the same guard and hold-back rules: plans, decisions, reasons (their text too), cancels."""
+gives exactly what the planner and guard before the speed work gave (tests/simulate/reference_planner.py,
+verbatim), followed by the hold-back rules one by one: plans, decisions, reasons (their text too), cancels."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from hedged.config import Config, parse_config
 from hedged.decide import _hold_back_one, decide, order_tag, reprices_due
-from hedged.guard import guard
 from hedged.model import GuardResult, Plan
 from hedged.replay import CycleInputs
 from hedged.sim.settings import default_settings
@@ -26,7 +25,7 @@ from tests.simulate import reference_planner
 def reference_decide(cfg: Config, i: CycleInputs) -> tuple[Plan, GuardResult]:
     p = reference_planner.plan(cfg, i.snapshot, order_tag=i.tag if i.tag is not None else order_tag(i.snapshot),
                                context=i.context)
-    checked = guard(p, now=i.snapshot.time, limits=cfg.limits, state=i.state, recent=i.recent,
+    checked = reference_planner.guard(p, now=i.snapshot.time, limits=cfg.limits, state=i.state, recent=i.recent,
                     previous_marks=i.previous_marks)
     return p, GuardResult(tuple(_hold_back_one(d, i.context, cfg.execution) for d in checked.decisions),
                           reprices_due(p, i.snapshot, i.context, cfg.execution))
