@@ -3,8 +3,9 @@
 Per step: the clock moves (the engine runs taker flow and settles funding due), the path's candle moves
 the index through its high and low to its close (resting orders the book trades through fill as makers),
 then the rule decides on a fresh snapshot and its orders go to the engine. Three rules run on the same
-path: `config` (hedged.decide.decide — plan → guard — plus the executor's reprice rules), `naive`
-(hedged.simulate.baselines) and `unhedged` (no orders).
+path: `config` (the keeper's cycle: hedged.decide.decide — plan → guard → hold-back — with the keeper's
+context of our orders, the core's reprice cancels and `settled`), `naive` (hedged.simulate.baselines) and
+`unhedged` (no orders).
 """
 
 from __future__ import annotations
