@@ -1,9 +1,9 @@
 """`hedged simulate` speed: simulated cycles per second for one instrument, and where a quiet step spends it.
 
-Prints cycles/s and µs per step of the config rule (decide + exchange model + series) over a GBM path of
-minute steps, then µs per step of each part measured alone (decide, the snapshot, the engine step), and with
---profile the cProfile top functions of the run. The issue's goal is >= 20,000 cycles/s (a year of minute
-steps in under 30 s).
+Prints µs per step of the config rule (decide + exchange model + series) over a GBM path of minute steps,
+wall and CPU time of this process for each run (on a loaded machine the CPU figure is the steadier one), then
+µs of each part of a quiet step measured alone, and with --profile the cProfile top functions of the run.
+The issue's goal is >= 20,000 cycles/s per instrument (<= 50 µs; a year of minute steps in under 30 s).
 
     .venv/bin/python bench/simulate.py [--days 7] [--runs 3] [--scenario inverse|linear|multi] [--profile]
 
