@@ -76,7 +76,8 @@ def guard_decisions(
     for p in plan.instruments:
         intent = p.intent
         if intent is None:
-            hold = all(r.code in HOLD_CODES for r in p.reasons)
+            rs = p.reasons  # one reason on a quiet cycle (within_band): no generator for it
+            hold = rs[0].code in HOLD_CODES if len(rs) == 1 else all(r.code in HOLD_CODES for r in rs)
             decisions.append(Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
             continue
         if not counted:

@@ -6,7 +6,7 @@ Position sizes are signed here (short is negative), unlike ccxt's `contracts` + 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -207,6 +207,37 @@ class Reason:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}" if self.detail else self.code
+
+    @classmethod
+    def lazy(cls, code: Code, render: Callable[..., str], *args: object) -> Reason:
+        """A reason whose detail is `render(*args)`, worked out when first read (the very same text, wherever it
+        is read: str, repr, ==, hash, JSON): a quiet cycle's `within_band` detail is mostly never read."""
+        r = object.__new__(cls)
+        _REASON_CODE.__set__(r, code)
+        _REASON_DETAIL.__set__(r, (render, args))
+        return r
+
+
+# `Reason.detail` reads its slot through a property, so a lazy detail (a (render, args) pair, never a valid
+# detail) is rendered once on first read; the dataclass's own __init__, __eq__, __hash__, __repr__ and
+# pickling all go through it.
+_REASON_CODE = Reason.__dict__["code"]
+_REASON_DETAIL = Reason.__dict__["detail"]
+
+
+def _reason_detail(self: Reason) -> str:
+    v = _REASON_DETAIL.__get__(self, Reason)
+    if type(v) is tuple:
+        v = v[0](*v[1])
+        _REASON_DETAIL.__set__(self, v)
+    return v  # type: ignore[no-any-return]
+
+
+def _set_reason_detail(self: Reason, value: str) -> None:  # only object.__setattr__ reaches it (frozen)
+    _REASON_DETAIL.__set__(self, value)
+
+
+setattr(Reason, "detail", property(_reason_detail, _set_reason_detail))  # noqa: B010
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,7 +235,7 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str | Callable[[], str] 
         intent: OrderIntent | None = None
         reasons: list[Reason] = []
         if abs(drift) <= band:
-            reasons.append(Reason(Code.WITHIN_BAND, f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
+            reasons.append(Reason.lazy(Code.WITHIN_BAND, _within_band, abs(drift), band))
         else:
             contracts = round_to_step(to_contracts(market, -drift, mark), market.lot)
             side: Side = "buy" if contracts > 0 else "sell"
@@ -287,6 +287,10 @@ def unavailable_for(entries: list[HedgeConfig], snapshot: Snapshot,
 
 _EIGHT = Decimal("1e-8")
 _BIG = Decimal("1e12")
+
+
+def _within_band(drift: Decimal, band: Decimal) -> str:
+    return f"|drift| {_fmt(drift)} <= band {_fmt(band)}"
 
 
 def _fmt(d: Decimal) -> str:

@@ -60,6 +60,9 @@ class SimVenue:
     # the local exchange over HTTP (ccxt) and compare the accounts.
     journal: list[tuple[Any, ...]] | None = None
     _funding_times: dict[int, datetime] = field(default_factory=dict)  # next funding ms -> its datetime
+    # position id -> (it, size, entry, price, the engine's uPnL at them): the snapshot and the valuation of a
+    # step read the same uPnL, worked out once (two 28-digit divisions for an inverse position)
+    _upnl: dict[int, tuple[Any, Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, name: str, settings: EmulatorSettings, start_ms: int, step_ms: int, symbols: tuple[str, ...],
@@ -92,6 +95,17 @@ class SimVenue:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.engine.now_ms() / 1000, tz=UTC)
 
+    def _upnl_of(self, p: Any) -> Decimal:
+        """`p.upnl(p.instrument.price)`, the engine's own arithmetic, remembered while the very Decimals it
+        reads (size, entry, price: immutable, compared by identity) are the same."""
+        price = p.instrument.price
+        hit = self._upnl.get(id(p))
+        if hit is not None and hit[0] is p and hit[1] is p.size and hit[2] is p.entry and hit[3] is price:
+            return hit[4]
+        value: Decimal = p.upnl(price)
+        self._upnl[id(p)] = (p, p.size, p.entry, price, value)
+        return value
+
     # --- what the keeper would read ------------------------------------------------------------------
     def state(self, now: datetime | None = None) -> VenueState:
         """Balance, positions, tickers and our open orders, stamped now (a fresh read)."""
@@ -120,7 +134,7 @@ class SimVenue:
                 positions[p.instrument.symbol] = Position(
                     symbol=p.instrument.symbol, contracts=p.size, entry_price=p.entry, mark_price=p.instrument.price,
                     # the liquidation price feeds the risk monitors only, which the simulator does not run
-                    unrealized_pnl=p.upnl(p.instrument.price), liquidation_price=None, timestamp=now)
+                    unrealized_pnl=self._upnl_of(p), liquidation_price=None, timestamp=now)
         orders = tuple(
             Order(id=o.order_id, client_id=o.client_id, symbol=o.instrument.symbol, side=o.side.lower(),  # type: ignore[arg-type]
                   amount=o.qty, filled=o.filled, price=o.price, status="open", reduce_only=o.reduce_only,
@@ -173,7 +187,7 @@ class SimVenue:
             if p.size != 0:
                 inst = p.instrument
                 coin = inst.settle if inst.settle is not None else inst.quote
-                upnl[coin] = upnl.get(coin, ZERO) + p.upnl(inst.price)
+                upnl[coin] = upnl.get(coin, ZERO) + self._upnl_of(p)
         coins = set(acct.wallet) | {p.instrument.settle or p.instrument.quote for p in acct.positions.values()}
         wallet = acct.wallet
         return sum(((wallet.get(c, ZERO) + upnl.get(c, ZERO)) * self.usd(c) for c in coins), ZERO)

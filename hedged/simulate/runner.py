@@ -298,6 +298,10 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
     off_exchange = {a: amt for a, amt in off_exchange.items() if amt}
     funding_rate = float(first.engine.instruments[cfg.hedge[0].instrument].funding_rate)
     step_s = path.step_s
+    vlist = list(venues.values())
+    candles = list(path.candles.items())
+    one_day = timedelta(days=1)
+    keep = opts.keep
     if opts.start_hedged and rule != "unhedged":
         for ip in make_plan(cfg, snapshot_of(venues)).instruments:
             if ip.intent is not None:
@@ -305,10 +309,14 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
     for i in range(path.steps + 1):
         t = float(i * step_s)
         if i > 0:
-            for v in venues.values():
+            for v in vlist:
                 v.advance(step_s)
-            resting = {o.instrument.base for v in venues.values() for o in v.engine.open_orders.values()}
-            for asset, cs in path.candles.items():
+            resting: set[str] | tuple[()] = ()
+            for v in vlist:
+                if v.engine.open_orders:  # most steps: nothing rests, only the close moves the book
+                    resting = {o.instrument.base for v in vlist for o in v.engine.open_orders.values()}
+                    break
+            for asset, cs in candles:
                 c = cs[i]
                 # through the candle's extremes only when an order rests there to be traded through
                 moves = ((c.high, c.low, c.close) if c.close < c.open else (c.low, c.high, c.close)) \
@@ -316,7 +324,7 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
                 for px in moves:
                     if px != last[asset]:
                         price = dec(px)
-                        for v in venues.values():
+                        for v in vlist:
                             v.move(asset, price)
                         last[asset] = px
             if path.funding is not None and not math.isnan(path.funding[i]):
@@ -333,9 +341,10 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
         now = first.now()
         decided: GuardResult | None = None
         if rule == "config":
-            day_ago = now - timedelta(days=1)
-            while recent and recent[0].time <= day_ago:
-                recent.popleft()
+            if recent:
+                day_ago = now - one_day
+                while recent and recent[0].time <= day_ago:
+                    recent.popleft()
             touched = ours.follow()
             # the keeper's cycle: follow → decide → remember → cancel → place; a cancel (or a post-only
             # bounce) wakes it at once, so it cycles again at the same instant, as the keeper does
@@ -344,8 +353,8 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
                 ctx = ours.context(touched)
                 tag = None if cycle == 0 else f"{order_tag(snap)}{base36(cycle).rjust(2, '0')}"
                 inputs = CycleInputs(snap, TradingState.RUNNING, tuple(recent), dict(prev_marks), tag, ctx) \
-                    if i in opts.keep else None
-                p, decided = decide(cfg, snap, state=TradingState.RUNNING, recent=tuple(recent),
+                    if i in keep else None
+                p, decided = decide(cfg, snap, state=TradingState.RUNNING, recent=tuple(recent) if recent else (),
                                     previous_marks=prev_marks, tag=tag, context=ctx)
                 if inputs is not None:
                     kept_inputs[i] = inputs
@@ -385,9 +394,9 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
                     book.place(venues[order.venue], t, order.symbol, order.side, order.amount, order.price,
                                False, order.reduce_only, order.client_id)
         book.collect(venues)
-        if i in opts.keep:
+        if i in keep:
             kept[i] = (snap, p, decided)
-        value = sum((v.equity_usd() for v in venues.values()), Decimal(0))
+        value = sum((v.equity_usd() for v in vlist), Decimal(0)) if len(vlist) > 1 else vlist[0].equity_usd()
         if off_exchange:
             value += sum((amt * first.usd(a) for a, amt in off_exchange.items()), Decimal(0))
         _record(series, t, p, value, deposited, book, funding_rate)
