@@ -84,9 +84,10 @@ def hold_back(decisions: Sequence[Decision], context: KeeperContext,
     3. `escalate`: the instrument's order was re-posted `max_reprices` times this episode and `escalate` is
        on: a marketable limit, not post-only, within `max_slippage_bps` of the mark.
     """
-    if all(d.order is None for d in decisions):  # nothing to hold back (a quiet cycle)
-        return tuple(decisions)
-    return tuple(_hold_back_one(d, context, execution) for d in decisions)
+    for d in decisions:
+        if d.order is not None:
+            return tuple(_hold_back_one(d, context, execution) for d in decisions)
+    return tuple(decisions)  # nothing to hold back (a quiet cycle)
 
 
 def _hold_back_one(d: Decision, context: KeeperContext, execution: ExecutionConfig) -> Decision:

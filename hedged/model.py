@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 from hedged.order_state import LIVE, UNRESOLVED, OrderStatus
 
+T = TypeVar("T")
 Side = Literal["buy", "sell"]
 MarketKind = Literal["spot", "linear", "inverse"]
 
@@ -212,32 +213,45 @@ class Reason:
     def lazy(cls, code: Code, render: Callable[..., str], *args: object) -> Reason:
         """A reason whose detail is `render(*args)`, worked out when first read (the very same text, wherever it
         is read: str, repr, ==, hash, JSON): a quiet cycle's `within_band` detail is mostly never read."""
-        r = object.__new__(cls)
-        _REASON_CODE.__set__(r, code)
-        _REASON_DETAIL.__set__(r, (render, args))
-        return r
+        return cls(code, deferred(render, *args))
 
 
-# `Reason.detail` reads its slot through a property, so a lazy detail (a (render, args) pair, never a valid
-# detail) is rendered once on first read; the dataclass's own __init__, __eq__, __hash__, __repr__ and
-# pickling all go through it.
-_REASON_CODE = Reason.__dict__["code"]
-_REASON_DETAIL = Reason.__dict__["detail"]
+class _Deferred:
+    """A frozen field's value not worked out yet: `render(*args)`, on first read (see `_deferred_field`)."""
+
+    __slots__ = ("args", "render")
+
+    def __init__(self, render: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.render = render
+        self.args = args
 
 
-def _reason_detail(self: Reason) -> str:
-    v = _REASON_DETAIL.__get__(self, Reason)
-    if type(v) is tuple:
-        v = v[0](*v[1])
-        _REASON_DETAIL.__set__(self, v)
-    return v  # type: ignore[no-any-return]
+def deferred(render: Callable[..., T], *args: object) -> T:
+    """A value for a deferred field (Reason.detail): `render(*args)` when first
+    read, then kept. Only for pure renders of frozen inputs, so the value is the same whenever it is read."""
+    return cast(T, _Deferred(render, args))
 
 
-def _set_reason_detail(self: Reason, value: str) -> None:  # only object.__setattr__ reaches it (frozen)
-    _REASON_DETAIL.__set__(self, value)
+def _deferred_field(cls: type, name: str) -> None:
+    """Read the slot `name` through a property that renders a `deferred(...)` value once, on first read; the
+    dataclass's own __init__, __eq__, __hash__, __repr__ and pickling all go through it, and assignment
+    stays refused (the frozen class's __setattr__; only object.__setattr__, as __init__ uses, reaches it)."""
+    slot = cls.__dict__[name]
+
+    def get(self: object) -> object:
+        v = slot.__get__(self, cls)
+        if type(v) is _Deferred:
+            v = v.render(*v.args)
+            slot.__set__(self, v)
+        return v
+
+    def put(self: object, value: object) -> None:
+        slot.__set__(self, value)
+
+    setattr(cls, name, property(get, put))
 
 
-setattr(Reason, "detail", property(_reason_detail, _set_reason_detail))  # noqa: B010
+_deferred_field(Reason, "detail")
 
 
 @dataclass(frozen=True, slots=True)

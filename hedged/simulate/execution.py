@@ -26,6 +26,7 @@ from hedged.sim.orders import Order as SimOrder
 from hedged.simulate.exchange import SimVenue
 
 NO_CONTEXT = KeeperContext()
+NOTHING_TOUCHED: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -52,7 +53,7 @@ class OurOrders:
     def follow(self) -> frozenset[tuple[str, str]]:
         """(venue, symbol) where a fill landed or an order of ours left the book since the last cycle."""
         if not self.live:
-            return frozenset()
+            return NOTHING_TOUCHED
         touched: set[tuple[str, str]] = set()
         for cid, f in list(self.live.items()):
             o = f.order
