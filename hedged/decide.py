@@ -27,10 +27,12 @@ from hedged.model import (
     RecentOrder,
     Snapshot,
     TradingState,
+    quick,
 )
 from hedged.planner import limit_price, plan, round_to_step
 
 BPS = Decimal(10000)
+_GuardResult = quick(GuardResult)  # one per cycle: the quick constructor (the same instances)
 
 
 def base36(n: int) -> str:
@@ -64,8 +66,8 @@ def decide(
     p = plan(config, snapshot, order_tag=tag if tag is not None else lambda: order_tag(snapshot), context=ctx)
     checked = guard_decisions(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
                               previous_marks=previous_marks)
-    return p, GuardResult(hold_back(checked, ctx, config.execution),
-                          reprices_due(p, snapshot, ctx, config.execution))
+    return p, _GuardResult(hold_back(checked, ctx, config.execution),
+                           reprices_due(p, snapshot, ctx, config.execution))
 
 
 _NO_CONTEXT = KeeperContext()  # read only: nothing of ours in flight

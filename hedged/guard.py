@@ -25,10 +25,12 @@ from hedged.model import (
     Reason,
     RecentOrder,
     TradingState,
+    quick,
 )
 from hedged.planner import round_to_step
 
 BPS = Decimal(10000)
+_Decision = quick(Decision)  # one per instrument per cycle: the quick constructor (the same instances)
 HOLD_CODES = frozenset({Code.WITHIN_BAND, Code.BELOW_MIN_SIZE})
 
 
@@ -78,7 +80,7 @@ def guard_decisions(
         if intent is None:
             rs = p.reasons  # one reason on a quiet cycle (within_band): no generator for it
             hold = rs[0].code in HOLD_CODES if len(rs) == 1 else all(r.code in HOLD_CODES for r in rs)
-            decisions.append(Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
+            decisions.append(_Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
             continue
         if not counted:
             hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)

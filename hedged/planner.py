@@ -41,7 +41,11 @@ from hedged.model import (
     Side,
     Snapshot,
     VenueState,
+    quick,
 )
+
+# built on every cycle: the quick constructors (the same frozen instances, without object.__setattr__ per field)
+_HedgeTarget, _InstrumentPlan, _Plan = quick(HedgeTarget), quick(InstrumentPlan), quick(Plan)
 
 
 def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
@@ -223,7 +227,7 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str | Callable[[], str] 
             t = target_coins(e, exposure, p_asset, mark, ratio)
             target += t
             exposure_usd += e.beta * exposure * p_asset
-            hedges.append(HedgeTarget(e.asset, venue, symbol, exposure, p_asset, ratio, t))
+            hedges.append(_HedgeTarget(e.asset, venue, symbol, exposure, p_asset, ratio, t))
 
         held = hedge_held(market, state, mark)
         ours = inflight_orders(state, venue, symbol, prefix, context)
@@ -262,12 +266,12 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str | Callable[[], str] 
                     client_id=f"{prefix}{tag}-{n}",  # `<name>_<tag>-<n>`
                 )
                 reasons.append(Reason(Code.DRIFT, f"{_fmt(drift)} beyond band {_fmt(band)}"))
-        instruments.append(InstrumentPlan(
+        instruments.append(_InstrumentPlan(
             venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=target,
             drift=drift, mark=mark, band=band, exposure_usd=exposure_usd, intent=intent,
             reasons=tuple(reasons), data_times=times,
         ))
-    return Plan(hedges=tuple(hedges), instruments=tuple(instruments), unreadable=tuple(unreadable))
+    return _Plan(hedges=tuple(hedges), instruments=tuple(instruments), unreadable=tuple(unreadable))
 
 
 def unavailable_for(entries: list[HedgeConfig], snapshot: Snapshot,

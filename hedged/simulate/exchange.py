@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from hedged.model import Market, Order, Position, Snapshot, Ticker, VenueState
+from hedged.model import Market, Order, Position, Snapshot, Ticker, VenueState, quick
 from hedged.replay import CycleInputs, dump_inputs
 from hedged.sim.clock import Clock
 from hedged.sim.engine import Engine
@@ -26,6 +26,8 @@ from hedged.sim.settings import EmulatorSettings
 API_KEY = "sim"
 STABLE = frozenset({"USD", "USDT", "USDC"})
 ZERO = Decimal(0)
+# the values a snapshot is made of, built by the thousand: the quick constructors (same instances)
+_Ticker, _Position, _VenueState, _Snapshot = quick(Ticker), quick(Position), quick(VenueState), quick(Snapshot)
 
 
 def dec(x: float) -> Decimal:
@@ -122,16 +124,16 @@ class SimVenue:
                         self._funding_times.clear()
                     nxt = self._funding_times[inst.next_funding_ms] = datetime.fromtimestamp(
                         inst.next_funding_ms / 1000, tz=UTC)
-                tickers[s] = Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=inst.price,
+                tickers[s] = _Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=inst.price,
                                     index=eng.index[inst.base], timestamp=now, funding_rate=inst.funding_rate,
                                     next_funding_time=nxt)
             else:
-                tickers[s] = Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=None, index=None,
+                tickers[s] = _Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=None, index=None,
                                     timestamp=now, funding_rate=None, next_funding_time=None)
         positions: dict[str, Position] = {}
         for p in acct.positions.values():
             if p.size != 0 and p.instrument.symbol in self.markets:
-                positions[p.instrument.symbol] = Position(
+                positions[p.instrument.symbol] = _Position(
                     symbol=p.instrument.symbol, contracts=p.size, entry_price=p.entry, mark_price=p.instrument.price,
                     # the liquidation price feeds the risk monitors only, which the simulator does not run
                     unrealized_pnl=self._upnl_of(p), liquidation_price=None, timestamp=now)
@@ -141,7 +143,7 @@ class SimVenue:
                   timestamp=datetime.fromtimestamp(o.created_ms / 1000, tz=UTC))
             for o in eng.open_orders.values() if o.api_key == API_KEY and o.instrument.symbol in self.markets
         ) if eng.open_orders else ()
-        return VenueState(markets=self.markets, tickers=tickers, balances=dict(acct.wallet), balance_time=now,
+        return _VenueState(markets=self.markets, tickers=tickers, balances=dict(acct.wallet), balance_time=now,
                           positions=positions, open_orders=orders)
 
     # --- orders ---------------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ class SimVenue:
 def snapshot_of(venues: dict[str, SimVenue], now: datetime | None = None) -> Snapshot:
     """Every venue read at once (`now`: the shared clock's time, when the caller has it already)."""
     now = now or next(iter(venues.values())).now()
-    return Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
+    return _Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
 
 
 def inputs_v1(inputs: CycleInputs) -> dict[str, Any]:
