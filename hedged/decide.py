@@ -13,7 +13,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from hedged.config import Config, ExecutionConfig
 from hedged.exposure import to_coins
-from hedged.guard import guard
+from hedged.guard import guard_decisions
 from hedged.model import (
     Cancel,
     Code,
@@ -27,10 +27,12 @@ from hedged.model import (
     RecentOrder,
     Snapshot,
     TradingState,
+    quick,
 )
 from hedged.planner import limit_price, plan, round_to_step
 
 BPS = Decimal(10000)
+_GuardResult = quick(GuardResult)  # one per cycle: the quick constructor (the same instances)
 
 
 def base36(n: int) -> str:
@@ -59,12 +61,16 @@ def decide(
     context: KeeperContext | None = None,
 ) -> tuple[Plan, GuardResult]:
     """Plan, guard, then hold back on our own orders; `cancels` lists resting orders to re-price."""
-    ctx = context or KeeperContext()
-    p = plan(config, snapshot, order_tag=tag if tag is not None else order_tag(snapshot), context=ctx)
-    checked = guard(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
-                    previous_marks=previous_marks)
-    return p, GuardResult(hold_back(checked.decisions, ctx, config.execution),
-                          reprices_due(p, snapshot, ctx, config.execution))
+    ctx = context or _NO_CONTEXT
+    # the time-derived tag is built only when an order is planned (most cycles plan none)
+    p = plan(config, snapshot, order_tag=tag if tag is not None else lambda: order_tag(snapshot), context=ctx)
+    checked = guard_decisions(p, now=snapshot.time, limits=config.limits, state=state, recent=recent,
+                              previous_marks=previous_marks)
+    return p, _GuardResult(hold_back(checked, ctx, config.execution),
+                           reprices_due(p, snapshot, ctx, config.execution))
+
+
+_NO_CONTEXT = KeeperContext()  # read only: nothing of ours in flight
 
 
 def hold_back(decisions: Sequence[Decision], context: KeeperContext,
@@ -80,7 +86,10 @@ def hold_back(decisions: Sequence[Decision], context: KeeperContext,
     3. `escalate`: the instrument's order was re-posted `max_reprices` times this episode and `escalate` is
        on: a marketable limit, not post-only, within `max_slippage_bps` of the mark.
     """
-    return tuple(_hold_back_one(d, context, execution) for d in decisions)
+    for d in decisions:
+        if d.order is not None:
+            return tuple(_hold_back_one(d, context, execution) for d in decisions)
+    return tuple(decisions)  # nothing to hold back (a quiet cycle)
 
 
 def _hold_back_one(d: Decision, context: KeeperContext, execution: ExecutionConfig) -> Decision:
@@ -126,6 +135,8 @@ def reprices_due(plan: Plan, snapshot: Snapshot, context: KeeperContext,
     fill), an order that still reduces |drift| and would not overshoot the band stays on the book; cancelling
     it would leave nothing to re-post, and the price moving back would place it again.
     """
+    if not context.orders:  # nothing of ours rests anywhere
+        return ()
     timeout = timedelta(seconds=execution.order_timeout)
     out: list[Cancel] = []
     for p in plan.instruments:

@@ -15,6 +15,31 @@ from hedged.model import Market, Snapshot, Ticker, VenueState
 
 ZERO = Decimal(0)
 
+# What the math derives from a [[hedge]] entry, computed once per entry object, not on every cycle (the config
+# is frozen; HedgeConfig.instrument_base is a regex match, counted_venues a list walk). Keyed by identity; the
+# entry is kept with its value so an id is never reused while cached; bounded, for long sweeps.
+_DERIVED: dict[int, tuple[HedgeConfig, str, tuple[str, ...]]] = {}
+_DERIVED_MAX = 4096
+
+
+def _derived(entry: HedgeConfig) -> tuple[HedgeConfig, str, tuple[str, ...]]:
+    hit = _DERIVED.get(id(entry))
+    if hit is None or hit[0] is not entry:
+        if len(_DERIVED) >= _DERIVED_MAX:
+            _DERIVED.clear()
+        hit = _DERIVED[id(entry)] = (entry, entry.instrument_base, entry.counted_venues)
+    return hit
+
+
+def instrument_base(entry: HedgeConfig) -> str:
+    """`entry.instrument_base`, computed once per entry."""
+    return _derived(entry)[1]
+
+
+def counted_venues(entry: HedgeConfig) -> tuple[str, ...]:
+    """`entry.counted_venues`, computed once per entry."""
+    return _derived(entry)[2]
+
 
 class PlanInputError(ValueError):
     """The snapshot lacks something the config needs (a venue, market or price); one line, names it."""
@@ -83,6 +108,8 @@ def to_contracts(market: Market, coins: Decimal, mark: Decimal) -> Decimal:
 def inverse_upnl(state: VenueState, coin: str) -> Decimal:
     """Σ unrealised PnL of positions settled in `coin` on inverse contracts (it is paid in that coin)."""
     total = ZERO
+    if not state.positions:
+        return total
     for symbol, pos in state.positions.items():
         m = state.markets.get(symbol)
         if m is not None and m.kind == "inverse" and m.settle == coin:
@@ -93,7 +120,7 @@ def inverse_upnl(state: VenueState, coin: str) -> Decimal:
 def coin_exposure(entry: HedgeConfig, snapshot: Snapshot) -> Decimal:
     """E: coins of `entry.asset` the holder is long, over the counted venues, plus off-exchange coins."""
     total = entry.off_exchange
-    for venue in entry.counted_venues:
+    for venue in counted_venues(entry):
         state = venue_state(snapshot, venue)
         total += state.balances.get(entry.asset, ZERO) + inverse_upnl(state, entry.asset)
     return total
@@ -120,7 +147,7 @@ def price_source(entry: HedgeConfig, snapshot: Snapshot) -> tuple[str, Ticker] |
 
 def asset_price(entry: HedgeConfig, snapshot: Snapshot, instrument_price: Decimal) -> Decimal:
     """P_A: the asset's USD price; the instrument's own when it hedges its own coin."""
-    if entry.asset == entry.instrument_base:
+    if entry.asset == instrument_base(entry):
         return instrument_price
     source = price_source(entry, snapshot)
     price = ticker_price(source[1]) if source is not None else None
@@ -168,6 +195,6 @@ def ratio_at(entry: HedgeConfig, now: datetime) -> Decimal:
 def target_coins(entry: HedgeConfig, exposure: Decimal, price_asset: Decimal, price_instrument: Decimal,
                  ratio: Decimal) -> Decimal:
     """T_A = −ratio × beta × E × P_A / P_I, in instrument base coin."""
-    if entry.asset == entry.instrument_base:
+    if entry.asset == instrument_base(entry):
         return -ratio * entry.beta * exposure
     return -ratio * entry.beta * exposure * price_asset / price_instrument

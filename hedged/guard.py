@@ -25,10 +25,12 @@ from hedged.model import (
     Reason,
     RecentOrder,
     TradingState,
+    quick,
 )
 from hedged.planner import round_to_step
 
 BPS = Decimal(10000)
+_Decision = quick(Decision)  # one per instrument per cycle: the quick constructor (the same instances)
 HOLD_CODES = frozenset({Code.WITHIN_BAND, Code.BELOW_MIN_SIZE})
 
 
@@ -56,16 +58,35 @@ def guard(
     previous_marks: Mapping[tuple[str, str], Decimal] | None = None,
 ) -> GuardResult:
     """Approve, cut or block each instrument's intent; see the module docstring."""
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    orders_last_hour = sum(1 for r in recent if r.time > hour_ago)
-    turnover_today = sum((r.notional_usd for r in recent if r.time > day_ago), ZERO)
+    return GuardResult(decisions=guard_decisions(plan, now=now, limits=limits, state=state, recent=recent,
+                                                 previous_marks=previous_marks))
+
+
+def guard_decisions(
+    plan: Plan,
+    *,
+    now: datetime,
+    limits: LimitsConfig,
+    state: TradingState,
+    recent: Sequence[RecentOrder] = (),
+    previous_marks: Mapping[tuple[str, str], Decimal] | None = None,
+) -> tuple[Decision, ...]:
+    """`guard(...)`'s decisions, without the result object (decide() wraps them in its own)."""
+    orders_last_hour, turnover_today = 0, ZERO
+    counted = False  # the order history is read only when there is an order to check (most cycles have none)
     decisions: list[Decision] = []
     for p in plan.instruments:
         intent = p.intent
         if intent is None:
-            hold = all(r.code in HOLD_CODES for r in p.reasons)
-            decisions.append(Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
+            rs = p.reasons  # one reason on a quiet cycle (within_band): no generator for it
+            hold = rs[0].code in HOLD_CODES if len(rs) == 1 else all(r.code in HOLD_CODES for r in rs)
+            decisions.append(_Decision(plan=p, action="hold" if hold else "blocked", order=None, reasons=p.reasons))
             continue
+        if not counted:
+            hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+            orders_last_hour = sum(1 for r in recent if r.time > hour_ago)
+            turnover_today = sum((r.notional_usd for r in recent if r.time > day_ago), ZERO)
+            counted = True
         denial = _denial(p, intent, now=now, limits=limits, state=state, previous_marks=previous_marks or {},
                          orders_last_hour=orders_last_hour)
         if denial is not None:
@@ -80,7 +101,7 @@ def guard(
         orders_last_hour += 1
         turnover_today += notional_usd(p.market, amount, p.mark)
         decisions.append(Decision(plan=p, action="trade", order=order, reasons=(*p.reasons, *cuts)))
-    return GuardResult(decisions=tuple(decisions))
+    return tuple(decisions)
 
 
 def _denial(p: InstrumentPlan, intent: OrderIntent, *, now: datetime, limits: LimitsConfig, state: TradingState,

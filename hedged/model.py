@@ -6,15 +6,17 @@ Position sizes are signed here (short is negative), unlike ccxt's `contracts` + 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 from hedged.order_state import LIVE, UNRESOLVED, OrderStatus
 
+T = TypeVar("T")
 Side = Literal["buy", "sell"]
 MarketKind = Literal["spot", "linear", "inverse"]
 
@@ -208,6 +210,50 @@ class Reason:
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}" if self.detail else self.code
 
+    @classmethod
+    def lazy(cls, code: Code, render: Callable[..., str], *args: object) -> Reason:
+        """A reason whose detail is `render(*args)`, worked out when first read (the very same text, wherever it
+        is read: str, repr, ==, hash, JSON): a quiet cycle's `within_band` detail is mostly never read."""
+        return cls(code, deferred(render, *args))
+
+
+class _Deferred:
+    """A frozen field's value not worked out yet: `render(*args)`, on first read (see `_deferred_field`)."""
+
+    __slots__ = ("args", "render")
+
+    def __init__(self, render: Callable[..., object], args: tuple[object, ...]) -> None:
+        self.render = render
+        self.args = args
+
+
+def deferred(render: Callable[..., T], *args: object) -> T:
+    """A value for a deferred field (Reason.detail): `render(*args)` when first
+    read, then kept. Only for pure renders of frozen inputs, so the value is the same whenever it is read."""
+    return cast(T, _Deferred(render, args))
+
+
+def _deferred_field(cls: type, name: str) -> None:
+    """Read the slot `name` through a property that renders a `deferred(...)` value once, on first read; the
+    dataclass's own __init__, __eq__, __hash__, __repr__ and pickling all go through it, and assignment
+    stays refused (the frozen class's __setattr__; only object.__setattr__, as __init__ uses, reaches it)."""
+    slot = cls.__dict__[name]
+
+    def get(self: object) -> object:
+        v = slot.__get__(self, cls)
+        if type(v) is _Deferred:
+            v = v.render(*v.args)
+            slot.__set__(self, v)
+        return v
+
+    def put(self: object, value: object) -> None:
+        slot.__set__(self, value)
+
+    setattr(cls, name, property(get, put))
+
+
+_deferred_field(Reason, "detail")
+
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
@@ -356,3 +402,28 @@ class GuardResult:
     @property
     def orders(self) -> tuple[OrderIntent, ...]:
         return tuple(d.order for d in self.decisions if d.order is not None)
+
+
+def quick(cls: type[T]) -> type[T]:
+    """A constructor for the frozen slots dataclass `cls`, several times quicker than its own __init__ (which
+    sets every field through object.__setattr__, the slow path frozen classes need), for the values a cycle
+    builds by the dozen. Same signature and defaults; what it returns is a `cls` instance like any other
+    (type, ==, hash, repr, pickling, immutability): a mutable twin with the very same slots is filled by plain
+    stores and its __post_init__ turns it into a `cls` (same layout, so CPython allows the class switch)."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    assert getattr(cls, "__slots__", None) == tuple(names), f"{cls.__name__}: quick() needs slots=True"
+    specs: list[tuple[str, object, object]] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.default is not dataclasses.MISSING:
+            specs.append((f.name, f.type, field(default=f.default)))
+        elif f.default_factory is not dataclasses.MISSING:
+            specs.append((f.name, f.type, field(default_factory=f.default_factory)))
+        else:
+            specs.append((f.name, f.type, field()))
+
+    def become(self: object) -> None:
+        self.__class__ = cls
+
+    twin = dataclasses.make_dataclass(f"_Quick{cls.__name__}", specs, slots=True, eq=False, repr=False,
+                                      namespace={"__post_init__": become})
+    return cast(type[T], twin)

@@ -6,7 +6,8 @@ exactly what the keeper decided. The guard (hedged.guard) then approves, cuts or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
@@ -16,7 +17,9 @@ from hedged.exposure import (
     asset_price,
     coin_exposure,
     contract_market,
+    counted_venues,
     hedge_held,
+    instrument_base,
     instrument_mark,
     price_source,
     ratio_at,
@@ -38,7 +41,11 @@ from hedged.model import (
     Side,
     Snapshot,
     VenueState,
+    quick,
 )
+
+# built on every cycle: the quick constructors (the same frozen instances, without object.__setattr__ per field)
+_HedgeTarget, _InstrumentPlan, _Plan = quick(HedgeTarget), quick(InstrumentPlan), quick(Plan)
 
 
 def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
@@ -84,6 +91,8 @@ def inflight_orders(state: VenueState, venue: str, symbol: str, prefix: str,
     """Our in-flight orders' remaining sizes, signed contracts: those on the book (client id `<name>_…`),
     and those sent but not yet confirmed, which may be on the exchange: counted, so they are never sent twice.
     """
+    if not state.open_orders and (context is None or not context.orders):
+        return ()
     on_book = {o.client_id: o.signed_remaining for o in state.open_orders
                if o.symbol == symbol and o.client_id.startswith(prefix)}
     pending = {o.client_id: o.signed_remaining for o in (context.on(venue, symbol) if context else ())
@@ -100,42 +109,99 @@ def reduces_only(position: Decimal, order: Decimal, inflight: Sequence[Decimal])
     return abs(order) + reducing <= abs(position)
 
 
-def _data_times(config: Config, snapshot: Snapshot, entries: Sequence[HedgeConfig]) -> tuple[
-        tuple[str, datetime | None], ...]:
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One instrument of the config and what the planner derives from its entries, computed once per config."""
+
+    n: int
+    venue: str
+    symbol: str
+    entries: list[HedgeConfig]
+    needed: tuple[str, ...]  # its venue and every venue whose balance its entries count, once each
+    band: Decimal  # the widest entry's band fraction
+    min_band_usd: Decimal
+    ticker_label: str
+    position_label: str
+    balance_labels: tuple[tuple[str, str], ...]  # (label, venue), in the staleness check's order
+    proxies: tuple[HedgeConfig, ...]  # entries priced from their own ticker (the check reads its time)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    config: Config
+    prefix: str
+    groups: tuple[_Group, ...]
+
+
+# config -> its groups, by identity (a Config is frozen); the config is kept with them, so an id is never
+# reused while cached; bounded, for sweeps over many configs
+_PREPARED: dict[int, _Prepared] = {}
+_PREPARED_MAX = 256
+
+
+def _prepared(config: Config) -> _Prepared:
+    hit = _PREPARED.get(id(config))
+    if hit is not None and hit.config is config:
+        return hit
+    grouped: dict[tuple[str, str], list[HedgeConfig]] = {}
+    for entry in config.hedge:
+        grouped.setdefault((entry.venue, entry.instrument), []).append(entry)
+    groups = []
+    for n, ((venue, symbol), entries) in enumerate(grouped.items()):
+        needed: list[str] = []
+        for e in entries:
+            for v in (e.venue, *counted_venues(e)):
+                if v not in needed:
+                    needed.append(v)
+        first = entries[0]
+        groups.append(_Group(
+            n=n, venue=venue, symbol=symbol, entries=entries, needed=tuple(needed),
+            band=max(e.band for e in entries), min_band_usd=max(e.min_band_usd for e in entries),
+            ticker_label=f"{first.venue} ticker {first.instrument}",
+            position_label=f"{first.venue} position {first.instrument}",
+            balance_labels=tuple((f"{v} balance", v) for e in entries for v in counted_venues(e)),
+            proxies=tuple(e for e in entries if e.price_symbol and e.asset != instrument_base(e)),
+        ))
+    if len(_PREPARED) >= _PREPARED_MAX:
+        _PREPARED.clear()
+    out = _PREPARED[id(config)] = _Prepared(config, client_prefix(config.keeper.name), tuple(groups))
+    return out
+
+
+def _data_times(snapshot: Snapshot, g: _Group) -> tuple[tuple[str, datetime | None], ...]:
     """Every timestamped input this instrument's decision rests on, labelled for the staleness check."""
-    first = entries[0]
     out: dict[str, datetime | None] = {}
-    state = snapshot.venues[first.venue]
-    t = state.tickers.get(first.instrument)
-    out[f"{first.venue} ticker {first.instrument}"] = t.timestamp if t is not None else None
-    pos = state.positions.get(first.instrument)
+    state = snapshot.venues[g.venue]
+    t = state.tickers.get(g.symbol)
+    out[g.ticker_label] = t.timestamp if t is not None else None
+    pos = state.positions.get(g.symbol)
     if pos is not None:
-        out[f"{first.venue} position {first.instrument}"] = pos.timestamp
-    for e in entries:
-        for v in e.counted_venues:
-            out[f"{v} balance"] = snapshot.venues[v].balance_time
-        if e.price_symbol and e.asset != e.instrument_base:
-            source = price_source(e, snapshot)  # the very ticker asset_price used
-            if source is not None:
-                out[f"{source[0]} ticker {e.price_symbol}"] = source[1].timestamp
+        out[g.position_label] = pos.timestamp
+    for label, v in g.balance_labels:
+        out[label] = snapshot.venues[v].balance_time
+    for e in g.proxies:
+        source = price_source(e, snapshot)  # the very ticker asset_price used
+        if source is not None:
+            out[f"{source[0]} ticker {e.price_symbol}"] = source[1].timestamp
     return tuple(out.items())
 
 
-def plan(config: Config, snapshot: Snapshot, order_tag: str = "0", context: KeeperContext | None = None) -> Plan:
+def plan(config: Config, snapshot: Snapshot, order_tag: str | Callable[[], str] = "0",
+         context: KeeperContext | None = None) -> Plan:
     """One decision pass: a HedgeTarget per [[hedge]] entry and an InstrumentPlan per instrument.
 
     `context` (the keeper's own orders) adds our sent-but-unconfirmed orders to the in-flight size.
+    `order_tag` may be a function: it is then called only when an order is planned (at most once).
     """
-    groups: dict[tuple[str, str], list[HedgeConfig]] = {}
-    for entry in config.hedge:
-        groups.setdefault((entry.venue, entry.instrument), []).append(entry)
-
-    prefix = client_prefix(config.keeper.name)
+    prepared = _prepared(config)
+    prefix = prepared.prefix
     hedges: list[HedgeTarget] = []
     instruments: list[InstrumentPlan] = []
     unreadable: list[BlockedInstrument] = []
-    for n, ((venue, symbol), entries) in enumerate(groups.items()):
-        down = unavailable_for(entries, snapshot)
+    tag: str | None = order_tag if isinstance(order_tag, str) else None
+    for g in prepared.groups:
+        n, venue, symbol, entries = g.n, g.venue, g.symbol, g.entries
+        down = unavailable_for(entries, snapshot, g.needed) if snapshot.unavailable else ()
         if venue in snapshot.unavailable:
             unreadable.append(BlockedInstrument(venue, symbol, down))
             continue
@@ -161,23 +227,19 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0", context: Keep
             t = target_coins(e, exposure, p_asset, mark, ratio)
             target += t
             exposure_usd += e.beta * exposure * p_asset
-            hedges.append(HedgeTarget(e.asset, venue, symbol, exposure, p_asset, ratio, t))
+            hedges.append(_HedgeTarget(e.asset, venue, symbol, exposure, p_asset, ratio, t))
 
         held = hedge_held(market, state, mark)
         ours = inflight_orders(state, venue, symbol, prefix, context)
         inflight = to_coins(market, sum(ours, ZERO), mark)
         drift = held + inflight - target
-        band = max(
-            max(e.band for e in entries) * abs(target),
-            max(e.min_band_usd for e in entries) / mark,
-            to_coins(market, market.lot, mark),
-        )
-        times = _data_times(config, snapshot, entries)
+        band = max(g.band * abs(target), g.min_band_usd / mark, to_coins(market, market.lot, mark))
+        times = _data_times(snapshot, g)
 
         intent: OrderIntent | None = None
         reasons: list[Reason] = []
         if abs(drift) <= band:
-            reasons.append(Reason(Code.WITHIN_BAND, f"|drift| {_fmt(abs(drift))} <= band {_fmt(band)}"))
+            reasons.append(Reason.lazy(Code.WITHIN_BAND, _within_band, abs(drift), band))
         else:
             contracts = round_to_step(to_contracts(market, -drift, mark), market.lot)
             side: Side = "buy" if contracts > 0 else "sell"
@@ -191,6 +253,8 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0", context: Keep
                 pos = state.positions.get(symbol)
                 pos_contracts = pos.contracts if pos is not None else ZERO
                 reduce_only = reduces_only(pos_contracts, contracts, ours)
+                if tag is None:
+                    tag = order_tag() if callable(order_tag) else order_tag
                 intent = OrderIntent(
                     venue=venue,
                     symbol=symbol,
@@ -199,30 +263,41 @@ def plan(config: Config, snapshot: Snapshot, order_tag: str = "0", context: Keep
                     price=price,
                     reduce_only=reduce_only,
                     post_only=config.execution.post_only,
-                    client_id=f"{prefix}{order_tag}-{n}",  # `<name>_<tag>-<n>`
+                    client_id=f"{prefix}{tag}-{n}",  # `<name>_<tag>-<n>`
                 )
                 reasons.append(Reason(Code.DRIFT, f"{_fmt(drift)} beyond band {_fmt(band)}"))
-        instruments.append(InstrumentPlan(
+        instruments.append(_InstrumentPlan(
             venue=venue, symbol=symbol, market=market, hedge=held, inflight=inflight, target=target,
             drift=drift, mark=mark, band=band, exposure_usd=exposure_usd, intent=intent,
             reasons=tuple(reasons), data_times=times,
         ))
-    return Plan(hedges=tuple(hedges), instruments=tuple(instruments), unreadable=tuple(unreadable))
+    return _Plan(hedges=tuple(hedges), instruments=tuple(instruments), unreadable=tuple(unreadable))
 
 
-def unavailable_for(entries: list[HedgeConfig], snapshot: Snapshot) -> tuple[Reason, ...]:
+def unavailable_for(entries: list[HedgeConfig], snapshot: Snapshot,
+                    needed: Sequence[str] | None = None) -> tuple[Reason, ...]:
     """One `venue_unavailable` reason per venue an instrument depends on (its own, and every venue whose
-    balance its entries count) that could not be read this cycle."""
-    needed: list[str] = []
-    for e in entries:
-        for v in (e.venue, *e.counted_venues):
-            if v not in needed:
-                needed.append(v)
+    balance its entries count) that could not be read this cycle. `needed`: those venues, already listed."""
+    if needed is None:
+        listed: list[str] = []
+        for e in entries:
+            for v in (e.venue, *counted_venues(e)):
+                if v not in listed:
+                    listed.append(v)
+        needed = listed
     return tuple(Reason(Code.VENUE_UNAVAILABLE, f"venue {v} could not be read: {snapshot.unavailable[v]}")
                  for v in needed if v in snapshot.unavailable)
 
 
+_EIGHT = Decimal("1e-8")
+_BIG = Decimal("1e12")
+
+
+def _within_band(drift: Decimal, band: Decimal) -> str:
+    return f"|drift| {_fmt(drift)} <= band {_fmt(band)}"
+
+
 def _fmt(d: Decimal) -> str:
     """Short human form for reasons: 8 significant digits, no exponent."""
-    q = d.quantize(Decimal("1e-8")) if abs(d) < Decimal("1e12") else d
+    q = d.quantize(_EIGHT) if -_BIG < d < _BIG else d
     return format(q.normalize(), "f")

@@ -219,6 +219,11 @@ class Engine:
             self.price_history[inst.symbol].append((now, inst.price))
         for asset in {i.base for i in moved}:
             self.index_history[asset].append((now, self.index[asset]))
+        if not self.listeners:  # nobody to tell (`hedged simulate`): only the book can react to the move
+            if self.open_orders:
+                for inst in moved:
+                    self._match_resting(inst)
+            return
         for inst in moved:
             self._match_resting(inst)
             self.emit("ticker", None, inst)
@@ -638,6 +643,9 @@ class Engine:
         """Anonymous takers hit our orders at (or better than) the touch at `taker_flow_usd_per_s`."""
         if self.taker_flow_usd_per_s <= 0:
             return
+        if not self.open_orders:  # nothing rests anywhere: no side has an order at the touch
+            inst.flow_credit["Buy"] = inst.flow_credit["Sell"] = ZERO
+            return
         for side in ("Buy", "Sell"):
             at_touch = [
                 o for o in self._open_orders(inst) if o.side == side and o.price is not None
@@ -685,7 +693,8 @@ class Engine:
             p = path.price_at(elapsed, self.index[asset])
             if p is not None and p > 0 and p != self.index[asset]:
                 self.set_price(p, asset=asset)
-        dt = D(t1 - t0) / 1000
+        # the step's length feeds only the taker flow onto resting orders (none rest on most steps)
+        dt = D(t1 - t0) / 1000 if self.open_orders else ZERO
         for inst in self.instruments.values():
             self._taker_flow(inst, dt)
             while inst.is_contract and inst.next_funding_ms and inst.next_funding_ms <= t1:

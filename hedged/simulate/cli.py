@@ -128,10 +128,10 @@ def register(app: typer.Typer) -> None:
             from hedged.simulate.output import write_run
 
             write_run(result, out)
-            from hedged.simulate.exchange import snapshot_v1
+            from hedged.simulate.exchange import inputs_v1
 
-            for step_no, (snap, _, _) in sorted(result.scenario("config").kept.items()):
-                (out / f"snapshot_{step_no}.json").write_text(json.dumps(snapshot_v1(snap), indent=1) + "\n")
+            for step_no, inputs in sorted(result.scenario("config").kept_inputs.items()):
+                (out / f"snapshot_{step_no}.json").write_text(json.dumps(inputs_v1(inputs), indent=1) + "\n")
         if json_out:
             typer.echo(json.dumps(result.json()))
         else:

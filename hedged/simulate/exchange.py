@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from hedged.model import Market, Order, Position, Snapshot, Ticker, VenueState
+from hedged.model import Market, Order, Position, Snapshot, Ticker, VenueState, quick
+from hedged.replay import CycleInputs, dump_inputs
 from hedged.sim.clock import Clock
 from hedged.sim.engine import Engine
 from hedged.sim.instruments import Category, Instrument
@@ -25,6 +26,8 @@ from hedged.sim.settings import EmulatorSettings
 API_KEY = "sim"
 STABLE = frozenset({"USD", "USDT", "USDC"})
 ZERO = Decimal(0)
+# the values a snapshot is made of, built by the thousand: the quick constructors (same instances)
+_Ticker, _Position, _VenueState, _Snapshot = quick(Ticker), quick(Position), quick(VenueState), quick(Snapshot)
 
 
 def dec(x: float) -> Decimal:
@@ -58,6 +61,10 @@ class SimVenue:
     # When a list: every price move, clock step, order and cancel, so a test can replay the very same run on
     # the local exchange over HTTP (ccxt) and compare the accounts.
     journal: list[tuple[Any, ...]] | None = None
+    _funding_times: dict[int, datetime] = field(default_factory=dict)  # next funding ms -> its datetime
+    # position id -> (it, size, entry, price, the engine's uPnL at them): the snapshot and the valuation of a
+    # step read the same uPnL, worked out once (two 28-digit divisions for an inverse position)
+    _upnl: dict[int, tuple[Any, Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, name: str, settings: EmulatorSettings, start_ms: int, step_ms: int, symbols: tuple[str, ...],
@@ -90,6 +97,17 @@ class SimVenue:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.engine.now_ms() / 1000, tz=UTC)
 
+    def _upnl_of(self, p: Any) -> Decimal:
+        """`p.upnl(p.instrument.price)`, the engine's own arithmetic, remembered while the very Decimals it
+        reads (size, entry, price: immutable, compared by identity) are the same."""
+        price = p.instrument.price
+        hit = self._upnl.get(id(p))
+        if hit is not None and hit[0] is p and hit[1] is p.size and hit[2] is p.entry and hit[3] is price:
+            return hit[4]
+        value: Decimal = p.upnl(price)
+        self._upnl[id(p)] = (p, p.size, p.entry, price, value)
+        return value
+
     # --- what the keeper would read ------------------------------------------------------------------
     def state(self, now: datetime | None = None) -> VenueState:
         """Balance, positions, tickers and our open orders, stamped now (a fresh read)."""
@@ -99,25 +117,33 @@ class SimVenue:
         tickers: dict[str, Ticker] = {}
         for s in self.symbols:
             inst = eng.instruments[s]
-            nxt = datetime.fromtimestamp(inst.next_funding_ms / 1000, tz=UTC) if inst.is_contract else None
-            tickers[s] = Ticker(
-                symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price,
-                mark=inst.price if inst.is_contract else None, index=eng.index[inst.base] if inst.is_contract else None,
-                timestamp=now, funding_rate=inst.funding_rate if inst.is_contract else None, next_funding_time=nxt)
+            if inst.is_contract:
+                nxt = self._funding_times.get(inst.next_funding_ms)
+                if nxt is None:
+                    if len(self._funding_times) > 64:
+                        self._funding_times.clear()
+                    nxt = self._funding_times[inst.next_funding_ms] = datetime.fromtimestamp(
+                        inst.next_funding_ms / 1000, tz=UTC)
+                tickers[s] = _Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=inst.price,
+                                    index=eng.index[inst.base], timestamp=now, funding_rate=inst.funding_rate,
+                                    next_funding_time=nxt)
+            else:
+                tickers[s] = _Ticker(symbol=s, bid=inst.bid, ask=inst.ask, last=inst.price, mark=None, index=None,
+                                    timestamp=now, funding_rate=None, next_funding_time=None)
         positions: dict[str, Position] = {}
         for p in acct.positions.values():
             if p.size != 0 and p.instrument.symbol in self.markets:
-                positions[p.instrument.symbol] = Position(
+                positions[p.instrument.symbol] = _Position(
                     symbol=p.instrument.symbol, contracts=p.size, entry_price=p.entry, mark_price=p.instrument.price,
                     # the liquidation price feeds the risk monitors only, which the simulator does not run
-                    unrealized_pnl=p.upnl(p.instrument.price), liquidation_price=None, timestamp=now)
+                    unrealized_pnl=self._upnl_of(p), liquidation_price=None, timestamp=now)
         orders = tuple(
             Order(id=o.order_id, client_id=o.client_id, symbol=o.instrument.symbol, side=o.side.lower(),  # type: ignore[arg-type]
                   amount=o.qty, filled=o.filled, price=o.price, status="open", reduce_only=o.reduce_only,
                   timestamp=datetime.fromtimestamp(o.created_ms / 1000, tz=UTC))
-            for o in eng.open_orders.values() if o.api_key == API_KEY and o.instrument.symbol in self.markets)
-        return VenueState(markets=self.markets, tickers=tickers,
-                          balances={c: v for c, v in acct.wallet.items()}, balance_time=now,
+            for o in eng.open_orders.values() if o.api_key == API_KEY and o.instrument.symbol in self.markets
+        ) if eng.open_orders else ()
+        return _VenueState(markets=self.markets, tickers=tickers, balances=dict(acct.wallet), balance_time=now,
                           positions=positions, open_orders=orders)
 
     # --- orders ---------------------------------------------------------------------------------------
@@ -152,15 +178,33 @@ class SimVenue:
         return self.engine.index[coin]
 
     def equity_usd(self) -> Decimal:
-        """Every coin of the account, wallet plus unrealised PnL, at its index price."""
+        """Every coin of the account, wallet plus unrealised PnL, at its index price.
+
+        A coin's equity is the engine's (`Engine.coin_summary(...).equity`: wallet + the uPnL of the positions
+        settled in it, summed in the same order), without the margin figures it also works out.
+        """
         acct = self.account
+        upnl: dict[str, Decimal] = {}
+        for p in acct.positions.values():
+            if p.size != 0:
+                inst = p.instrument
+                coin = inst.settle if inst.settle is not None else inst.quote
+                upnl[coin] = upnl.get(coin, ZERO) + self._upnl_of(p)
         coins = set(acct.wallet) | {p.instrument.settle or p.instrument.quote for p in acct.positions.values()}
-        return sum((self.engine.coin_summary(acct, c).equity * self.usd(c) for c in coins), ZERO)
+        wallet = acct.wallet
+        return sum(((wallet.get(c, ZERO) + upnl.get(c, ZERO)) * self.usd(c) for c in coins), ZERO)
 
 
-def snapshot_of(venues: dict[str, SimVenue]) -> Snapshot:
-    now = next(iter(venues.values())).now()
-    return Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
+def snapshot_of(venues: dict[str, SimVenue], now: datetime | None = None) -> Snapshot:
+    """Every venue read at once (`now`: the shared clock's time, when the caller has it already)."""
+    now = now or next(iter(venues.values())).now()
+    return _Snapshot(time=now, venues={n: v.state(now) for n, v in venues.items()})
+
+
+def inputs_v1(inputs: CycleInputs) -> dict[str, Any]:
+    """A simulated cycle's inputs as a snapshot file with its keeper section: `hedged plan --snapshot` on it
+    replays the decision exactly (our orders in flight, reprice counts, order history, the tag)."""
+    return {**snapshot_v1(inputs.snapshot), "keeper": dump_inputs(inputs)["keeper"]}
 
 
 def _s(d: Decimal | None) -> str | None:

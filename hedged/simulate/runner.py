@@ -3,8 +3,9 @@
 Per step: the clock moves (the engine runs taker flow and settles funding due), the path's candle moves
 the index through its high and low to its close (resting orders the book trades through fill as makers),
 then the rule decides on a fresh snapshot and its orders go to the engine. Three rules run on the same
-path: `config` (hedged.decide.decide — plan → guard — plus the executor's reprice rules), `naive`
-(hedged.simulate.baselines) and `unhedged` (no orders).
+path: `config` (the keeper's cycle: hedged.decide.decide — plan → guard → hold-back — with the keeper's
+context of our orders, the core's reprice cancels and `settled`), `naive` (hedged.simulate.baselines) and
+`unhedged` (no orders).
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ from decimal import Decimal
 from typing import Any
 
 from hedged.config import Config, parse_config
-from hedged.decide import base36, decide
+from hedged.decide import base36, decide, order_tag, settled
 from hedged.exposure import notional_usd
 from hedged.model import GuardResult, Plan, RecentOrder, Snapshot, TradingState
 from hedged.planner import client_prefix
 from hedged.planner import plan as make_plan
+from hedged.replay import CycleInputs
 from hedged.sim.engine import EngineError
 from hedged.sim.orders import Order as SimOrder
 from hedged.sim.settings import AssetSettings, EmulatorSettings, PathSettings, default_settings
 from hedged.simulate.baselines import NaiveRule
 from hedged.simulate.exchange import STABLE, SimVenue, dec, snapshot_of
-from hedged.simulate.execution import ExecutorMirror
+from hedged.simulate.execution import OurOrders
 from hedged.simulate.metrics import OrderRow, Series, diffs, r_squared, sampled, sampling_interval, summary
 from hedged.simulate.paths import PathSpec, SimPath, generate
 
 RULES = ("config", "naive", "unhedged")
+MAX_CYCLES_PER_STEP = 4  # the config rule's cycles at one instant (woken by its own cancels or bounces)
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -74,6 +77,9 @@ class Scenario:
     spread_usd: float
     summary: dict[str, Any] = field(default_factory=dict)
     kept: dict[int, tuple[Snapshot, Plan, GuardResult | None]] = field(default_factory=dict)
+    # the config rule's kept steps: everything its last decision at that step rested on (snapshot + keeper)
+    kept_inputs: dict[int, CycleInputs] = field(default_factory=dict)
+    kept_cycles: list[tuple[int, CycleInputs]] = field(default_factory=list)  # every cycle of those steps
     venues: dict[str, SimVenue] = field(default_factory=dict)
 
 
@@ -243,15 +249,18 @@ def _record(series: Series, t: float, p: Plan, value: Decimal, deposits: float, 
             funding_rate: float) -> None:
     hedge = target = band = dsum = 0.0
     outside = False
+    price = None
     for ip in p.instruments:
         m = float(ip.mark)
+        if price is None:
+            price = m
         hedge += float(ip.hedge) * m
         target += float(ip.target) * m
         band += float(ip.band) * m
         dsum += abs(float(ip.drift)) * m
         outside = outside or abs(ip.drift) > ip.band
     series.t.append(t)
-    series.price.append(float(p.instruments[0].mark))
+    series.price.append(price if price is not None else float(p.instruments[0].mark))
     series.value_usd.append(float(value))
     series.deposits_usd.append(deposits)
     series.hedge_usd.append(hedge)
@@ -275,17 +284,24 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
     first = next(iter(venues.values()))
     book = _Book()
     series = Series()
-    mirror = ExecutorMirror(cfg.execution)
+    ours = OurOrders()
     naive = NaiveRule()
     recent: deque[RecentOrder] = deque()
     prev_marks: dict[tuple[str, str], Decimal] = {}
     kept: dict[int, tuple[Snapshot, Plan, GuardResult | None]] = {}
+    kept_inputs: dict[int, CycleInputs] = {}
+    kept_cycles: list[tuple[int, CycleInputs]] = []
     last = {a: cs[0].close for a, cs in path.candles.items()}
     primary = cfg.hedge[0].instrument_base
     deposited = 0.0
     off_exchange = {e.asset: e.off_exchange for e in cfg.hedge}  # counted once per asset
+    off_exchange = {a: amt for a, amt in off_exchange.items() if amt}
     funding_rate = float(first.engine.instruments[cfg.hedge[0].instrument].funding_rate)
     step_s = path.step_s
+    vlist = list(venues.values())
+    candles = list(path.candles.items())
+    one_day = timedelta(days=1)
+    keep = opts.keep
     if opts.start_hedged and rule != "unhedged":
         for ip in make_plan(cfg, snapshot_of(venues)).instruments:
             if ip.intent is not None:
@@ -293,10 +309,14 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
     for i in range(path.steps + 1):
         t = float(i * step_s)
         if i > 0:
-            for v in venues.values():
+            for v in vlist:
                 v.advance(step_s)
-            resting = {o.instrument.base for v in venues.values() for o in v.engine.open_orders.values()}
-            for asset, cs in path.candles.items():
+            resting: set[str] | tuple[()] = ()
+            for v in vlist:
+                if v.engine.open_orders:  # most steps: nothing rests, only the close moves the book
+                    resting = {o.instrument.base for v in vlist for o in v.engine.open_orders.values()}
+                    break
+            for asset, cs in candles:
                 c = cs[i]
                 # through the candle's extremes only when an order rests there to be traded through
                 moves = ((c.high, c.low, c.close) if c.close < c.open else (c.low, c.high, c.close)) \
@@ -304,7 +324,7 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
                 for px in moves:
                     if px != last[asset]:
                         price = dec(px)
-                        for v in venues.values():
+                        for v in vlist:
                             v.move(asset, price)
                         last[asset] = px
             if path.funding is not None and not math.isnan(path.funding[i]):
@@ -321,47 +341,67 @@ def run_rule(rule: str, cfg: Config, path: SimPath, settings: EmulatorSettings, 
         now = first.now()
         decided: GuardResult | None = None
         if rule == "config":
-            mirror.follow(venues, now)
-            snap = snapshot_of(venues)
-            p, decided = decide(cfg, snap, state=TradingState.RUNNING, recent=tuple(recent),
-                                previous_marks=prev_marks)
-            day_ago = now - timedelta(days=1)
-            while recent and recent[0].time <= day_ago:
-                recent.popleft()
-            for d in decided.decisions:
-                ip = d.plan
-                prev_marks[(ip.venue, ip.symbol)] = ip.mark
-                if d.action == "hold" and abs(ip.drift) <= ip.band:
-                    mirror.settled(ip.venue, ip.symbol)
-                order = d.order
-                if order is None:
-                    continue
-                if mirror.escalation_due(ip.venue, ip.symbol):
-                    order = mirror.escalated(order, ip.mark, ip.market.tick)
-                o = book.place(venues[order.venue], t, order.symbol, order.side, order.amount, order.price,
-                               order.post_only, order.reduce_only, order.client_id)
-                recent.append(RecentOrder(now, notional_usd(ip.market, order.amount, ip.mark)))
-                if o is not None:
-                    mirror.track(order.venue, o)
+            if recent:
+                day_ago = now - one_day
+                while recent and recent[0].time <= day_ago:
+                    recent.popleft()
+            touched = ours.follow()
+            # the keeper's cycle: follow → decide → remember → cancel → place; a cancel (or a post-only
+            # bounce) wakes it at once, so it cycles again at the same instant, as the keeper does
+            for cycle in range(MAX_CYCLES_PER_STEP):
+                snap = snapshot_of(venues, now)
+                ctx = ours.context(touched)
+                tag = None if cycle == 0 else f"{order_tag(snap)}{base36(cycle).rjust(2, '0')}"
+                inputs = CycleInputs(snap, TradingState.RUNNING, tuple(recent), dict(prev_marks), tag, ctx) \
+                    if i in keep else None
+                p, decided = decide(cfg, snap, state=TradingState.RUNNING, recent=tuple(recent) if recent else (),
+                                    previous_marks=prev_marks, tag=tag, context=ctx)
+                if inputs is not None:
+                    kept_inputs[i] = inputs
+                    kept_cycles.append((i, inputs))
+                for d in decided.decisions:
+                    ip = d.plan
+                    prev_marks[(ip.venue, ip.symbol)] = ip.mark
+                    if settled(ip, ctx):
+                        ours.settled(ip.venue, ip.symbol)
+                wake = False
+                for cancel in decided.cancels:
+                    wake = ours.cancel(venues, cancel) or wake
+                for d in decided.decisions:
+                    ip, order = d.plan, d.order
+                    if order is None:
+                        continue
+                    o = book.place(venues[order.venue], t, order.symbol, order.side, order.amount, order.price,
+                                   order.post_only, order.reduce_only, order.client_id)
+                    recent.append(RecentOrder(now, notional_usd(ip.market, order.amount, ip.mark)))
+                    if o is not None:
+                        ours.track(order.venue, o)
+                    if order.post_only and (o is None or (not o.is_open and o.filled == 0)):
+                        wake = True  # post-only bounced: re-plan at once at the new touch
+                if not wake:
+                    break
+                touched = ours.follow()
         else:
             if rule == "naive":  # its unfilled remainders from the last step
                 for v in venues.values():
                     for o in [o for o in v.engine.open_orders.values() if o.client_id.startswith(naive.prefix)]:
                         v.cancel(o)
             # every rule's series is the state it decided on: the hedge as the rule found it at this step
-            snap = snapshot_of(venues)
+            snap = snapshot_of(venues, now)
             p = make_plan(cfg, snap)
             if rule == "naive":
                 for order in naive.orders(cfg, snap, base36(i)):
                     book.place(venues[order.venue], t, order.symbol, order.side, order.amount, order.price,
                                False, order.reduce_only, order.client_id)
         book.collect(venues)
-        if i in opts.keep:
+        if i in keep:
             kept[i] = (snap, p, decided)
-        value = sum((v.equity_usd() for v in venues.values()), Decimal(0))
-        value += sum((amt * first.usd(a) for a, amt in off_exchange.items()), Decimal(0))
+        value = sum((v.equity_usd() for v in vlist), Decimal(0)) if len(vlist) > 1 else vlist[0].equity_usd()
+        if off_exchange:
+            value += sum((amt * first.usd(a) for a, amt in off_exchange.items()), Decimal(0))
         _record(series, t, p, value, deposited, book, funding_rate)
-    return Scenario(rule, series, book.finish(), book.fills, book.spread, kept=kept, venues=venues)
+    return Scenario(rule, series, book.finish(), book.fills, book.spread, kept=kept, kept_inputs=kept_inputs,
+                    kept_cycles=kept_cycles, venues=venues)
 
 
 # --- the whole run ------------------------------------------------------------------------------------

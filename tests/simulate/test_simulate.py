@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from hedged.cli import app
 from hedged.config import Config, parse_config
+from hedged.model import Code
 from hedged.report import dumps, plan_json
-from hedged.simulate.exchange import snapshot_v1
+from hedged.simulate.exchange import inputs_v1
 from hedged.simulate.paths import PathSpec
 from hedged.simulate.runner import SimOptions, simulate
 
@@ -100,22 +101,28 @@ def test_plan_snapshot_replays_every_kept_step(tmp_path: Path) -> None:
     from hedged.config import load_config
 
     cfg = load_config(cfg_file)
-    keep = frozenset({0, 1, 2, 3, 7, 20, 100})
+    keep = frozenset({0, 1, 2, 3, 4, 7, 20, 100})
     r = simulate(cfg, SimOptions(path=PathSpec(days=1, step_s=300, seed=3), start_hedged=False, keep=keep,
                                  rules=("config",)))
-    kept = r.scenario("config").kept
-    assert set(kept) == keep
+    sc = r.scenario("config")
+    kept = sc.kept
+    assert set(kept) == keep == set(sc.kept_inputs)
     trades = 0
     runner = CliRunner()
     for i, (snap, plan, result) in sorted(kept.items()):
         assert result is not None
         trades += len(result.orders)
+        assert sc.kept_inputs[i].snapshot is snap
         f = tmp_path / f"snap{i}.json"
-        f.write_text(json.dumps(snapshot_v1(snap)))
+        f.write_text(json.dumps(inputs_v1(sc.kept_inputs[i])))
         out = runner.invoke(app, ["plan", "--config", str(cfg_file), "--snapshot", str(f), "--json"])
         assert out.exit_code == 0, out.output
         assert json.loads(out.output) == json.loads(dumps(plan_json(plan, result))), i
     assert trades >= 3  # the opening orders (capped at 150k USD each) are among the replayed decisions
+    # and so are the keeper's holds after each fill (the keeper section carries what landed)
+    held = [i for i, (_, _, result) in kept.items() if result is not None
+            and any(r.code is Code.ORDER_CHANGED for d in result.decisions for r in d.reasons)]
+    assert held, "no order_changed hold among the replayed steps"
 
 
 def test_until_unwinds_the_hedge_and_deposits_are_hedged() -> None:
