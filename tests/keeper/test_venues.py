@@ -37,8 +37,9 @@ def position(emu: Emulator, symbol: str = "BTC/USD:BTC") -> Decimal:
     return Decimal(0)
 
 
-def venue(exchange: str, url: str) -> dict[str, Any]:
-    return {"exchange": exchange, "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET", "timeout": 2}
+def venue(exchange: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"exchange": exchange, "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET", "timeout": 2,
+            **extra}
 
 
 class Run:
@@ -122,7 +123,10 @@ async def test_spot_on_binance_and_a_cold_wallet_hedged_on_bybit_inverse(pair: t
 
 async def test_spot_and_the_coinm_hedge_both_on_binance(pair: tuple[Emulator, Emulator], tmp_path: Path) -> None:
     _, binance = pair
-    run = await start(tmp_path, {"spot": venue("binance", binance.url), "coinm": venue("binancecoinm", binance.url)}, [
+    # COIN-M polls here: the test fails its REST API (a streamed view would rightly keep answering from the
+    # streams until a resync; tests/stream covers that side)
+    run = await start(tmp_path, {"spot": venue("binance", binance.url),
+                                 "coinm": venue("binancecoinm", binance.url, stream=False)}, [
         {"asset": "BTC", "venue": "coinm", "instrument": "BTC/USD:BTC", "sources": ["spot"]},
         {"asset": "ETH", "venue": "coinm", "instrument": "ETH/USD:ETH", "sources": ["spot"]},
     ])
