@@ -57,9 +57,8 @@ QUIET_AFTER_KILL = 6.0
 
 
 # per front of the local exchange: ccxt id of the venue, the create endpoint for faults, how many kills, and
-# `stream`: Bybit streams (the default there), Binance polls (explicitly: polling keeps a crash case of its
-# own, and the shorter one, now that Binance COIN-M streams by default too)
-FRONTS = {"bybit": ("bybit", "/v5/order/create", 10, None),
+# `stream`: Bybit streams, Binance polls (both explicit, whatever the default: each path keeps a crash case)
+FRONTS = {"bybit": ("bybit", "/v5/order/create", 10, True),
           "binance": ("binancecoinm", "POST /dapi/v1/order", 5, False)}
 
 

@@ -28,8 +28,8 @@ SECTIONS: dict[str, Any] = {"limits": {"max_order_usd": MAX_ORDER_USD}, "keeper"
 async def test_ten_percent_faults_over_300_cycles(front_harness_factory: tuple[str, Any], tmp_path: Path) -> None:
     front, harness_factory = front_harness_factory
     order_endpoint, contract_usd = FRONTS[front]
-    # Bybit streams (the default); Binance polls (explicitly: one 300-cycle run keeps the polled path)
-    h = await harness_factory(**SECTIONS, **({"venue": {"stream": False}} if front == "binance" else {}))
+    # Bybit streams, Binance polls (both explicit, whatever the default: each path keeps a 300-cycle run)
+    h = await harness_factory(**SECTIONS, venue={"stream": front == "bybit"})
     # Start hedged. The account holds 10 BTC and orders are capped at 50,000 USD (0.77 BTC): opening the
     # hedge under faults would leave a backlog of up to 13 capped orders, one per cycle, and "back in band
     # within 3 cycles" would depend on how much of it the faults happened to leave.

@@ -1,4 +1,5 @@
-"""`[venues.X] stream`: unset streams where supported (Bybit, Binance COIN-M); elsewhere it polls."""
+"""`[venues.X] stream`: explicit true streams where supported (Bybit, Binance COIN-M); unset follows
+venue.STREAMS_BY_DEFAULT (polling for now); elsewhere it polls."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hedged.config import ConfigError
 from hedged.service import make_venues
 from hedged.stream import StreamedVenue
-from hedged.venue import CcxtVenue, streams_on
+from hedged.venue import STREAMS_BY_DEFAULT, CcxtVenue, streams_on
 from tests.keeper.conftest import keeper_config
 
 URL = "http://127.0.0.1:9"  # nothing is connected: make_venues builds clients only
@@ -26,10 +27,11 @@ def venues(tmp_path: Path, exchange: str, **venue: Any) -> dict[str, CcxtVenue]:
 
 
 @pytest.mark.parametrize(("exchange", "venue", "streamed"), [
-    ("bybit", {}, True),  # unset: ccxt.pro has bybit and we read its messages
+    ("bybit", {}, STREAMS_BY_DEFAULT),  # unset: the default, where ccxt.pro has it and we read its messages
     ("bybit", {"stream": False}, False),  # explicit false: polling
     ("bybit", {"stream": True}, True),
-    ("binancecoinm", {}, True),  # unset: ccxt.pro has binancecoinm and we read its messages
+    ("binancecoinm", {}, STREAMS_BY_DEFAULT),
+    ("binancecoinm", {"stream": True}, True),
     ("binancecoinm", {"stream": False}, False),
 ])
 async def test_the_stream_default(tmp_path: Path, exchange: str, venue: dict[str, Any], streamed: bool) -> None:
