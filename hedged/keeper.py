@@ -415,6 +415,10 @@ class Keeper:
                 now = self.clock()
                 changed = await self.executor.follow(n, _orders(raw_states[n], n), now)
             touched |= {(n, sym) for sym in changed}
+        for n in raw_states:  # a streamed position REST could not confirm (it moved during the read): not now
+            v = self.venues[n]
+            if isinstance(v, StreamedVenue):
+                touched |= {(n, sym) for sym in v.unconfirmed}
         await self._search_foreign(raw_states, {n for n in names if busy[n] and n in raw_states})
         snap = Snapshot(time=now, venues={n: parse_venue(r, f"venues.{n}") for n, r in raw_states.items()},
                         unavailable=down)

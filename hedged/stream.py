@@ -76,6 +76,14 @@ class StreamedVenue(CcxtVenue):
         # while the executor already counts the fill, so the next read confirms positions over REST
         self.fills_pending = False
         self.filled: dict[str, Decimal] = {}  # order id -> filled amount last streamed
+        # ccxt.pro hands a watch loop only the message that resolved its wait: a second position message read
+        # in the same turn (the venue pushes one per symbol) is only in ccxt's cache. The view takes every
+        # cache entry that changed since it last looked (what each was then, by (symbol, side))
+        self.position_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.position_moved: dict[str, float] = {}  # per symbol: when its streamed size or side last changed
+        # symbols whose position the last read could not confirm over REST (the stream moved them during the
+        # read): the keeper does not plan them on this read
+        self.unconfirmed: frozenset[str] = frozenset()
         self.was_up = False
         self.synced_at: float | None = None  # last REST resync (clock seconds)
         self.gap = True  # a stream failed or reconnected since the last resync: the view may be wrong
@@ -202,16 +210,20 @@ class StreamedVenue(CcxtVenue):
                 self._event(Event.BALANCE if moved else Event.PRICE)
         elif name == "positions":
             held = _positions(self.positions.values())
-            for p in got or []:
+            for p in self._position_updates(got):
                 sym = p.get("symbol")
                 if sym not in self.symbols:
                     continue
-                if p.get("contracts"):
-                    self.positions[sym] = self.flavour.position(p, self.positions.get(sym))
+                if p.get("contracts"):  # a copy: ccxt updates its cached dicts in place, under the view
+                    self.positions[sym] = self.flavour.position(dict(p), self.positions.get(sym))
                 else:
                     self.positions.pop(sym, None)
             self.changed["positions"] = now
-            moved = _positions(self.positions.values()) != held
+            now_held = _positions(self.positions.values())
+            for sym in {*held, *now_held}:
+                if held.get(sym) != now_held.get(sym):
+                    self.position_moved[sym] = now
+            moved = now_held != held
             if moved:
                 self.moved["positions"] = now
             self._event(Event.POSITION if moved else Event.PRICE)
@@ -228,7 +240,7 @@ class StreamedVenue(CcxtVenue):
                 else:
                     self.filled.pop(oid, None)
                 if o.get("status") == "open":
-                    self.orders[str(o.get("id"))] = o
+                    self.orders[str(o.get("id"))] = dict(o)
                 else:
                     self.orders.pop(str(o.get("id")), None)
             self.changed["orders"] = now
@@ -255,6 +267,24 @@ class StreamedVenue(CcxtVenue):
                     move = max(move, abs(_d(price) / ref - 1))
             self.changed["tickers"] = now
             self._event(Event.PRICE, move)
+
+    def _position_updates(self, got: Any) -> list[dict[str, Any]]:
+        """The positions streamed since the last look: ccxt's cache entries that changed (in the order they were
+        updated), or the watch's answer where ccxt keeps no cache."""
+        cache = getattr(self.pro, "positions", None)
+        if isinstance(cache, Mapping):  # binance: one cache per account type
+            cache = [p for c in cache.values() for p in c]
+        if not isinstance(cache, list) or not cache:
+            return list(got or [])
+        out: list[dict[str, Any]] = []
+        for p in cache:
+            key = (str(p.get("symbol")), str(p.get("side")))
+            seen = (p.get("contracts"), p.get("side"), p.get("entryPrice"), p.get("unrealizedPnl"),
+                    p.get("markPrice"), p.get("timestamp"), p.get("lastUpdateTimestamp"))
+            if self.position_seen.get(key) != seen:
+                self.position_seen[key] = seen
+                out.append(p)
+        return out
 
     def _event(self, event: Event, move: Decimal = Decimal(0)) -> None:
         if event is Event.PRICE:
@@ -313,6 +343,7 @@ class StreamedVenue(CcxtVenue):
             if still >= QUIET_TURNS:
                 break
         now = self.clock()
+        self.unconfirmed = frozenset()
         self.spacing = self.spacing.cycle_started(now)
         self.ref_price = {s: _d(t.get("markPrice") or t.get("last")) for s, t in self.tickers.items()
                           if t.get("markPrice") or t.get("last")}
@@ -391,8 +422,13 @@ class StreamedVenue(CcxtVenue):
         # at the next read instead of being rolled back to the older REST state
         if self.moved["balance"] < started:
             self.balance = balance
-        if self.moved["positions"] < started:
-            self.positions = {p["symbol"]: p for p in positions}
+        # positions per symbol: a fill streamed on one instrument during the read must not keep the REST answer
+        # out for the others (their streamed message may be the one that was lost); the raced symbols are not
+        # planned on this read (`unconfirmed`: the keeper holds them) and are confirmed at the next one
+        moving = frozenset(sym for sym, at in self.position_moved.items() if at >= started)
+        fresh = {p["symbol"]: p for p in positions if p["symbol"] not in moving}
+        self.positions = {**fresh, **{s: p for s, p in self.positions.items() if s in moving}}
+        self.unconfirmed = moving
         if with_orders and self.moved["orders"] < started:
             self.orders = {str(o.get("id")): o for o in got[2]}
         parts = ("balance", "positions", "orders") if with_orders else ("balance", "positions")
