@@ -138,10 +138,10 @@ def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
     return {**balance, "total": total}
 
 
-# `stream` unset: polling for now. Under load a streamed keeper was seen to sell one hedge twice while opening
-# it (tests/keeper/test_cycle.py, about 1 run in 3 with the machine busy; docs/streaming.md): until that race
-# is found and fixed, streams are opt-in (`stream = true`) and polling stays the default.
-STREAMS_BY_DEFAULT = False
+# `stream` unset: streams where supported. (It was off for a while: under load a streamed keeper sold one
+# hedge twice while opening it, because ccxt.pro drops the second of two position messages handled in one
+# event-loop turn and a resync then kept the whole positions part as streamed; docs/streaming.md.)
+STREAMS_BY_DEFAULT = True
 
 
 def streams_on(venue: VenueConfig) -> bool:
