@@ -138,10 +138,10 @@ def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
     return {**balance, "total": total}
 
 
-# `stream` unset: streams where supported. (It was off for a while: under load a streamed keeper sold one
-# hedge twice while opening it, because ccxt.pro drops the second of two position messages handled in one
-# event-loop turn and a resync then kept the whole positions part as streamed; docs/streaming.md.)
-STREAMS_BY_DEFAULT = True
+# `stream` unset: polling for now. Streams were to be the default where supported; the over-hedge that stopped
+# that is fixed (docs/streaming.md, "Two position messages in one turn"), but with streams on by default the
+# suite still failed three tests under load (docs/streaming.md): opt-in (`stream = true`) until they are settled.
+STREAMS_BY_DEFAULT = False
 
 
 def streams_on(venue: VenueConfig) -> bool:
