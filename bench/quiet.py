@@ -15,74 +15,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hedged.audit.migrate import upgrade
-from hedged.audit.store import AuditStore
-from hedged.config import parse_config
+from benchkeeper import KEY, running_keeper  # bench/ is the script's own directory
+
 from hedged.keeper import Keeper
 from hedged.log import configure
-from hedged.service import make_venues
 from hedged.sim.rest import RestFront
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
-from hedged.stream import StreamedVenue, attach
-
-INV = "BTC/USD:BTC"
-KEY = "demo-key"
+from hedged.stream import StreamedVenue
 
 
 async def run(stream: bool, minutes: float) -> str:
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = KEY, "demo-secret"
-    async with Emulator(default_settings(speed=1.0)) as emu:
-        tmp = Path(tempfile.mkdtemp())
-        cfg = parse_config({
-            "keeper": {"name": "quiet"},  # interval 10 s, resync 60 s: the defaults
-            "venues": {"sim": {"exchange": "bybit", "url": emu.url, "api_key_env": "SIM_KEY",
-                               "secret_env": "SIM_SECRET", "stream": stream}},
-            "hedge": [{"asset": "BTC", "venue": "sim", "instrument": INV}],
-            "audit": {"url": f"sqlite:///{tmp / 'quiet.db'}"},
-            "limits": {"max_order_usd": 10_000_000, "max_position_usd": 100_000_000,
-                       "max_daily_turnover_usd": 1_000_000_000, "max_orders_per_hour": 100_000},
-        }, tmp)
-        await upgrade(cfg.audit_url)
-        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name)
-        venues = make_venues(cfg)
-        keeper = Keeper(cfg, store, venues)
-        attach(keeper)
-        stop = asyncio.Event()
-        await keeper.start()
-        task = asyncio.create_task(keeper.run(stop))
-        try:
-            await settle(emu, keeper)
-            v = venues["sim"]
-            assert isinstance(emu.rest, RestFront)
-            rest0, public0 = emu.rest.requests[KEY], emu.rest.requests["public"]
-            orders0, cycles0 = len(emu.engine.orders_list()), keeper.cycles
-            resyncs0 = v.resyncs if isinstance(v, StreamedVenue) else 0
-            t0 = time.monotonic()
-            await asyncio.sleep(minutes * 60)
-            took = (time.monotonic() - t0) / 60
-            rest, public = emu.rest.requests[KEY] - rest0, emu.rest.requests["public"] - public0
-            orders, cycles = len(emu.engine.orders_list()) - orders0, keeper.cycles - cycles0
-            line = (f"{'streams' if stream else 'polling':<8} {took:5.1f} min  venue sim: "
-                    f"REST {rest / took:5.2f}/min signed + {public / took:4.2f}/min public  orders={orders}  "
-                    f"cycles={cycles}")
-            if isinstance(v, StreamedVenue):
-                line += f"  resyncs={v.resyncs - resyncs0}  differences={v.differences}  reconnects={v.reconnects}"
-            return line
-        finally:
-            stop.set()
-            await task
-            for venue in venues.values():
-                await venue.close()
-            await store.close()
+    async with Emulator(default_settings(speed=1.0)) as emu, \
+            running_keeper(emu, "quiet", "bybit", stream) as (keeper, venues):  # interval 10 s, resync 60 s
+        await settle(emu, keeper)
+        v = venues["sim"]
+        assert isinstance(emu.rest, RestFront)
+        rest0, public0 = emu.rest.requests[KEY], emu.rest.requests["public"]
+        orders0, cycles0 = len(emu.engine.orders_list()), keeper.cycles
+        resyncs0 = v.resyncs if isinstance(v, StreamedVenue) else 0
+        t0 = time.monotonic()
+        await asyncio.sleep(minutes * 60)
+        took = (time.monotonic() - t0) / 60
+        rest, public = emu.rest.requests[KEY] - rest0, emu.rest.requests["public"] - public0
+        orders, cycles = len(emu.engine.orders_list()) - orders0, keeper.cycles - cycles0
+        line = (f"{'streams' if stream else 'polling':<8} {took:5.1f} min  venue sim: "
+                f"REST {rest / took:5.2f}/min signed + {public / took:4.2f}/min public  orders={orders}  "
+                f"cycles={cycles}")
+        if isinstance(v, StreamedVenue):
+            line += f"  resyncs={v.resyncs - resyncs0}  differences={v.differences}  reconnects={v.reconnects}"
+        return line
 
 
 async def settle(emu: Emulator, keeper: Keeper) -> None:

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,17 +24,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hedged.audit.migrate import upgrade
-from hedged.audit.store import AuditStore
-from hedged.config import parse_config
-from hedged.keeper import Keeper
+from benchkeeper import KEY, running_keeper  # bench/ is the script's own directory
+
 from hedged.log import configure
-from hedged.service import make_venues
 from hedged.sim.server import Emulator
 from hedged.sim.settings import binance_settings, default_settings
-from hedged.stream import attach
-
-INV = "BTC/USD:BTC"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -45,65 +37,39 @@ def pct(xs: list[float], q: float) -> float:
 
 
 async def run(stream: bool, deposits: int, interval: float, exchange: str = "bybit") -> list[float]:
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
     binance = exchange == "binance"
     settings = binance_settings(speed=1.0) if binance else default_settings(speed=1.0)
+    accepted: list[float] = []
+    arrived = asyncio.Event()
+
+    def on_event(kind: str, key: str | None, o: object) -> None:
+        if kind == "order" and key == KEY and getattr(o, "status", "") == "New":
+            accepted.append(time.perf_counter())  # in the exchange, as it accepts the order
+            arrived.set()
+
+    out: list[float] = []
     async with Emulator(settings, exchange=exchange) as emu:
-        tmp = Path(tempfile.mkdtemp())
-        cfg = parse_config({
-            "keeper": {"name": "bench", "interval": interval},
-            "venues": {"sim": {"exchange": "binancecoinm" if binance else "bybit", "url": emu.url,
-                               "api_key_env": "SIM_KEY",
-                               "secret_env": "SIM_SECRET", "stream": stream}},
-            "hedge": [{"asset": "BTC", "venue": "sim", "instrument": INV}],
-            "audit": {"url": f"sqlite:///{tmp / 'bench.db'}"},
-            "limits": {"max_order_usd": 10_000_000, "max_position_usd": 100_000_000,
-                       "max_daily_turnover_usd": 1_000_000_000, "max_orders_per_hour": 100_000},
-        }, tmp)
-        await upgrade(cfg.audit_url)
-        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name)
-        venues = make_venues(cfg)
-        keeper = Keeper(cfg, store, venues)
-        attach(keeper)
-        accepted: list[float] = []
-        arrived = asyncio.Event()
-
-        def on_event(kind: str, key: str | None, o: object) -> None:
-            if kind == "order" and key == "demo-key" and getattr(o, "status", "") == "New":
-                accepted.append(time.perf_counter())  # in the exchange, as it accepts the order
-                arrived.set()
-
         emu.engine.listeners.append(on_event)
-        stop = asyncio.Event()
-        await keeper.start()
-        task = asyncio.create_task(keeper.run(stop))
-        out: list[float] = []
-        try:
-            async with aiohttp.ClientSession() as http:
+        async with running_keeper(emu, "bench", "binancecoinm" if binance else "bybit", stream,
+                                  interval=interval) as (keeper, _), aiohttp.ClientSession() as http:
+            await settle(emu)
+            for _ in range(deposits):
+                # not right after a fill (the keeper is still following at 1 s then): wait until it
+                # has gone quiet, then deposit at a random moment
+                quiet = keeper.cycles + 2
+                while keeper.cycles < quiet:  # noqa: ASYNC110 (a counter, not an event)
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(random.uniform(0, 2))
+                n = len(accepted)
+                arrived.clear()
+                t0 = time.perf_counter()
+                async with http.post(f"{emu.url}/_admin/balance",
+                                     json={"api_key": KEY, "coin": "BTC", "delta": "0.5"}) as r:
+                    r.raise_for_status()
+                await arrived.wait()
+                out.append(accepted[n] - t0)
                 await settle(emu)
-                for _ in range(deposits):
-                    # not right after a fill (the keeper is still following at 1 s then): wait until it
-                    # has gone quiet, then deposit at a random moment
-                    quiet = keeper.cycles + 2
-                    while keeper.cycles < quiet:  # noqa: ASYNC110 (a counter, not an event)
-                        await asyncio.sleep(0.01)
-                    await asyncio.sleep(random.uniform(0, 2))
-                    n = len(accepted)
-                    arrived.clear()
-                    t0 = time.perf_counter()
-                    async with http.post(f"{emu.url}/_admin/balance",
-                                         json={"api_key": "demo-key", "coin": "BTC", "delta": "0.5"}) as r:
-                        r.raise_for_status()
-                    await arrived.wait()
-                    out.append(accepted[n] - t0)
-                    await settle(emu)
-        finally:
-            stop.set()
-            await task
-            for v in venues.values():
-                await v.close()
-            await store.close()
-        return out
+    return out
 
 
 async def settle(emu: Emulator) -> None:
