@@ -90,6 +90,7 @@ class StreamedVenue(CcxtVenue):
         self.healthy: dict[str, bool] = {}  # per watch loop: subscribed and not failed since
         self.differences = 0  # REST/stream differences found while streams were healthy throughout
         self.resyncs = 0
+        self.resyncing = False  # a REST resync is in flight (it counts in `resyncs` once it has landed)
         self.reconnects = 0
         self.messages: Counter[str] = Counter()  # stream updates applied, per kind (tickers: per ticker)
         self.down_since: float | None = None
@@ -390,6 +391,13 @@ class StreamedVenue(CcxtVenue):
 
     async def _resync(self, with_orders: bool) -> None:
         """REST balance, positions (and open orders when ours are in flight): the truth the view must match."""
+        self.resyncing = True
+        try:
+            await self._resync_now(with_orders)
+        finally:
+            self.resyncing = False
+
+    async def _resync_now(self, with_orders: bool) -> None:
         trusted = not self.gap and self.synced_at is not None
         started = self.clock()
         self.fills_pending = False  # a fill streamed from now on asks for another confirmation

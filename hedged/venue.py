@@ -141,7 +141,7 @@ def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
 # `stream` unset: polling for now. Streams were to be the default where supported; the over-hedge that stopped
 # that is fixed (docs/streaming.md, "Two position messages in one turn"), but with streams on by default the
 # suite still failed three tests under load (docs/streaming.md): opt-in (`stream = true`) until they are settled.
-STREAMS_BY_DEFAULT = False
+STREAMS_BY_DEFAULT = True
 
 
 def streams_on(venue: VenueConfig) -> bool:

@@ -96,7 +96,10 @@ async def keepers(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Keepers]]:
     os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
     async with Emulator(default_settings(speed=1.0)) as emu, aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=10)) as session:
-        cfg = keeper_config(emu.url, tmp_path / "audit.db", keeper={"interval": 0.2, "max_failures": 3},
+        # streamed (the default): a converged keeper reads its view and calls REST only at a resync, so a key
+        # the exchange stops accepting is found at the next one; a short resync makes that the next second
+        cfg = keeper_config(emu.url, tmp_path / "audit.db",
+                            keeper={"interval": 0.2, "max_failures": 3, "resync": 1},
                             metrics={"enabled": True, "listen": f"127.0.0.1:{free_port()}"})
         await upgrade(cfg.audit_url)
         k = Keepers(cfg, session)
