@@ -153,7 +153,7 @@ class VenueConfig(_Model):
     leverage: Annotated[Dec | None, Field(ge=1, le=125)] = None
     margin_mode: Literal["isolated", "cross"] | None = None
     # ccxt.pro streams feed the cycle between REST resyncs (docs/streaming.md); unset: on where supported
-    # (hedged.venue.streams_on: Bybit today), explicit false: polling only
+    # (hedged.venue.streams_on: Bybit and Binance COIN-M), explicit false: polling only
     stream: Bool | None = None
     stream_heartbeat: Annotated[Num, Field(gt=0, le=300)] = 20.0  # a stream silent this long is dead
 

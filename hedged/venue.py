@@ -138,19 +138,13 @@ def wallet_totals(balance: dict[str, Any]) -> dict[str, Any]:
     return {**balance, "total": total}
 
 
-# `stream` unset: polling for now. Streams were to be the default where supported; the over-hedge that stopped
-# that is fixed (docs/streaming.md, "Two position messages in one turn"), but with streams on by default the
-# suite still failed three tests under load (docs/streaming.md): opt-in (`stream = true`) until they are settled.
-STREAMS_BY_DEFAULT = True
-
-
 def streams_on(venue: VenueConfig) -> bool:
-    """Does this venue stream? `stream` when set; unset: STREAMS_BY_DEFAULT where ccxt.pro has the exchange and
-    our streamed view reads its messages (Profile.streams: Bybit and Binance COIN-M).
+    """Does this venue stream? `stream` when set; unset: yes where ccxt.pro has the exchange and our streamed
+    view reads its messages (Profile.streams: Bybit and Binance COIN-M), polling elsewhere.
     An explicit `stream = true` elsewhere is refused by `build_pro` with a one-line config error."""
     if venue.stream is not None:
         return venue.stream
-    if not STREAMS_BY_DEFAULT or not PROFILES.get(venue.exchange, Profile()).streams:
+    if not PROFILES.get(venue.exchange, Profile()).streams:
         return False
     import ccxt.pro as ccxt_pro
 

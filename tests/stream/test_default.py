@@ -1,5 +1,5 @@
-"""`[venues.X] stream`: explicit true streams where supported (Bybit, Binance COIN-M); unset follows
-venue.STREAMS_BY_DEFAULT (polling for now); elsewhere it polls."""
+"""`[venues.X] stream`: unset streams where supported (Bybit, Binance COIN-M) and polls elsewhere; explicit
+false polls; explicit true where unsupported is a one-line config error."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hedged.config import ConfigError
 from hedged.service import make_venues
 from hedged.stream import StreamedVenue
-from hedged.venue import STREAMS_BY_DEFAULT, CcxtVenue, streams_on
+from hedged.venue import CcxtVenue, streams_on
 from tests.keeper.conftest import keeper_config
 
 URL = "http://127.0.0.1:9"  # nothing is connected: make_venues builds clients only
@@ -27,10 +27,11 @@ def venues(tmp_path: Path, exchange: str, **venue: Any) -> dict[str, CcxtVenue]:
 
 
 @pytest.mark.parametrize(("exchange", "venue", "streamed"), [
-    ("bybit", {}, STREAMS_BY_DEFAULT),  # unset: the default, where ccxt.pro has it and we read its messages
+    ("bybit", {}, True),  # unset: the default, where ccxt.pro has it and we read its messages
     ("bybit", {"stream": False}, False),  # explicit false: polling
     ("bybit", {"stream": True}, True),
-    ("binancecoinm", {}, STREAMS_BY_DEFAULT),
+    ("binancecoinm", {}, True),
+    ("binance", {}, False),  # the spot account: ccxt.pro has it, but its user data is not read: polled
     ("binancecoinm", {"stream": True}, True),
     ("binancecoinm", {"stream": False}, False),
 ])
