@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hedged.audit.store import AuditStore, OrderRecord
     from hedged.config import Config
     from hedged.keeper import CycleResult, Keeper
+    from hedged.stream import StreamedVenue
     from hedged.venue import CcxtVenue
 
 # Reason codes (stable strings of the guard and keeper) that block an order, and those that cut one.
@@ -179,6 +180,16 @@ class Metrics:
                                      buckets=LATENCY_BUCKETS, registry=r)
         self.mqtt_connected = Gauge("hedged_mqtt_connected", "1 while connected to the MQTT broker (0 if off)",
                                     registry=r)
+        # per streamed venue (docs/streaming.md): the view's own counts, brought up to date at each cycle's end
+        self.stream_up = gauge("hedged_stream_up", "1 while every stream of the venue is alive, 0 while it polls",
+                               ("venue",))
+        self.stream_resyncs = Counter("hedged_stream_resyncs", "REST resyncs of the streamed view", ["venue"],
+                                      registry=r)
+        self.stream_differences = Counter(
+            "hedged_stream_differences", "REST/stream differences found while the streams were healthy: lost "
+            "messages or bugs", ["venue"], registry=r)
+        self.stream_reconnects = Counter("hedged_stream_reconnects", "Stream reconnects after a failure",
+                                         ["venue"], registry=r)
 
         for s in TradingState:
             self.state.labels(s.value).set(1 if s is TradingState.RUNNING else 0)
@@ -198,6 +209,8 @@ class Metrics:
             self.read_latency.labels(name)
 
         self.keeper: Keeper | None = None
+        self.streamed: dict[str, StreamedVenue] = {}
+        self._stream_counts: dict[str, tuple[int, int, int]] = {}  # (resyncs, differences, reconnects) counted
         self.mqtt: Callable[[], bool] = lambda: False
         self._last_ok: float | None = None
         self._last_error = ""
@@ -207,10 +220,18 @@ class Metrics:
                then: Callable[[CycleResult, Snapshot | None], None] | None = None
                ) -> Callable[[CycleResult, Snapshot | None], None]:
         """Install the hooks; returns the keeper's `on_cycle`: these metrics first, then `then`."""
+        from hedged.stream import StreamedVenue
+
         self.keeper = keeper
         store.on_write, store.on_order = self.on_audit_write, self.on_order
         for v in venues.values():
             v.on_request = self.on_request
+        self.streamed = {n: v for n, v in venues.items() if isinstance(v, StreamedVenue)}
+        for name in self.streamed:  # from 0 at the start, for rate()
+            self.stream_up.labels(name).set(0)
+            for c in (self.stream_resyncs, self.stream_differences, self.stream_reconnects):
+                c.labels(name)
+            self._stream_counts[name] = (0, 0, 0)
         if bridge is not None:
             self.mqtt = bridge.connected.is_set
 
@@ -276,9 +297,21 @@ class Metrics:
         fault = result.state is TradingState.HALTED and is_fault(origin)
         self._verdict = (result.state.value, reason, fault)
         self.mqtt_connected.set(1 if self.mqtt() else 0)
+        self._streams()
         if snapshot is None or not result.decisions:
             return
         self._decisions(snapshot, result.decisions, result.hedges)
+
+    def _streams(self) -> None:
+        """Each streamed venue's counts since the last cycle added to its counters; alive or polling."""
+        for name, v in self.streamed.items():
+            self.stream_up.labels(name).set(1 if v.alive() else 0)
+            now = (v.resyncs, v.differences, v.reconnects)
+            for counter, was, count in zip((self.stream_resyncs, self.stream_differences, self.stream_reconnects),
+                                           self._stream_counts[name], now, strict=True):
+                if count > was:
+                    counter.labels(name).inc(count - was)
+            self._stream_counts[name] = now
 
     def _decisions(self, snapshot: Snapshot, decisions: tuple[Decision, ...],
                    hedges: tuple[HedgeTarget, ...]) -> None:

@@ -45,6 +45,10 @@ FAMILIES: dict[str, tuple[str, set[str]]] = {
     "hedged_last_cycle_timestamp_seconds": ("gauge", set()),
     "hedged_audit_write_duration_seconds": ("histogram", set()),
     "hedged_mqtt_connected": ("gauge", set()),
+    "hedged_stream_up": ("gauge", {"venue"}),
+    "hedged_stream_resyncs": ("counter", {"venue"}),
+    "hedged_stream_differences": ("counter", {"venue"}),
+    "hedged_stream_reconnects": ("counter", {"venue"}),
 }
 BTC = {"venue": "sim", "symbol": "BTC/USD:BTC"}
 
@@ -101,6 +105,10 @@ async def test_families_types_labels_deposit_and_bounded_cardinality(running: An
     assert await r.value("hedged_trading_state", state="RUNNING") == 1
     assert await r.value("hedged_trading_state", state="HALTED") == 0
     assert await r.value("hedged_mqtt_connected") == 0
+    # the venue streams (the default on Bybit): alive, resynced over REST at least at the start, nothing lost
+    await r.until("streams up", lambda: _is(r, "hedged_stream_up", 1, venue="sim"))
+    assert (await r.value("hedged_stream_resyncs", "_total", venue="sim") or 0) >= 1
+    assert await r.value("hedged_stream_differences", "_total", venue="sim") == 0
 
     # quiet cycles add no series
     before, cycles = series(await r.scrape()), await r.value("hedged_cycles", "_total") or 0
