@@ -103,17 +103,24 @@ def health_verdict(*, state: str, state_reason: str, age: float | None, interval
                    last_error: str) -> Health:
     """200 when a cycle completed within 3 × interval and the state is not HALTED by a fault; else 503.
 
-    HALTED by an operator (command, kill file) is healthy: the keeper does what it was told.
+    HALTED by an operator (command, kill file) is healthy: the keeper does what it was told. A fault's halt
+    is named first, also while cycles fail (a refused key fails every cycle after the breaker halts): the
+    cause, then the staleness.
     """
     limit = 3 * interval
     if age is None:
-        why = "no cycle completed yet" + (f"; last error: {last_error}" if last_error else "")
-        return Health(503, state, None, why)
-    if age > limit:
+        why = "no cycle completed yet"
+    elif age > limit:
         why = f"no cycle completed for {age:.0f}s (limit {limit:g}s = 3 x interval)"
-        return Health(503, state, age, why + (f"; last error: {last_error}" if last_error else ""))
+    else:
+        why = ""
+    if why and last_error:
+        why += f"; last error: {last_error}"
     if state == TradingState.HALTED.value and fault:
-        return Health(503, state, age, f"halted by a fault: {state_reason or 'unknown'}")
+        cause = f"halted by a fault: {state_reason or 'unknown'}"
+        return Health(503, state, age, f"{cause}; {why}" if why else cause)
+    if why:
+        return Health(503, state, age, why)
     return Health(200, state, age, state_reason or "ok")
 
 

@@ -54,6 +54,14 @@ def test_verdict_rules() -> None:
     assert halted.status == 503 and "breaker" in halted.reason
     assert halted.body() == {"state": "HALTED", "last_cycle_age_s": 1.0,
                              "reason": "halted by a fault: breaker (transient): 5 failed cycles"}
+    # a fault's halt is named first, also while cycles fail (a refused key fails every cycle after the trip)
+    failing = health_verdict(**{**ok, "state": "HALTED", "state_reason": "breaker (permanent): refused key",
+                                "fault": True, "age": 41.0, "last_error": "AuthFailed: refused"})
+    assert failing.status == 503
+    assert failing.reason == ("halted by a fault: breaker (permanent): refused key; no cycle completed for 41s "
+                              "(limit 30s = 3 x interval); last error: AuthFailed: refused")
+    assert health_verdict(**{**ok, "state": "HALTED", "fault": True, "age": None}).reason == \
+        "halted by a fault: unknown; no cycle completed yet"
 
 
 async def test_halt_by_kill_file_is_healthy_and_says_why(running: Any, tmp_path: Any) -> None:
