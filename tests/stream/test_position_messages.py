@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hedged.audit.migrate import upgrade
 from hedged.audit.store import AuditStore
+from hedged.config import Config
 from hedged.keeper import Keeper
 from hedged.service import make_venues, secrets_of
 from hedged.sim.rest import RestFront
@@ -20,6 +21,14 @@ from tests.keeper.conftest import keeper_config
 from tests.stream.conftest import position, until, venue_cfg
 
 BTC, ETH = "BTC/USD:BTC", "ETH/USD:ETH"
+
+
+def both_hedged(emu: Emulator, tmp_path: Path) -> Config:
+    """A keeper's config hedging BTC and ETH on the streamed venue `sim`: the exchange at `emu`."""
+    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
+    return keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg("bybit", emu.url),
+                         hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC},
+                                {"asset": "ETH", "venue": "sim", "instrument": ETH}])
 
 
 def viewed(v: StreamedVenue, symbol: str) -> Decimal:
@@ -33,11 +42,8 @@ def viewed(v: StreamedVenue, symbol: str) -> Decimal:
 async def test_two_position_messages_in_one_turn_both_reach_the_view(tmp_path: Path) -> None:
     # The local exchange pushes one position message per symbol in the same loop turn; ccxt.pro resolves the
     # watch with the first only. The view must still show both, from the stream alone (no REST read between).
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
     async with Emulator(default_settings(clock="manual", taker_flow_usd_per_s=0)) as emu:
-        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg("bybit", emu.url),
-                            hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC},
-                                   {"asset": "ETH", "venue": "sim", "instrument": ETH}])
+        cfg = both_hedged(emu, tmp_path)
         v = make_venues(cfg)["sim"]
         assert isinstance(v, StreamedVenue)
         try:
@@ -62,11 +68,8 @@ async def test_two_position_messages_in_one_turn_both_reach_the_view(tmp_path: P
 async def test_fills_streamed_without_their_positions_never_cause_a_second_order(tmp_path: Path) -> None:
     # The position topic is withheld while orders and executions flow: every fill the executor counts must
     # be in the position the next plan rests on (confirmed over REST), so each hedge is sold once.
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
     async with Emulator(default_settings(speed=1.0)) as emu:
-        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg("bybit", emu.url),
-                            hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC},
-                                   {"asset": "ETH", "venue": "sim", "instrument": ETH}])
+        cfg = both_hedged(emu, tmp_path)
         await upgrade(cfg.audit_url)
         store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
         venues = make_venues(cfg)
@@ -100,11 +103,8 @@ async def test_a_resync_racing_one_symbols_fill_still_takes_rest_for_the_others(
     # ETH's position message is lost (the topic stalled while its fill's order message flowed); the next read
     # confirms over REST. A BTC fill streamed while that read is in flight must keep only BTC's streamed
     # position: ETH's REST answer is still the truth for ETH, and BTC is not planned on this read.
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
     async with Emulator(default_settings(clock="manual", taker_flow_usd_per_s=0)) as emu:
-        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg("bybit", emu.url),
-                            hedge=[{"asset": "BTC", "venue": "sim", "instrument": BTC},
-                                   {"asset": "ETH", "venue": "sim", "instrument": ETH}])
+        cfg = both_hedged(emu, tmp_path)
         v = make_venues(cfg)["sim"]
         assert isinstance(v, StreamedVenue)
         assert isinstance(emu.rest, RestFront)
