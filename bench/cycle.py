@@ -35,7 +35,8 @@ from hedged.sim.settings import default_settings
 from hedged.snapshot import parse_venue
 
 
-def settings(n: int) -> Any:
+def settings(n: int) -> tuple[Any, list[str]]:
+    """The local exchange's settings for n inverse instruments C00/USD:C00…, 1,000 coins of each held."""
     coins = [f"C{i:02d}" for i in range(n)]
     return default_settings(
         assets={c: {"price": Decimal(100 + i)} for i, c in enumerate(coins)},

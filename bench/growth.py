@@ -19,13 +19,12 @@ import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
+from cycle import settings  # bench/ is the script's own directory: n instruments, one coin each
 
 from hedged.audit.migrate import upgrade
 from hedged.audit.store import AuditStore
@@ -34,20 +33,9 @@ from hedged.keeper import Keeper
 from hedged.log import configure
 from hedged.service import make_venues
 from hedged.sim.server import Emulator
-from hedged.sim.settings import default_settings
 
 INTERVAL = 10.0  # the default [keeper] interval
 TABLES = ("events", "cycles", "orders", "fills")
-
-
-def settings(n: int) -> tuple[Any, list[str]]:
-    coins = [f"C{i:02d}" for i in range(n)]
-    return default_settings(
-        assets={c: {"price": Decimal(100 + i)} for i, c in enumerate(coins)},
-        instruments=[{"symbol": f"{c}/USD:{c}", "tick": Decimal("0.01"), "qty_step": Decimal(1),
-                      "contract_size": Decimal(1)} for c in coins],
-        accounts=[{"api_key": "bench-key", "secret": "bench-secret", "balances": {c: Decimal(1000) for c in coins}}],
-    ), coins
 
 
 class SimClock:

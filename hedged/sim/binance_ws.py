@@ -11,22 +11,20 @@ It carries `ORDER_TRADE_UPDATE` on every order state change (NEW, TRADE, CANCELE
 (DEPOSIT / WITHDRAW, the admin API); a price move alone changes no wallet balance and sends none, as on Binance.
 
 Engine events arrive synchronously; account updates are coalesced per loop iteration (a fill emits several).
-Faults as on the Bybit front (hedged/sim/ws.py): `drop_silently` black-holes connections, `stall(prefix)`
-withholds an event type ("ACCOUNT_UPDATE") or a stream ("btcusd_perp@markPrice") while the rest flows.
+Connections, their writers and faults as on the Bybit front (hedged/sim/wsconn.py): `drop_silently`
+black-holes connections, `stall(prefix)` withholds an event type ("ACCOUNT_UPDATE") or a stream
+("btcusd_perp@markPrice") while the rest flows.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hedged.sim import binance_views as bv
 from hedged.sim.accounts import Account, Position
@@ -34,6 +32,7 @@ from hedged.sim.engine import Engine
 from hedged.sim.instruments import ZERO, Category, Instrument
 from hedged.sim.orders import Execution, Order
 from hedged.sim.views import fmt
+from hedged.sim.wsconn import Frame, WsConn, WsConns
 
 LISTEN_KEY_TTL_MS = 60 * 60 * 1000
 InstKey = tuple[Category, str]  # Instrument.key
@@ -94,15 +93,12 @@ class ListenKeys:
 
 
 @dataclass(eq=False)
-class Conn:
-    ws: web.WebSocketResponse
+class Conn(WsConn):
+    """`api_key` set: the user data stream of this key; `stalled`: event types or stream-name prefixes."""
+
     combined: bool
-    api_key: str | None = None  # the user data stream of this key
     listen_key: str | None = None
-    queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = field(default_factory=asyncio.Queue)
     streams: set[str] = field(default_factory=set)
-    silent: bool = False  # dropped without a close frame: nothing in or out, the socket stays open
-    stalled: frozenset[str] = frozenset()  # event types or stream-name prefixes withheld
     books: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # diff depth: last sent levels
     last_u: dict[str, int] = field(default_factory=dict)
 
@@ -112,9 +108,11 @@ class Conn:
 
     def push(self, stream: str, msg: dict[str, Any]) -> None:
         kind = str(msg.get("e", ""))
-        if self.silent or any(stream.startswith(p) or kind == p for p in self.stalled):
+        if any(stream.startswith(p) or kind == p for p in self.stalled):
             return
-        self.queue.put_nowait((stream, msg))
+        wrap = self.combined and stream and "result" not in msg and "error" not in msg
+        self.enqueue(Frame({"stream": stream, "data": msg} if wrap else msg, str(msg.get("e", "reply")),
+                           last=kind == "listenKeyExpired"))  # the stream closes once it is told
 
 
 @dataclass
@@ -123,17 +121,16 @@ class _Dirty:
     funding: bool = False
 
 
-class BinanceWsFront:
-    """Registers /dstream routes and fans engine events out to subscribed connections."""
+class BinanceWsFront(WsConns[Conn]):
+    """Registers /dstream routes and fans engine events out to subscribed connections. `sent` counts messages
+    written by event type ("ACCOUNT_UPDATE", "bookTicker"…; "reply" for answers to requests)."""
 
     def __init__(self, engine: Engine, keys: ListenKeys) -> None:
+        super().__init__()
         self.engine = engine
         self.keys = keys
-        self.conns: set[Conn] = set()
-        self.sent: Counter[str] = Counter()  # messages written, by event type ("ACCOUNT_UPDATE", "bookTicker"…)
         self._announced: set[str] = set()  # orders whose NEW went out
         self._dirty: dict[str, _Dirty] = {}
-        self._flush_scheduled = False
         # per account: the wallet balances and positions the last ACCOUNT_UPDATE reflected
         self._wallets: dict[str, dict[str, Decimal]] = {}
         self._positions: dict[str, dict[InstKey, tuple[Decimal, Decimal]]] = {}
@@ -144,39 +141,9 @@ class BinanceWsFront:
         app.router.add_get("/dstream/ws/{name}", self._handle)
         app.router.add_get("/dstream/stream", self._handle)
 
-    # ---- faults (tests) --------------------------------------------------------------------------
-    def drop_silently(self, *, channel: str | None = None, api_key: str | None = None) -> int:
-        """Black-hole matching connections ("private" = user data, "public" = market) as a dead NAT would:
-        no close frame, no pong, no data. Returns how many were dropped."""
-        n = 0
-        for c in list(self.conns):
-            kind = "private" if c.private else "public"
-            if (channel is None or channel == kind) and (api_key is None or c.api_key == api_key):
-                c.silent = True
-                transport = c.ws._req.transport if c.ws._req is not None else None
-                if transport is not None:
-                    transport.pause_reading()
-                n += 1
-        return n
-
-    def stall(self, prefix: str, *, api_key: str | None = None) -> None:
-        """Withhold an event type ("ACCOUNT_UPDATE") or streams starting with `prefix` on live connections."""
-        for c in self.conns:
-            if api_key is None or c.api_key == api_key:
-                c.stalled = c.stalled | {prefix}
-
-    def unstall(self) -> None:
-        for c in self.conns:
-            c.stalled = frozenset()
-
-    async def close(self) -> None:
-        for c in list(self.conns):
-            if c.silent:
-                transport = c.ws._req.transport if c.ws._req is not None else None
-                if transport is not None:
-                    transport.abort()
-            c.queue.put_nowait(None)
-            await c.ws.close()
+    def _channel(self, conn: Conn) -> str:
+        """What `drop_silently(channel=…)` matches: "private" = user data, "public" = market."""
+        return "private" if conn.private else "public"
 
     # ---- connections -----------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -197,53 +164,21 @@ class BinanceWsFront:
         streams = [s for s in streams if self._stream_inst(s) is not None]
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        conn = Conn(ws, combined)
+        conn = Conn(combined, ws=ws)
         if conn_key is not None:
             conn.api_key, conn.listen_key = conn_key
             acct = self.engine.accounts.get(conn.api_key)
             if acct is not None and conn.api_key not in self._wallets:  # updates report changes from here on
                 self._wallets[conn.api_key], self._positions[conn.api_key] = self._state(acct)
         conn.streams.update(streams)
-        self.conns.add(conn)
-        writer = asyncio.create_task(self._writer(conn))
         for s in streams:
             self._snapshot(conn, s)
-        try:
-            async for msg in ws:
-                if msg.type is not WSMsgType.TEXT:
-                    continue
-                try:
-                    data = json.loads(msg.data)
-                except ValueError:
-                    continue
-                if isinstance(data, dict) and not conn.private:
-                    self._on_request(conn, data)
-        finally:
-            self.conns.discard(conn)
-            conn.queue.put_nowait(None)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+        await self.serve(conn, self._on_request)
         return ws
 
-    async def _writer(self, conn: Conn) -> None:
-        while True:
-            item = await conn.queue.get()
-            if item is None or conn.ws.closed:
-                return
-            stream, msg = item
-            body = {"stream": stream, "data": msg} if conn.combined and stream and "result" not in msg \
-                and "error" not in msg else msg
-            try:
-                await conn.ws.send_str(json.dumps(body))
-            except (ConnectionError, RuntimeError):
-                return
-            self.sent[str(msg.get("e", "reply"))] += 1
-            if msg.get("e") == "listenKeyExpired":
-                await conn.ws.close()
-                return
-
     def _on_request(self, conn: Conn, data: dict[str, Any]) -> None:
+        if conn.private:  # the user data stream takes no requests
+            return
         method, req_id = data.get("method"), data.get("id")
         params = data.get("params")
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
@@ -382,10 +317,10 @@ class BinanceWsFront:
                 dirty.order.add(payload.instrument.key)
             elif payload.exec_type == "Funding":
                 dirty.funding = True
-            self._schedule()
+            self._schedule_flush()
         elif kind in ("wallet", "position"):
             self._dirty.setdefault(api_key, _Dirty())
-            self._schedule()
+            self._schedule_flush()
 
     def _agg_trade(self, ex: Execution) -> None:
         stream = bv.symbol_id(ex.instrument).lower() + "@aggTrade"
@@ -443,17 +378,7 @@ class BinanceWsFront:
             self._user(api_key, self._order_msg(o, "NEW"))
         self._user(api_key, self._order_msg(o, "TRADE", ex))
 
-    def _schedule(self) -> None:
-        if self._flush_scheduled:
-            return
-        self._flush_scheduled = True
-        try:
-            asyncio.get_running_loop().call_soon(self._flush)
-        except RuntimeError:
-            self._flush()
-
     def _flush(self) -> None:
-        self._flush_scheduled = False
         dirty, self._dirty = self._dirty, {}
         for key, d in dirty.items():
             acct = self.engine.accounts.get(key)

@@ -13,6 +13,22 @@ from typing import Any
 REST_KEYS = ("spot", "futures", "v2", "public", "private")
 
 
+def _sandboxed(cls: Any, options: dict[str, Any], api_key: str | None, secret: str | None, timeout_ms: int,
+               enable_rate_limit: bool, config: dict[str, Any]) -> Any:
+    """A ccxt client of class `cls` with these options and credentials (`config` last, over the rest), in
+    sandbox mode, not fetching currencies; its URLs are still the venue's."""
+    params: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": timeout_ms, "options": options}
+    if api_key is not None:
+        params["apiKey"] = api_key
+    if secret is not None:
+        params["secret"] = secret
+    params.update(config)
+    client = cls(params)
+    client.set_sandbox_mode(True)
+    client.has["fetchCurrencies"] = False
+    return client
+
+
 def make_client(
     base_url: str,
     api_key: str | None = None,
@@ -44,16 +60,8 @@ def make_client(
         "adjustForTimeDifference": False,
         "recvWindow": 5000,
     }
-    opts.update(options or {})
-    params: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": timeout_ms, "options": opts}
-    if api_key is not None:
-        params["apiKey"] = api_key
-    if secret is not None:
-        params["secret"] = secret
-    params.update(config)
-    client = ccxt_mod.bybit(params)
-    client.set_sandbox_mode(True)
-    client.has["fetchCurrencies"] = False
+    client = _sandboxed(ccxt_mod.bybit, {**opts, **(options or {})}, api_key, secret, timeout_ms, enable_rate_limit,
+                        config)
     api = client.urls["api"]
     for k in REST_KEYS:
         api[k] = base
@@ -107,16 +115,8 @@ def make_binance_client(
     opts: dict[str, Any] = {"adjustForTimeDifference": False, "recvWindow": 5000,
                             "warnOnFetchOpenOrdersWithoutSymbol": False,
                             "fetchMarkets": {"types": ["spot"] if exchange_id == "binance" else ["inverse"]}}
-    opts.update(options or {})
-    params: dict[str, Any] = {"enableRateLimit": enable_rate_limit, "timeout": timeout_ms, "options": opts}
-    if api_key is not None:
-        params["apiKey"] = api_key
-    if secret is not None:
-        params["secret"] = secret
-    params.update(config)
-    client = getattr(ccxt_async, exchange_id)(params)
-    client.set_sandbox_mode(True)
-    client.has["fetchCurrencies"] = False
+    client = _sandboxed(getattr(ccxt_async, exchange_id), {**opts, **(options or {})}, api_key, secret, timeout_ms,
+                        enable_rate_limit, config)
     api = client.urls["api"]
     # every URL key first (USDT-M, options, sapi, ...): whatever ccxt may call stays on `base_url`
     for k, v in list(api.items()):

@@ -500,15 +500,19 @@ class RestFront:
         )
         return {"orderId": o.order_id, "orderLinkId": o.client_id}
 
-    def order_amend(self, ctx: Ctx) -> Any:
+    def _order_ref(self, ctx: Ctx) -> tuple[Instrument, Any, Any]:
+        """The instrument, orderId and orderLinkId an amend or cancel names (one of the ids at least)."""
         p = ctx.params
-        cat = self._category(ctx)
-        inst = self.engine.find_instrument(cat, str(p.get("symbol") or ""))
+        inst = self.engine.find_instrument(self._category(ctx), str(p.get("symbol") or ""))
         oid, cid = p.get("orderId"), p.get("orderLinkId")
         if not oid and not cid:
             raise EngineError(10001, "params error: orderId or orderLinkId is required")
-        o = self.engine.amend_order(ctx.api_key, inst, oid, cid, qty=_dec(p, "qty", required=False),
-                                    price=_dec(p, "price", required=False))
+        return inst, oid, cid
+
+    def order_amend(self, ctx: Ctx) -> Any:
+        inst, oid, cid = self._order_ref(ctx)
+        o = self.engine.amend_order(ctx.api_key, inst, oid, cid, qty=_dec(ctx.params, "qty", required=False),
+                                    price=_dec(ctx.params, "price", required=False))
         return {"orderId": o.order_id, "orderLinkId": o.client_id}
 
     def _batch(self, ctx: Ctx, one: Callable[[Ctx], Any]) -> Batch:
@@ -539,12 +543,7 @@ class RestFront:
         return self._batch(ctx, self.order_cancel)
 
     def order_cancel(self, ctx: Ctx) -> Any:
-        p = ctx.params
-        cat = self._category(ctx)
-        inst = self.engine.find_instrument(cat, str(p.get("symbol") or ""))
-        oid, cid = p.get("orderId"), p.get("orderLinkId")
-        if not oid and not cid:
-            raise EngineError(10001, "params error: orderId or orderLinkId is required")
+        inst, oid, cid = self._order_ref(ctx)
         o = self.engine.cancel_order(ctx.api_key, inst, oid, cid)
         return {"orderId": o.order_id, "orderLinkId": o.client_id}
 

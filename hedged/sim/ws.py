@@ -2,68 +2,60 @@
 execution, position and wallet topics; auth (HMAC of "GET/realtime" + expires); ping/pong.
 
 Engine events arrive synchronously; each connection has a queue and a writer task so messages keep
-their order. Wallet updates are coalesced per loop iteration (a fill emits several).
+their order (hedged/sim/wsconn.py, with the faults). Wallet updates are coalesced per loop iteration (a fill
+emits several).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import itertools
-import json
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hedged.sim import klines, views
 from hedged.sim.auth import sign
 from hedged.sim.engine import Engine
 from hedged.sim.instruments import Instrument
 from hedged.sim.orders import Execution, Order
+from hedged.sim.wsconn import Frame, WsConn, WsConns
 
 PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet"})
 _ids = itertools.count(1)
 
 
 @dataclass(eq=False)
-class Conn:
-    ws: web.WebSocketResponse
+class Conn(WsConn):
     channel: str  # "spot" | "linear" | "inverse" | "private"
     conn_id: str
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
-    api_key: str | None = None
     topics: set[str] = field(default_factory=set)
-    silent: bool = False  # dropped without a close frame: nothing in or out, the socket stays open
-    stalled: frozenset[str] = frozenset()  # topic prefixes withheld while the others flow
 
     def push(self, msg: dict[str, Any]) -> None:
-        if self.silent or any(str(msg.get("topic", "")).startswith(p) for p in self.stalled):
-            return
-        self.queue.put_nowait(msg)
+        topic = str(msg.get("topic", ""))
+        if not any(topic.startswith(p) for p in self.stalled):  # withheld topics: "wallet", "tickers."…
+            self.enqueue(Frame(msg, str(msg.get("topic", msg.get("op", ""))).split(".")[0]))
 
 
 def _now() -> int:
     return int(time.time() * 1000)
 
 
-class WsFront:
-    """Registers the WS routes and fans engine events out to subscribed connections."""
+class WsFront(WsConns[Conn]):
+    """Registers the WS routes and fans engine events out to subscribed connections. `sent` counts messages
+    written by topic kind ("tickers", "wallet", "pong"…)."""
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
-        self.conns: set[Conn] = set()
         self._dirty_wallets: set[str] = set()
         # tickers and positions move on every engine tick (600 a second at the demo's speed): like wallets,
         # they are coalesced per loop turn to the latest state, as the venue pushes at most every 100 ms
         self._dirty_tickers: dict[str, Instrument] = {}
         self._dirty_positions: dict[tuple[str, str], Any] = {}
-        self._flush_scheduled = False
         self.refused: set[str] = set()  # channels whose new connections get a 503
-        self.sent: Counter[str] = Counter()  # messages written, by topic kind ("tickers", "wallet", "pong"…)
         engine.listeners.append(self.on_event)
         # kline subscriptions: connection → topic → (instrument, interval ms, start of the last bucket pushed)
         self._klines: dict[Conn, dict[str, tuple[Instrument, int, int]]] = {}
@@ -74,31 +66,14 @@ class WsFront:
             app.router.add_get(f"/v5/public/{channel}", self._handler(channel))
         app.router.add_get("/v5/private", self._handler("private"))
 
-    # ---- faults (tests and the admin API) ---------------------------------------------------------
-    def drop_silently(self, *, channel: str | None = None, api_key: str | None = None) -> int:
-        """Black-hole matching connections as a dead NAT or cable would: no close frame, no pong, no
-        data; the TCP socket stays open until the client gives up. Returns how many were dropped."""
-        n = 0
-        for c in list(self.conns):
-            if (channel is None or c.channel == channel) and (api_key is None or c.api_key == api_key):
-                c.silent = True
-                transport = c.ws._req.transport if c.ws._req is not None else None
-                if transport is not None:
-                    transport.pause_reading()
-                n += 1
-        return n
+    def _channel(self, conn: Conn) -> str:
+        return conn.channel
 
+    # ---- faults (tests and the admin API; drop_silently, stall and close: WsConns) -----------------
     def disconnect(self, *, channel: str | None = None, api_key: str | None = None) -> int:
         """Reset matching connections (TCP abort, no close frame): the client sees the socket fail at once,
         as when the venue restarts a gateway. Returns how many were reset."""
-        n = 0
-        for c in list(self.conns):
-            if (channel is None or c.channel == channel) and (api_key is None or c.api_key == api_key):
-                transport = c.ws._req.transport if c.ws._req is not None else None
-                if transport is not None:
-                    transport.abort()
-                    n += 1
-        return n
+        return sum(c.abort() for c in self._matching(channel, api_key))
 
     def refuse(self, channel: str) -> None:
         """Refuse new connections on `channel` (HTTP 503 on the upgrade) until `accept`: a venue whose
@@ -108,65 +83,16 @@ class WsFront:
     def accept(self) -> None:
         self.refused.clear()
 
-    def stall(self, prefix: str, *, api_key: str | None = None) -> None:
-        """Withhold topics starting with `prefix` ("wallet", "tickers.") on live connections; pings and
-        other topics keep flowing."""
-        for c in self.conns:
-            if api_key is None or c.api_key == api_key:
-                c.stalled = c.stalled | {prefix}
-
-    def unstall(self) -> None:
-        for c in self.conns:
-            c.stalled = frozenset()
-
-    async def close(self) -> None:
-        for c in list(self.conns):
-            if c.silent:  # nobody reads it: abort rather than wait for a close handshake
-                transport = c.ws._req.transport if c.ws._req is not None else None
-                if transport is not None:
-                    transport.abort()
-            c.queue.put_nowait(None)
-            await c.ws.close()
-
     def _handler(self, channel: str) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
             if channel in self.refused:
                 return web.Response(status=503, text="gateway unavailable")
             ws = web.WebSocketResponse(autoping=True)
             await ws.prepare(request)
-            conn = Conn(ws, channel, f"sim-{next(_ids)}")
-            self.conns.add(conn)
-            writer = asyncio.create_task(self._writer(conn))
-            try:
-                async for msg in ws:
-                    if msg.type is not WSMsgType.TEXT:
-                        continue
-                    try:
-                        data = json.loads(msg.data)
-                    except ValueError:
-                        continue
-                    if isinstance(data, dict):
-                        self._on_message(conn, data)
-            finally:
-                self.conns.discard(conn)
-                conn.queue.put_nowait(None)
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            await self.serve(Conn(channel, f"sim-{next(_ids)}", ws=ws), self._on_message)
             return ws
 
         return handle
-
-    async def _writer(self, conn: Conn) -> None:
-        while True:
-            msg = await conn.queue.get()
-            if msg is None or conn.ws.closed:
-                return
-            try:
-                await conn.ws.send_str(json.dumps(msg))
-            except (ConnectionError, RuntimeError):
-                return
-            self.sent[str(msg.get("topic", msg.get("op", ""))).split(".")[0]] += 1
 
     # ---- requests from the client --------------------------------------------------------------
     def _on_message(self, conn: Conn, data: dict[str, Any]) -> None:
@@ -303,18 +229,9 @@ class WsFront:
             self._dirty_wallets.add(api_key)
             self._schedule_flush()
 
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self._flush)
-            except RuntimeError:
-                self._flush()
-
     def _flush(self) -> None:
         """Latest tickers (and books), then positions, then wallets: after the order and execution messages
         that caused them, as the venue orders them."""
-        self._flush_scheduled = False
         tickers, self._dirty_tickers = self._dirty_tickers, {}
         for inst in tickers.values():
             topic = f"tickers.{inst.id}"

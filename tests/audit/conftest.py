@@ -11,17 +11,35 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from hedged.audit import migrate
-from hedged.audit.store import AuditStore
+from hedged.audit.store import AuditStore, NewCycle, TradingState
 
 ADMIN_DSN = os.environ.get("HEDGED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 FAKE_KEY = "FAKEKEY-Zq8w3LxTT0pA"
 FAKE_SECRET = "FAKESECRET-n4Vb7Yy1Kk9Rr"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def filled(url: str, days: int = 10, head_file: Path | None = None) -> tuple[AuditStore, list[datetime]]:
+    """A store (keeper "main") with a halt command on day 0, then two events a day for `days` days from T0;
+    its clock (`now[0]`, the list returned) stands at T0 + `days`. The caller closes the store."""
+    now = [T0]
+    store = await AuditStore.open(url, "main", clock=lambda: now[0], head_file=head_file)
+    await store.command(TradingState.HALTED, via="test", reason="operator halt on day 0")
+    for d in range(days):
+        now[0] = T0 + timedelta(days=d)
+        store.start_cycle()
+        await store.record_cycles([NewCycle(venue="sim", symbol="BTC/USD:BTC", action="hold", mark=Decimal(d))])
+        await store.append("start", {"mode": "live"})
+    now[0] = T0 + timedelta(days=days)
+    return store, now
 
 
 def _dsn(database: str) -> str:

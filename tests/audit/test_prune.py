@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 
-from hedged.audit.store import AuditStore, NewCycle, TradingState
+from hedged.audit.store import TradingState
 
-from .conftest import pg_execute
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-async def filled(url: str, days: int = 10) -> tuple[AuditStore, list[datetime]]:
-    now = [T0]
-    store = await AuditStore.open(url, "main", clock=lambda: now[0])
-    await store.command(TradingState.HALTED, via="test", reason="operator halt on day 0")
-    for d in range(days):
-        now[0] = T0 + timedelta(days=d)
-        store.start_cycle()
-        await store.record_cycles([NewCycle(venue="sim", symbol="BTC/USD:BTC", action="hold", mark=Decimal(d))])
-        await store.append("start", {"mode": "live"})
-    now[0] = T0 + timedelta(days=days)
-    return store, now
+from .conftest import T0, filled, pg_execute
 
 
 async def sql(url: str, statement: str) -> None:

@@ -102,11 +102,8 @@ def test_describe_says_what_happened_in_words() -> None:
     assert "clock" in describe(cx.InvalidNonce("bybit timestamp out of recv window"))
 
 
-async def test_real_ccxt_refused_connection() -> None:
-    """Through real ccxt: a closed loopback port is a Transient 'connection refused', never sent."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # bound, not listening, closed below: nothing answers there
+async def fetch_time_error(port: int) -> cx.BaseError:
+    """What real ccxt's bybit raises for fetch_time against 127.0.0.1:`port`."""
     ex = ccxt_async.bybit({"timeout": 3000})
     ex.urls["api"] = {k: f"http://127.0.0.1:{port}" for k in ("spot", "futures", "v2", "public", "private")}
     try:
@@ -114,7 +111,15 @@ async def test_real_ccxt_refused_connection() -> None:
             await ex.fetch_time()
     finally:
         await ex.close()
-    got = classify(info.value, venue="sim", call="create_order", sent=True)
+    return info.value
+
+
+async def test_real_ccxt_refused_connection() -> None:
+    """Through real ccxt: a closed loopback port is a Transient 'connection refused', never sent."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening, closed below: nothing answers there
+    got = classify(await fetch_time_error(port), venue="sim", call="create_order", sent=True)
     assert type(got) is Transient
     assert str(got) == f"cannot reach 127.0.0.1:{port}: connection refused"
 
@@ -130,15 +135,11 @@ async def test_real_ccxt_http_503() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    ex = ccxt_async.bybit({"timeout": 3000})
-    ex.urls["api"] = {k: f"http://127.0.0.1:{port}" for k in ("spot", "futures", "v2", "public", "private")}
     try:
-        with pytest.raises(cx.BaseError) as info:
-            await ex.fetch_time()
+        err = await fetch_time_error(port)
     finally:
-        await ex.close()
         await runner.cleanup()
-    got = classify(info.value, venue="sim", call="fetch_time")
+    got = classify(err, venue="sim", call="fetch_time")
     assert type(got) is Transient and got.retryable
     assert str(got) == f"127.0.0.1:{port} is unavailable: HTTP 503"
 

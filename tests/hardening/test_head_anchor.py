@@ -12,8 +12,6 @@ import os
 import re
 import sqlite3
 import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import aiomqtt
@@ -21,15 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from hedged.audit.migrate import upgrade
-from hedged.audit.store import AuditStore, NewCycle, TradingState
+from hedged.audit.store import AuditStore
 from hedged.cli import app
 from hedged.service import run_keeper
 from hedged.sim.server import Emulator
-from tests.audit.conftest import pg_execute, reset_pg
+from tests.audit.conftest import filled, pg_execute, reset_pg
 from tests.keeper.conftest import keeper_config, keeper_data, to_toml
 from tests.mqtt.brokers import MACHINE_BROKER, need, port_open
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HEDGE = '[[hedge]]\nasset = "BTC"\nvenue = "sim"\ninstrument = "BTC/USD:BTC"\n'
 
 
@@ -53,16 +50,10 @@ async def cli(*args: str) -> tuple[int, str]:
 
 
 async def fill(url: str, days: int = 10, head_file: Path | None = None) -> str:
-    """Two events a day for `days` days from T0, then the head (HASH:COUNT) the store published."""
-    now = [T0]
-    store = await AuditStore.open(url, "main", clock=lambda: now[0], head_file=head_file)
+    """Two events a day for `days` days from T0 (tests/audit/conftest.py `filled`), then the head (HASH:COUNT)
+    the store published."""
+    store, _ = await filled(url, days, head_file)
     try:
-        await store.command(TradingState.HALTED, via="test", reason="operator halt on day 0")
-        for d in range(days):
-            now[0] = T0 + timedelta(days=d)
-            store.start_cycle()
-            await store.record_cycles([NewCycle(venue="sim", symbol="BTC/USD:BTC", action="hold", mark=Decimal(d))])
-            await store.append("start", {"mode": "live"})
         return store.head
     finally:
         await store.close()

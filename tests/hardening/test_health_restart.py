@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,9 @@ from hedged.service import run_keeper
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
 from tests.keeper.conftest import keeper_config
-from tests.metrics.conftest import free_port
+from tests.metrics.conftest import free_port, until
 
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], bound: float = 90.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + bound, None
-    while loop.time() < deadline:
-        with contextlib.suppress(aiohttp.ClientError):
-            last = await check()
-            if last:
-                return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not reached within {bound}s (last: {last!r})")
+BOUND = 90.0  # seconds, each wait here: a generous bound, not a deadline
 
 
 class Keepers:
@@ -63,7 +53,7 @@ class Keepers:
             got = await self.health()
             return got if got[1]["last_cycle_age_s"] is not None else None  # a cycle completed
 
-        await until("a cycle completed", cycled)
+        await until("a cycle completed", cycled, BOUND)
 
     async def stop(self) -> None:
         assert self.running is not None
@@ -121,7 +111,7 @@ async def test_a_breaker_halt_is_still_a_fault_after_a_restart(keepers: tuple[Em
         code, body = await k.health()
         return code == 503 and "breaker (permanent)" in body["reason"]
 
-    await until("halted by the breaker", halted)
+    await until("halted by the breaker", halted, BOUND)
     account.secret = "demo-secret"  # fixed, but only a human may resume
     await k.stop()
     await k.start()  # a fresh breaker in memory; the HALTED command in the store is the breaker's
@@ -139,7 +129,7 @@ async def test_a_breaker_halt_is_still_a_fault_after_a_restart(keepers: tuple[Em
         code, body = await k.health()
         return body if code == 200 and body["state"] == "RUNNING" else None
 
-    assert (await until("healthy after resume", healthy))["reason"] == "ok"
+    assert (await until("healthy after resume", healthy, BOUND))["reason"] == "ok"
 
 
 async def test_a_foreign_keeper_halt_is_a_fault_after_a_restart_and_an_operator_halt_is_not(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], bound: float = 60.0) -> Any:
+    """Poll an async condition (an HTTP request, say: a connection error is a no) until it returns something
+    truthy, and return that; fail after a generous bound."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    last: Any = None
+    while loop.time() < deadline:
+        with contextlib.suppress(aiohttp.ClientError):
+            last = await check()
+            if last:
+                return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not reached within {bound}s (last: {last!r})")
 
 
 @dataclass
@@ -59,18 +74,8 @@ class Running:
                 return float(s.value)
         return None
 
-    async def until(self, what: str, check: Callable[[], Any], bound: float = 60.0) -> Any:
-        """Poll an async condition until it returns something truthy; fail after a generous bound."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + bound
-        last: Any = None
-        while loop.time() < deadline:
-            with contextlib.suppress(aiohttp.ClientError):
-                last = await check()
-                if last:
-                    return last
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{what}: not reached within {bound}s (last: {last!r})")
+    async def until(self, what: str, check: Callable[[], Awaitable[Any]], bound: float = 60.0) -> Any:
+        return await until(what, check, bound)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +10,16 @@ import pytest
 
 from hedged.sim import Emulator, default_settings, make_client
 from tests.clocks import manual_clock
+
+
+@contextlib.asynccontextmanager
+async def loaded(client: Any) -> AsyncIterator[Any]:
+    """`client` with its markets loaded, closed when the block ends."""
+    try:
+        await client.load_markets()
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture
@@ -19,9 +30,12 @@ async def emu() -> AsyncIterator[Emulator]:
 
 @pytest.fixture
 async def client(emu: Emulator) -> AsyncIterator[Any]:
-    c = make_client(emu.url, "demo-key", "demo-secret", timeout_ms=5000)
-    try:
-        await c.load_markets()
+    async with loaded(make_client(emu.url, "demo-key", "demo-secret", timeout_ms=5000)) as c:
         yield c
-    finally:
-        await c.close()
+
+
+@pytest.fixture
+async def pro(emu: Emulator) -> AsyncIterator[Any]:
+    """ccxt.pro's bybit."""
+    async with loaded(make_client(emu.url, "demo-key", "demo-secret", pro=True, timeout_ms=5000)) as c:
+        yield c

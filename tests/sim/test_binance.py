@@ -24,6 +24,7 @@ from hedged.sim import Emulator
 from hedged.sim.client import make_binance_client
 from hedged.sim.settings import binance_settings
 from tests.clocks import manual_clock
+from tests.sim.conftest import loaded
 
 INV = "BTC/USD:BTC"
 HEDGED = str(Path(sys.executable).with_name("hedged"))
@@ -38,22 +39,14 @@ async def bn() -> AsyncIterator[Emulator]:
 
 @pytest.fixture
 async def coinm(bn: Emulator) -> AsyncIterator[Any]:
-    c = bn.client(kind="coinm")
-    try:
-        await c.load_markets()
+    async with loaded(bn.client(kind="coinm")) as c:
         yield c
-    finally:
-        await c.close()
 
 
 @pytest.fixture
 async def spot(bn: Emulator) -> AsyncIterator[Any]:
-    c = bn.client(kind="spot")
-    try:
-        await c.load_markets()
+    async with loaded(bn.client(kind="spot")) as c:
         yield c
-    finally:
-        await c.close()
 
 
 async def admin(emu: Emulator, path: str, body: dict[str, Any]) -> Any:

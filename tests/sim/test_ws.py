@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from typing import Any
 
@@ -13,16 +12,6 @@ import pytest
 from hedged.sim import Emulator, make_client
 
 INV = "BTC/USD:BTC"
-
-
-@pytest.fixture
-async def pro(emu: Emulator) -> AsyncIterator[Any]:
-    c = make_client(emu.url, "demo-key", "demo-secret", pro=True, timeout_ms=5000)
-    try:
-        await c.load_markets()
-        yield c
-    finally:
-        await c.close()
 
 
 async def test_watch_ticker_follows_the_price(pro: Any, emu: Emulator) -> None:

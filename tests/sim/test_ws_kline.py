@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from typing import Any
 
 import pytest
 from ccxt.test.exchange.base.test_ohlcv import test_ohlcv as check_ohlcv
 
-from hedged.sim import Emulator, make_client
+from hedged.sim import Emulator
 
 INV = "BTC/USD:BTC"
 WAIT = 30.0  # a generous bound, not a deadline: each wait ends as soon as the candle arrives
-
-
-@pytest.fixture
-async def pro(emu: Emulator) -> AsyncIterator[Any]:
-    c = make_client(emu.url, "demo-key", "demo-secret", pro=True, timeout_ms=5000)
-    try:
-        await c.load_markets()
-        yield c
-    finally:
-        await c.close()
 
 
 async def _candle(pro: Any, symbol: str, start: int, until: Any) -> list[Any]:

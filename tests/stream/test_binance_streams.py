@@ -8,8 +8,7 @@ expiry on the exchange's clock.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,33 +16,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hedged.audit.migrate import upgrade
-from hedged.audit.store import AuditStore
-from hedged.keeper import Keeper
-from hedged.service import make_venues, secrets_of
 from hedged.sim.binance import BinanceFront
 from hedged.sim.binance_ws import BinanceWsFront
 from hedged.sim.server import Emulator
 from hedged.sim.settings import binance_settings
 from hedged.snapshot import parse_venue
-from hedged.stream import StreamedVenue, attach
+from hedged.stream import StreamedVenue
 from hedged.venue import wallet_totals
-from tests.keeper.conftest import keeper_config
+from tests.stream.conftest import INV, Start, position, streamed_keepers, until
 
-INV = "BTC/USD:BTC"
 D = Decimal
 
 
 def dec(v: Any) -> Decimal:
     return D(str(v))
-
-
-async def until(cond: Callable[[], bool], what: str, bound: float = 60.0) -> None:
-    for _ in range(int(bound / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {bound} s: {what}")
 
 
 async def result(task: Awaitable[Any], what: str, bound: float = 30.0) -> Any:
@@ -56,13 +42,6 @@ async def result(task: Awaitable[Any], what: str, bound: float = 30.0) -> Any:
 def front(emu: Emulator) -> BinanceWsFront:
     assert emu.binance_ws is not None
     return emu.binance_ws
-
-
-def position(emu: Emulator, symbol: str = INV) -> Decimal:
-    for p in emu.engine.state()["accounts"]["demo-key"]["positions"]:
-        if p["symbol"] == symbol:
-            return D(str(p["size"]))
-    return D(0)
 
 
 def keys_of(emu: Emulator) -> set[str]:
@@ -188,51 +167,15 @@ async def test_diff_depth_rebuilds_the_rest_book(manual: tuple[Emulator, Any, An
 
 
 # --- the streamed venue and keeper (the keeper's orders fill by taker flow: the exchange's real clock) --------
-def venue_cfg(url: str, heartbeat: float) -> dict[str, Any]:
-    return {"sim": {"exchange": "binancecoinm", "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
-                    "timeout": 2, "stream": True, "stream_heartbeat": heartbeat}}
-
-
-Start = Callable[..., Awaitable[tuple[Emulator, Keeper, StreamedVenue]]]
-
-
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Start]:
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
-    emu = Emulator(binance_settings(speed=1.0), exchange="binance")
-    await emu.start()
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    closers: list[Any] = []
-
-    async def start(heartbeat: float = 20.0, **keeper: Any) -> tuple[Emulator, Keeper, StreamedVenue]:
-        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(emu.url, heartbeat),
-                            hedge=[{"asset": "BTC", "venue": "sim", "instrument": INV}],
-                            keeper={"name": f"b{os.getpid()}", **keeper})
-        await upgrade(cfg.audit_url)
-        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
-        venues = make_venues(cfg)
-        k = Keeper(cfg, store, venues)
-        attach(k)
-        await k.start()
-        closers.extend([*venues.values(), store])
-        tasks.append(asyncio.create_task(k.run(stop)))
-        v = venues["sim"]
-        assert isinstance(v, StreamedVenue)
-        return emu, k, v
-
-    yield start
-    stop.set()
-    for t in tasks:
-        await asyncio.wait_for(t, 60)
-    for c in closers:
-        await c.close()
-    await emu.stop()
+    async with streamed_keepers(tmp_path, "binance") as start:
+        yield start
 
 
 async def settled(emu: Emulator, v: StreamedVenue, contracts: int = 6_500) -> None:
     # 10 BTC at $65,000 in 100 USD contracts: short 6,500 (1 % band)
-    await until(lambda: abs(position(emu) + contracts) <= contracts // 100 and not open_orders(emu),
+    await until(lambda: abs(position(emu, INV) + contracts) <= contracts // 100 and not open_orders(emu),
                 f"hedged at -{contracts}, settled")
     # and no streamed fill still waits for its REST confirmation (the next read would resync for it), nor is
     # one being confirmed: the flag clears as a resync starts, `resyncs` counts it once its reads have landed
@@ -269,7 +212,7 @@ async def test_an_admin_deposit_wakes_the_keeper_and_it_hedges(running: Start) -
     async with aiohttp.ClientSession() as http, \
             http.post(f"{emu.url}/_admin/balance", json={"api_key": "demo-key", "coin": "BTC", "delta": 1}) as r:
         assert r.status == 200
-    await until(lambda: abs(position(emu) + 7_150) <= 71 and not open_orders(emu), "the deposit hedged")
+    await until(lambda: abs(position(emu, INV) + 7_150) <= 71 and not open_orders(emu), "the deposit hedged")
     assert k.cycles > cycles0
     assert emu.rest.requests["demo-key"] > rest0  # its orders, at least
     assert v.differences == 0
@@ -283,7 +226,7 @@ async def test_silent_drop_of_the_user_data_stream(running: Start) -> None:
     await until(lambda: not v.alive(), "the dead stream noticed")
     rest0 = emu.rest.requests["demo-key"]
     emu.engine.credit("demo-key", "BTC", D(1))  # while the stream is down
-    await until(lambda: abs(position(emu) + 7_150) <= 71, "deposit hedged by polling")
+    await until(lambda: abs(position(emu, INV) + 7_150) <= 71, "deposit hedged by polling")
     assert emu.rest.requests["demo-key"] > rest0  # it was REST that saw it
     dropped = {c for c in front(emu).conns if c.silent}
     await until(lambda: any(c.private and c not in dropped for c in front(emu).conns), "a new user data stream")
@@ -292,7 +235,7 @@ async def test_silent_drop_of_the_user_data_stream(running: Start) -> None:
     assert front(emu).keys.calls["create"] > creates  # asked again: the same, still valid, key came back
     assert keys_of(emu) == key
     assert v.differences == 0
-    assert abs(position(emu) + 7_150) <= 71
+    assert abs(position(emu, INV) + 7_150) <= 71
 
 
 async def test_listen_key_keepalive_and_expiry(running: Start) -> None:

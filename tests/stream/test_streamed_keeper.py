@@ -6,81 +6,29 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hedged.audit.migrate import upgrade
-from hedged.audit.store import AuditStore
 from hedged.keeper import Keeper
 from hedged.model import Code, Decision
-from hedged.service import make_venues, secrets_of
+from hedged.service import make_venues
 from hedged.sim.rest import RestFront
 from hedged.sim.server import Emulator
 from hedged.sim.settings import default_settings
-from hedged.stream import StreamedVenue, attach
+from hedged.stream import StreamedVenue
 from hedged.venue import now_ms
 from tests.keeper.conftest import keeper_config
-
-INV = "BTC/USD:BTC"
-
-
-def venue_cfg(url: str, heartbeat: float = 20.0) -> dict[str, Any]:
-    return {"sim": {"exchange": "bybit", "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
-                    "timeout": 2, "stream": True, "stream_heartbeat": heartbeat}}
-
-
-async def until(cond: Callable[[], bool], what: str, bound: float = 60.0) -> None:
-    for _ in range(int(bound / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {bound} s: {what}")
-
-
-def position(emu: Emulator, symbol: str) -> Decimal:
-    for p in emu.engine.state()["accounts"]["demo-key"]["positions"]:
-        if p["symbol"] == symbol:
-            return Decimal(str(p["size"]))
-    return Decimal(0)
+from tests.stream.conftest import INV, Start, position, streamed_keepers, until, venue_cfg
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[tuple[Emulator, Keeper, StreamedVenue]]]]:
-    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
-    emu = Emulator(default_settings(speed=1.0))
-    await emu.start()
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    closers: list[Any] = []
-
-    async def start(heartbeat: float = 20.0, hedge: list[dict[str, Any]] | None = None,
-                    limits: dict[str, Any] | None = None, **keeper: Any) -> tuple[Emulator, Keeper, StreamedVenue]:
-        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(emu.url, heartbeat),
-                            hedge=hedge or [{"asset": "BTC", "venue": "sim", "instrument": INV}],
-                            keeper={"name": f"s{os.getpid()}", **keeper}, limits=limits or {})
-        await upgrade(cfg.audit_url)
-        store = await AuditStore.open(cfg.audit_url, cfg.keeper.name, secrets=secrets_of(cfg))
-        venues = make_venues(cfg)
-        k = Keeper(cfg, store, venues)
-        attach(k)
-        await k.start()
-        closers.extend([*venues.values(), store])
-        tasks.append(asyncio.create_task(k.run(stop)))
-        v = venues["sim"]
-        assert isinstance(v, StreamedVenue)
-        return emu, k, v
-
-    yield start
-    stop.set()
-    for t in tasks:
-        await asyncio.wait_for(t, 60)
-    for c in closers:
-        await c.close()
-    await emu.stop()
+async def running(tmp_path: Path) -> AsyncIterator[Start]:
+    async with streamed_keepers(tmp_path, "bybit") as start:
+        yield start
 
 
 def open_orders(emu: Emulator) -> list[dict[str, Any]]:
@@ -279,7 +227,7 @@ async def test_no_order_is_placed_on_a_ticker_older_than_max_data_age(running: A
 async def test_wallet_pushes_on_a_fee_and_a_funding_payment_reach_the_view(tmp_path: Path) -> None:
     os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
     async with Emulator(default_settings(clock="manual", taker_flow_usd_per_s=0)) as emu:
-        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(emu.url),
+        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg("bybit", emu.url),
                             hedge=[{"asset": "BTC", "venue": "sim", "instrument": INV}])
         v = make_venues(cfg)["sim"]
         assert isinstance(v, StreamedVenue)
