@@ -81,6 +81,7 @@ class StreamedVenue(CcxtVenue):
         # cache entry that changed since it last looked (what each was then, by (symbol, side))
         self.position_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.position_moved: dict[str, float] = {}  # per symbol: when its streamed size or side last changed
+        self.coin_moved: dict[str, float] = {}  # per coin: when its streamed wallet total last changed
         # symbols whose position the last read could not confirm over REST (the stream moved them during the
         # read): the keeper does not plan them on this read
         self.unconfirmed: frozenset[str] = frozenset()
@@ -204,7 +205,11 @@ class StreamedVenue(CcxtVenue):
                 before = _balances(self.balance)
                 self.balance = new
                 self.changed["balance"] = now
-                moved = _balances(self.balance) != before
+                after = _balances(self.balance)
+                for coin in {*before, *after}:
+                    if before.get(coin) != after.get(coin):
+                        self.coin_moved[coin] = now
+                moved = after != before
                 if moved:
                     self.moved["balance"] = now
                 # a price move changes equity and margin, not wallet totals: that is a price event
@@ -428,8 +433,11 @@ class StreamedVenue(CcxtVenue):
         # REST replaces a part only if no stream update reached it since the read began: such an update is
         # newer than the REST answer (a fill's position still streaming in); that part is confirmed again
         # at the next read instead of being rolled back to the older REST state
-        if self.moved["balance"] < started:
-            self.balance = balance
+        # balances per coin, as positions: a wallet message streamed during the read (a fill's fee, a deposit)
+        # keeps that coin's newer streamed total, and REST is still the truth for every other coin (Binance
+        # streams only the coins that changed: kept whole, a view that began without a coin never got it)
+        self.balance = _merge_coins(balance, self.balance,
+                                    {c for c, at in self.coin_moved.items() if at >= started})
         # positions per symbol: a fill streamed on one instrument during the read must not keep the REST answer
         # out for the others (their streamed message may be the one that was lost); the raced symbols are not
         # planned on this read (`unconfirmed`: the keeper holds them) and are confirmed at the next one
@@ -479,6 +487,24 @@ def _dialed(pro: Any) -> list[Any]:
 
 def _last_heard(client: Any) -> int:
     return int(getattr(client, "last_message_at", None) or getattr(client, "lastPong", None) or 0)
+
+
+def _merge_coins(rest: Mapping[str, Any], view: Mapping[str, Any], keep: set[str]) -> dict[str, Any]:
+    """REST's balance, with the view's entries for the coins in `keep`."""
+    out = dict(rest)
+    if not keep:
+        return out
+    total = dict(out.get("total") or {})
+    streamed = view.get("total") or {}
+    for coin in keep:
+        if coin in streamed:
+            total[coin] = streamed[coin]
+            out[coin] = view.get(coin) or {"total": streamed[coin]}
+        else:  # the stream says the coin is gone
+            total.pop(coin, None)
+            out.pop(coin, None)
+    out["total"] = total
+    return out
 
 
 def _balances(b: Mapping[str, Any]) -> dict[str, Decimal]:
