@@ -82,6 +82,11 @@ class StreamedVenue(CcxtVenue):
         self.position_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.position_moved: dict[str, float] = {}  # per symbol: when its streamed size or side last changed
         self.coin_moved: dict[str, float] = {}  # per coin: when its streamed wallet total last changed
+        # the same holds for tickers (three or more buffered on one connection are handled in one turn): per
+        # ticker loop, the ccxt.pro cache it fills and its symbols; per (cache, symbol), the entry last taken
+        # (ccxt stores a new dict per message, so identity says whether one arrived since)
+        self.ticker_loops: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.ticker_seen: dict[tuple[str, str], Any] = {}
         # symbols whose position the last read could not confirm over REST (the stream moved them during the
         # read): the keeper does not plan them on this read
         self.unconfirmed: frozenset[str] = frozenset()
@@ -124,6 +129,8 @@ class StreamedVenue(CcxtVenue):
         for cat, group in categories.items():
             for suffix, watch in self.flavour.tickers(self.pro, group).items():
                 loops[f"tickers.{cat}.{group[0]}{suffix}"] = watch
+                self.ticker_loops[f"tickers.{cat}.{group[0]}{suffix}"] = (self.flavour.ticker_caches[suffix],
+                                                                          tuple(group))
         self._connections = 1 + sum(n.startswith("tickers.") for n in loops)  # private + one per ticker loop
         for name, watch in loops.items():
             self.healthy[name] = False
@@ -198,7 +205,9 @@ class StreamedVenue(CcxtVenue):
     # --- applying stream messages --------------------------------------------------------------------
     def _apply(self, name: str, got: Any) -> None:
         now = self.clock()
-        self.messages[name.split(".")[0]] += len(got) if name.startswith("tickers.") and got else 1
+        if name.startswith("tickers."):
+            got = self._ticker_updates(name, got)
+        self.messages[name.split(".")[0]] += len(got) if name.startswith("tickers.") else 1
         if name == "balance":
             new = self.flavour.balance(self.exchange, got, self.balance)
             if new is not None:
@@ -258,10 +267,9 @@ class StreamedVenue(CcxtVenue):
                 self.fills_pending = True
                 self._event(Event.FILL)
         elif name.startswith("tickers."):
-            items = got.values() if isinstance(got, Mapping) else []
             move = Decimal(0)
             at = now_ms()
-            for t in items:
+            for t in got:
                 sym = t.get("symbol")
                 if sym is None:
                     continue
@@ -290,6 +298,23 @@ class StreamedVenue(CcxtVenue):
             if self.position_seen.get(key) != seen:
                 self.position_seen[key] = seen
                 out.append(p)
+        return out
+
+    def _ticker_updates(self, name: str, got: Any) -> list[dict[str, Any]]:
+        """The tickers streamed to one loop since its last look: ccxt's cache entries of its symbols that are new
+        (the latest per symbol, also where the watch answered an older one), or the watch's answer where ccxt
+        keeps no cache."""
+        answer = [dict(t) for t in got.values() if isinstance(t, Mapping)] if isinstance(got, Mapping) else []
+        attr, group = self.ticker_loops.get(name, ("", ()))
+        cache = getattr(self.pro, attr, None) if attr else None
+        if not isinstance(cache, Mapping):
+            return answer
+        out: list[dict[str, Any]] = []
+        for sym in group:
+            t = cache.get(sym)
+            if isinstance(t, Mapping) and self.ticker_seen.get((attr, sym)) is not t:
+                self.ticker_seen[(attr, sym)] = t  # a reference: the id of a collected dict could be reused
+                out.append(dict(t))
         return out
 
     def _event(self, event: Event, move: Decimal = Decimal(0)) -> None:

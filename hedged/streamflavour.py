@@ -24,6 +24,8 @@ Watch = Callable[[], Awaitable[Any]]
 class Flavour:
     # ticker watch loops of one group of symbols: name suffix → watch (each its own connection)
     tickers: Callable[[Any, list[str]], dict[str, Watch]]
+    # name suffix → the ccxt.pro attribute caching that loop's latest ticker per symbol
+    ticker_caches: Mapping[str, str]
     # the view's next balance from a watch_balance result and the current view (None: not a wallet message)
     balance: Callable[[Any, Any, dict[str, Any]], dict[str, Any] | None]
     # a streamed ticker merged into what the view holds for its symbol
@@ -105,10 +107,11 @@ def _float(v: Any) -> float | None:
 
 
 FLAVOURS: dict[str, Flavour] = {
-    "bybit": Flavour(tickers=lambda pro, g: {"": lambda: pro.watch_tickers(g)}, balance=_bybit_balance,
-                     ticker=lambda t, old: t, position=lambda p, old: p),
+    "bybit": Flavour(tickers=lambda pro, g: {"": lambda: pro.watch_tickers(g)}, ticker_caches={"": "tickers"},
+                     balance=_bybit_balance, ticker=lambda t, old: t, position=lambda p, old: p),
     "binancecoinm": Flavour(
         tickers=lambda pro, g: {".book": lambda: pro.watch_bids_asks(g), ".mark": lambda: pro.watch_mark_prices(g)},
+        ticker_caches={".book": "bidsasks", ".mark": "tickers"},
         balance=_binance_balance, ticker=_binance_ticker, position=_binance_position, reprice=True,
         keepalive=lambda pro: pro.dapiPrivatePutListenKey(), forget=_forget_listen_key),
 }

@@ -24,6 +24,7 @@ from hedged.snapshot import parse_venue
 from hedged.stream import StreamedVenue
 from hedged.venue import wallet_totals
 from tests.stream.conftest import INV, Start, position, streamed_keepers, until
+from tests.stream.test_streamed_keeper import deposit_on_a_stalled_topic
 
 D = Decimal
 
@@ -317,3 +318,11 @@ async def test_quiet_market_costs_only_resyncs(running: Start) -> None:
     assert paths <= {"GET /dapi/v1/account", "GET /dapi/v1/positionRisk"}, paths
     assert len(emu.engine.orders_list()) == orders  # zero orders
     assert v.differences == 0
+
+
+async def test_a_deposit_on_a_stalled_account_update_is_hedged_at_the_next_resync(running: Start) -> None:
+    # ACCOUNT_UPDATE carries the wallet and the positions: with it stalled, the deposit hedge's fills reach the
+    # view only through the REST confirmation their order updates force (the hedge is sold once)
+    emu, k, v = await running(interval=0.2)  # resync: the default
+    await settled(emu, v)
+    await deposit_on_a_stalled_topic(emu, k, v, front(emu), "ACCOUNT_UPDATE", lambda: position(emu, INV), 7_150)

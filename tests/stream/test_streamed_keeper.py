@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -263,3 +263,53 @@ async def test_wallet_pushes_on_a_fee_and_a_funding_payment_reach_the_view(tmp_p
             assert v.differences == 0 and sum(emu.rest.requests.values()) > rest_before
         finally:
             await v.close()
+
+
+
+async def test_a_deposit_on_a_stalled_wallet_topic_is_hedged_at_the_next_resync(running: Any) -> None:
+    emu, k, v = await running(interval=0.2)  # resync: the default
+    await settled(emu, k, v)
+    await deposit_on_a_stalled_topic(emu, k, v, emu.ws, "wallet", lambda: position(emu, INV), 715_000)
+
+
+async def deposit_on_a_stalled_topic(emu: Emulator, k: Keeper, v: StreamedVenue, front: Any, topic: str,
+                                     hedge: Callable[[], Decimal], contracts: int) -> None:
+    """A deposit while the topic carrying wallet balances stalls and every other topic (and the pings) flows:
+    the venue stays alive, so only the periodic REST resync ([keeper] resync, default 60 s) finds it. The
+    venue's clock is shifted to reach that resync instead of waiting a minute of real time."""
+    assert v.resync == 60.0
+    shift = [0.0]
+    v.clock = lambda: time.monotonic() + shift[0]
+    resyncs = v.resyncs
+    shift[0] += v.resync  # one resync now, so that the next one is a minute of real time away
+    await until(lambda: v.resyncs > resyncs and not v.resyncing and not v.gap and not v.fills_pending, "a resync")
+    cycles: list[tuple[int, int, int]] = []  # per cycle after the deposit: resyncs, differences, orders so far
+    previous = k.on_cycle
+
+    def on_cycle(result: Any, snap: Any) -> None:
+        if previous is not None:
+            previous(result, snap)
+        cycles.append((v.resyncs, v.differences, len(emu.engine.orders_list())))
+
+    front.stall(topic)
+    resyncs, differences, orders = v.resyncs, v.differences, len(emu.engine.orders_list())
+    btc = Decimal(str(v.balance["total"]["BTC"]))
+    sent = front.sent[topic]
+    emu.engine.credit("demo-key", "BTC", Decimal(1))  # a deposit: its message is withheld
+    k.on_cycle = on_cycle
+    try:
+        await until(lambda: len(cycles) >= 10, "ten cycles after the deposit")
+        assert front.sent[topic] == sent
+        assert v.alive() and Decimal(str(v.balance["total"]["BTC"])) == btc  # the view lacks the deposit ...
+        assert v.resyncs == resyncs  # ... until the next resync, not due yet ...
+        assert len(emu.engine.orders_list()) == orders  # ... and no order on that view
+        shift[0] += v.resync  # a minute later: the resync is due
+        await until(lambda: abs(hedge() + contracts) <= contracts // 100 and not open_orders(emu),
+                    "the deposit hedged after the resync")
+    finally:
+        front.unstall()
+    first = next(c for c in cycles if c[0] > resyncs)  # the cycle whose read was that resync
+    # no cycle before it placed an order; it counted the lost message as one difference and sold the deposit
+    assert all(c[2] == orders for c in cycles[:cycles.index(first)])
+    assert first[1] == differences + 1, (first, differences)
+    assert first[2] > orders
