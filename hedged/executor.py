@@ -23,7 +23,7 @@ from hedged.config import ExecutionConfig
 from hedged.errors import Ambiguous, RateLimited, Rejected, VenueError
 from hedged.log import get_logger
 from hedged.model import Cancel, Code, OrderIntent, VenueOrder, VenueTrade
-from hedged.order_state import LIVE, UNRESOLVED, IllegalTransition, OrderStatus, from_ccxt
+from hedged.order_state import LIVE, UNRESOLVED, IllegalTransition, OrderStatus, advance, from_ccxt
 from hedged.snapshot import to_decimal
 from hedged.venue import CcxtVenue
 
@@ -56,6 +56,9 @@ class Executor:
     lost_after: float = 10.0
     # trades newly written to the store, until the keeper takes them for fill alerts
     new_fills: list[dict[str, Any]] = field(default_factory=list)
+    # complete trade reads an order may come up short of its filled before it is settled anyway (sync)
+    fill_retries: int = 3
+    short_reads: dict[str, int] = field(default_factory=dict)  # client id -> reads short so far
 
     # --- placing ---------------------------------------------------------------------------------------
     async def place(self, order: OrderIntent, *, notional_usd: Decimal, reason: str) -> Outcome:
@@ -122,36 +125,91 @@ class Executor:
 
     # --- following -----------------------------------------------------------------------------------
     async def sync(self, venue_name: str, client_id: str, o: VenueOrder) -> OrderRecord:
-        """Bring the store's order row up to the exchange's view, recording new fills by trade id."""
+        """Bring the store's order row up to the exchange's view: first the order's new trades, then the row.
+
+        Whether trades are missing is decided by the fills the store holds, not by the row's filled (a row
+        written ahead of its trades would hide them). Trades are recorded by trade id, so asking again is
+        harmless; a keeper that dies between the trades and the row leaves the row at what its fills
+        account for, unsettled, and the next sync records the rest. While the recorded fills are short of
+        the exchange's filled (the read failed, or the exchange does not list them all yet) the order stays
+        followed that way, and its trades are asked for again at every sync; after `fill_retries` complete
+        reads that still come up short it is settled as the exchange says and the gap recorded as an error.
+        """
         before = await self.store.get_order(client_id)
+        if before is None:
+            return await self._write_view(client_id, None, o)  # AuditWriteError: no intent recorded
         try:
-            rec = await self.store.update_order(
-                client_id, status=o.status, exchange_order_id=o.id or None, filled=o.filled, average=o.average,
-                fee=o.fee, fee_currency=o.fee_currency, reason=o.reason,
+            advance(before.status, o.status)
+        except IllegalTransition as exc:
+            return await self._contradicted(client_id, before, exc)
+        held = await self.store.fills_total(client_id) if o.filled > 0 else Decimal(0)
+        if held >= o.filled:
+            self.short_reads.pop(client_id, None)
+            return await self._write_view(client_id, before, o)
+        if o.id and not before.exchange_order_id:
+            # found by client id (after an ambiguous create or a restart): its exchange id first, so a crash
+            # among the trades below leaves an order that can be looked up and cancelled by it
+            before = await self.store.update_order(client_id, status=OrderStatus.OPEN, exchange_order_id=o.id)
+        added = await self._record_fills(venue_name, before, o.id or before.exchange_order_id or "", o.filled)
+        held += added or Decimal(0)
+        if held >= o.filled:
+            self.short_reads.pop(client_id, None)
+            # the row's average and fee stay the ones its fills were just summed into
+            return await self._write_view(client_id, before, o, from_fills=bool(added))
+        if added is not None:  # a complete read, and still short
+            tries = self.short_reads.get(client_id, 0) + 1
+            self.short_reads[client_id] = tries
+            if tries >= self.fill_retries:
+                self.short_reads.pop(client_id, None)
+                log.error("executor.fills_missing", client_id=client_id, recorded=str(held), filled=str(o.filled))
+                await self.store.error(
+                    f"{client_id}: the exchange's listed trades account for {held} of the {o.filled} it says "
+                    f"filled, after {tries} reads; settled as the exchange says", client_order_id=client_id,
+                    venue=venue_name, symbol=before.symbol, error_type="FillsMissing")
+                return await self._write_view(client_id, before, o)
+        log.warning("executor.fills_short", client_id=client_id, recorded=str(held), filled=str(o.filled),
+                    read=added is not None)
+        # unsettled at what its fills account for: followed, and its trades asked for at the next sync
+        rec = await self.store.get_order(client_id) or before
+        if advance(rec.status, OrderStatus.PARTIALLY_FILLED) == rec.status:
+            return rec
+        return await self.store.update_order(client_id, status=OrderStatus.PARTIALLY_FILLED)
+
+    async def _write_view(self, client_id: str, before: OrderRecord | None, o: VenueOrder, *,
+                          from_fills: bool = False) -> OrderRecord:
+        """The exchange's view of the order into its row (its average and fee too, unless `from_fills`)."""
+        try:
+            return await self.store.update_order(
+                client_id, status=o.status, exchange_order_id=o.id or None, filled=o.filled,
+                average=None if from_fills else o.average, fee=None if from_fills else o.fee,
+                fee_currency=None if from_fills else o.fee_currency, reason=o.reason,
             )
         except IllegalTransition as exc:
-            # the exchange contradicts a final state we recorded: keep ours, say so loudly, let a person look
-            log.error("executor.illegal_transition", client_id=client_id, error=str(exc))
-            await self.store.error(f"{client_id}: {exc}"[:500], client_order_id=client_id,
-                                   error_type="IllegalTransition")
             assert before is not None
-            return before
-        if o.filled > 0 and (before is None or before.filled < o.filled):
-            await self._record_fills(venue_name, rec)
-        return rec
+            return await self._contradicted(client_id, before, exc)
 
-    async def _record_fills(self, venue_name: str, rec: OrderRecord) -> None:
+    async def _contradicted(self, client_id: str, before: OrderRecord, exc: IllegalTransition) -> OrderRecord:
+        """The exchange contradicts a final state we recorded: keep ours, say so loudly, let a person look."""
+        log.error("executor.illegal_transition", client_id=client_id, error=str(exc))
+        await self.store.error(f"{client_id}: {exc}"[:500], client_order_id=client_id,
+                               error_type="IllegalTransition")
+        return before
+
+    async def _record_fills(self, venue_name: str, rec: OrderRecord, order_id: str, filled: Decimal) -> Decimal | None:
+        """Read the order's trades (paged until they add up to `filled`) and record the new ones; how much
+        those add, or None when the read failed."""
         venue = self.venues[venue_name]
         since = int((rec.created_at.replace(tzinfo=rec.created_at.tzinfo or UTC)).timestamp() * 1000) - 60_000
         try:
-            trades = await venue.fetch_my_trades(rec.symbol, since)
+            trades = await venue.fetch_order_trades(rec.symbol, order_id, since, filled)
         except VenueError as exc:
             log.warning("executor.trades_failed", client_id=rec.client_order_id, error=exc.cause)
-            return
+            return None
+        added = Decimal(0)
         for t in trades:
-            if t.order_id != rec.exchange_order_id:
-                continue
-            await self.record_trade(venue_name, t, rec.client_order_id)
+            if t.order_id == order_id and await self.record_trade(venue_name, t, rec.client_order_id):
+                added += t.amount
+        return added
 
     async def record_trade(self, venue_name: str, t: VenueTrade, client_id: str | None) -> bool:
         recorded = await self.store.fill(
@@ -230,9 +288,12 @@ class Executor:
         if final.status in LIVE:
             await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
             return
-        await self.sync(venue_name, rec.client_order_id, final)
+        synced = await self.sync(venue_name, rec.client_order_id, final)
         if final.status is OrderStatus.CANCELLED:
-            await self.store.cancel(rec.client_order_id, reason=reason, filled=final.filled)
+            if synced.status == OrderStatus.CANCELLED:
+                await self.store.cancel(rec.client_order_id, reason=reason, filled=final.filled)
+            else:  # its trades are not all recorded yet: cancel requested, and followed until they are
+                await self.store.cancel(rec.client_order_id, reason=reason, confirmed=False)
 
     async def cancel_all(self, reason: str, *, resolve_unresolved: bool = False) -> int:
         """Cancel every live order of ours (halt, shutdown). Best effort per order; returns how many.

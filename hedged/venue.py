@@ -16,6 +16,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
@@ -31,6 +32,8 @@ from hedged.snapshot import venue_order, venue_trade
 
 log = get_logger("hedged.venue")
 T = TypeVar("T")
+# how many requests one order's trades may take (fetch_order_trades): 10 000 trades at bybit's 100 a page
+MAX_TRADE_PAGES = 100
 
 @dataclass(frozen=True)
 class Profile:
@@ -51,6 +54,13 @@ class Profile:
     # StreamedVenue reads this exchange's ccxt.pro messages (a hedged/streamflavour.py row)
     # and the local exchange serves its WS front: `stream` unset means on (streams_on)
     streams: bool = False
+    # One order's own trades (`fetch_order_trades`), asked for by `orderId`, `trades_page` a request, paged
+    # by `trades_paging`: "cursor" (bybit's execution list: newest first, nextPageCursor pages back), "time"
+    # (binance: the order's most recent trades, without a start time, which spot refuses next to an order
+    # id; when that page is full and short, the symbol's trades ascending from the order's start). ""
+    # (no order filter known here): one page of the symbol's trades since the order's start.
+    trades_page: int = 100
+    trades_paging: str = ""
 
 
 PROFILES: dict[str, Profile] = {
@@ -64,15 +74,16 @@ PROFILES: dict[str, Profile] = {
         bybit_batching=True,
         local="bybit",
         streams=True,
+        trades_paging="cursor",
     ),
     "binancecoinm": Profile(options={"defaultType": "delivery", "warnOnFetchOpenOrdersWithoutSymbol": False},
                             book_and_premium=True, wallet_from_info=True, no_testnet=True, local="binancecoinm",
-                            streams=True),
+                            streams=True, trades_page=1000, trades_paging="time"),
     "binanceusdm": Profile(options={"defaultType": "future", "warnOnFetchOpenOrdersWithoutSymbol": False},
-                           no_testnet=True),
+                           no_testnet=True, trades_page=1000, trades_paging="time"),
     # `binance` is the spot account (coins held); COIN-M hedges use binancecoinm, USDT-M binanceusdm
     "binance": Profile(options={"defaultType": "spot", "warnOnFetchOpenOrdersWithoutSymbol": False},
-                       local="binance"),
+                       local="binance", trades_page=1000, trades_paging="time"),
     "okx": Profile(options={"defaultType": "swap"}),
     "deribit": Profile(options={"defaultType": "swap"}),
 }
@@ -431,6 +442,55 @@ class CcxtVenue:
             "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since, 100))
         parsed = (venue_trade(t, f"{self.name}.fetch_my_trades[{i}]") for i, t in enumerate(trades))
         return [t for t in parsed if t is not None]
+
+    async def fetch_order_trades(self, symbol: str, order_id: str, since: int | None,
+                                 filled: Decimal) -> list[VenueTrade]:
+        """One order's trades, by its exchange id, paged until they add up to `filled` (what the exchange
+        says the order filled) or the exchange has no more; each trade once. Short when the exchange does
+        not (yet) list them all; the caller decides what that means."""
+        p = self.profile
+        found: dict[str, VenueTrade] = {}
+
+        def total() -> Decimal:
+            return sum((t.amount for t in found.values()), Decimal(0))
+
+        async def page(start: int | None, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+            raw: list[dict[str, Any]] = await self._call(
+                "fetch_my_trades", partial(self.exchange.fetch_my_trades, symbol, start, p.trades_page, params))
+            new = 0
+            for i, r in enumerate(raw):
+                t = venue_trade(r, f"{self.name}.fetch_order_trades[{i}]")
+                if t is not None and t.order_id == order_id and t.id not in found:
+                    found[t.id] = t
+                    new += 1
+            return raw, new
+
+        if p.trades_paging == "cursor":
+            params: dict[str, Any] = {"orderId": order_id}
+            for _ in range(MAX_TRADE_PAGES):
+                raw, _new = await page(since, params)
+                cursor = next((r["info"]["nextPageCursor"] for r in raw
+                               if isinstance(r.get("info"), dict) and r["info"].get("nextPageCursor")), None)
+                if total() >= filled or not cursor:
+                    break
+                params = {"orderId": order_id, "cursor": cursor}
+            return list(found.values())
+        if p.trades_paging == "time":
+            raw, _new = await page(None, {"orderId": order_id})
+            start = since
+            for _ in range(MAX_TRADE_PAGES):
+                if total() >= filled or len(raw) < p.trades_page:
+                    break
+                # the symbol's trades, ascending from `start`; the next page starts at the last one's time
+                # (inclusive: trades in that millisecond come again and are taken once)
+                raw, new = await page(start, {})
+                stamps = [int(r["timestamp"]) for r in raw if r.get("timestamp") is not None]
+                if not new and (not stamps or max(stamps) == start):
+                    break  # no step forward: this is all the exchange will list from here
+                start = max(stamps) if stamps else start
+            return list(found.values())
+        await page(since, {})
+        return list(found.values())
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         t: dict[str, Any] = await self._call("fetch_ticker", lambda: self.exchange.fetch_ticker(symbol))

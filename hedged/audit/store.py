@@ -1035,6 +1035,15 @@ class AuditStore:
         return [FillRecord(**r) for r in rows]
 
     @_reconnecting
+    async def fills_total(self, client_order_id: str) -> Decimal:
+        """How much of an order the recorded fills account for (summed exactly, in Decimal)."""
+        async with self._reading() as conn:
+            rows = (await conn.execute(
+                sa.select(Fill.amount).where(Fill.client_order_id == client_order_id)
+            )).scalars().all()
+        return sum(rows, Decimal(0))
+
+    @_reconnecting
     async def last_cycles(self) -> list[CycleRecord]:
         """The latest cycle row of each (venue, symbol)."""
         latest = (
