@@ -69,3 +69,32 @@ async def test_a_resync_racing_one_coins_wallet_message_still_takes_rest_for_the
             assert total(state["balance"], "BTC") == wallet(emu, "BTC")  # streamed, newer than the REST read
         finally:
             await v.close()
+
+
+async def test_wallet_messages_handled_in_one_turn_all_reach_the_view(tmp_path: Path) -> None:
+    # Three ACCOUNT_UPDATEs written back to back (ETH, BTC, then BTC again, each flushed at once), each listing
+    # only its coin: the view merges them, every credit from the stream alone (no REST read between). Were
+    # buffered messages handled in one turn (as tickers are: docs/streaming.md), the watch's answer would
+    # carry the last one's coins only; here each is handled in its own turn (3 applied per round, measured).
+    os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
+    async with Emulator(binance_settings(clock="manual", taker_flow_usd_per_s=0), exchange="binance") as emu:
+        cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg("binancecoinm", emu.url),
+                            hedge=[{"asset": "BTC", "venue": "sim", "instrument": INV}])
+        v = make_venues(cfg)["sim"]
+        assert isinstance(v, StreamedVenue) and emu.binance_ws is not None
+        ws, eng = emu.binance_ws, emu.engine
+        try:
+            await v.load_markets()
+            await until(v.alive, "streams alive", 30.0)
+            await v.fetch_state()
+            for round_ in range(1, 4):
+                resyncs = v.resyncs
+                for coin, amount in (("ETH", Decimal(5)), ("BTC", Decimal("0.5")), ("BTC", Decimal("0.25"))):
+                    eng.credit("demo-key", coin, amount)
+                    ws._flush()  # the front's per-turn coalescing, run now: one message per credit
+                await until(lambda: total(v.balance, "BTC") == wallet(emu, "BTC")
+                            and total(v.balance, "ETH") == wallet(emu, "ETH"),
+                            f"round {round_}: every credit in the view", 30.0)
+                assert v.resyncs == resyncs  # from the stream, not a REST read
+        finally:
+            await v.close()
