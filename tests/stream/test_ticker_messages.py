@@ -5,7 +5,6 @@ message but the last, so it takes three on one connection: three instruments who
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from decimal import Decimal
@@ -19,6 +18,7 @@ from hedged.sim.server import Emulator
 from hedged.sim.settings import binance_settings, default_settings
 from hedged.stream import StreamedVenue
 from tests.keeper.conftest import keeper_config
+from tests.stream.conftest import until, venue_cfg
 
 D = Decimal
 INVERSE = ("BTC/USD:BTC", "ETH/USD:ETH", "SOL/USD:SOL")
@@ -27,19 +27,6 @@ SOL = [{"symbol": "SOL/USD:SOL", "tick": D("0.01"), "qty_step": D(1), "contract_
        {"symbol": "SOL/USDT:USDT", "tick": D("0.01"), "qty_step": D("0.1")}]
 # no periodic ticker snapshot (the exchange's loop pushes one every second): a lost message stays lost
 QUIET = {"clock": "manual", "taker_flow_usd_per_s": 0, "tick_seconds": 3600}
-
-
-def venue_cfg(url: str, exchange: str) -> dict[str, object]:
-    return {"sim": {"exchange": exchange, "url": url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
-                    "timeout": 2, "stream": True, "stream_heartbeat": 20.0}}
-
-
-async def until(cond: Callable[[], bool], what: str, bound: float = 30.0) -> None:
-    for _ in range(int(bound / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {bound} s: {what}")
 
 
 def dec(v: Any) -> Decimal:
@@ -60,7 +47,7 @@ async def symbols_in_one_step(emu: Emulator, exchange: str, symbols: tuple[str, 
     """Five steps, each moving every symbol's price at once: ccxt's cache gets every message, and so must the view
     (with the exchange's periodic snapshot off, a message missed is never sent again)."""
     os.environ["SIM_KEY"], os.environ["SIM_SECRET"] = "demo-key", "demo-secret"
-    cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(emu.url, exchange),
+    cfg = keeper_config(emu.url, tmp_path / "k.db", venues=venue_cfg(exchange, emu.url),
                         hedge=[{"asset": s.split("/")[0], "venue": "sim", "instrument": s} for s in symbols])
     v = make_venues(cfg)["sim"]
     assert isinstance(v, StreamedVenue)
