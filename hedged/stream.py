@@ -453,8 +453,10 @@ class StreamedVenue(CcxtVenue):
             counted = trusted and not raced
             if counted:
                 self.differences += 1
-            log.warning("stream.difference", venue=self.name, part=part, counted=counted,
-                        rest=str(truth), view=str(view[part]))
+            # a counted difference is a lost message or a bug; an uncounted one (a gap, or a race with a fill
+            # still streaming in) is expected while an order fills: debug, not a warning at every hedge
+            (log.warning if counted else log.debug)("stream.difference", venue=self.name, part=part,
+                                                     counted=counted, rest=str(truth), view=str(view[part]))
         # REST replaces a part only if no stream update reached it since the read began: such an update is
         # newer than the REST answer (a fill's position still streaming in); that part is confirmed again
         # at the next read instead of being rolled back to the older REST state
