@@ -50,7 +50,10 @@ def foreign(prefix: str, order_ids: Iterable[str], trade_ids: Iterable[str], kno
 # cycle costs 3 requests per venue and must stay so. So the exchange is searched for another keeper on a
 # schedule instead: every venue at least every `[keeper] foreign_check` seconds (keeper clock), open orders
 # where the cycle did not read them anyway, and trades since the newest one the last search saw. The shell
-# executes the checks this returns and feeds the answers back through `checked`.
+# executes the checks this returns and feeds the answers back through `checked`. A streamed venue's order
+# stream shows every order of the account as it changes, filled at once or not: its ids are checked each
+# cycle, and while it has not broken since the last search, the search reads nothing over REST (a quiet
+# streamed venue stays at its resyncs' cost).
 
 OVERLAP_MS = 60_000  # trades are asked for from this long before the newest seen: late or same-ms trades
 
@@ -68,11 +71,13 @@ class Watch:
 @dataclass(frozen=True, slots=True)
 class Check:
     """One search to run now: `orders` — read open orders (False when this cycle's read already has them);
-    trades since `trades_since_ms` (exchange milliseconds)."""
+    `trades` — read trades since `trades_since_ms` (exchange milliseconds; False when a live order stream,
+    unbroken since the last search, has shown every order: no REST request at all)."""
 
     venue: str
     orders: bool
     trades_since_ms: int
+    trades: bool = True
 
 
 def due(watch: Watch, now: datetime, every: float) -> bool:
@@ -86,12 +91,14 @@ def trades_since(watch: Watch) -> int:
 
 
 def schedule(watches: Mapping[str, Watch], now: datetime, *, every: float, readable: Iterable[str],
-             orders_read: Set[str]) -> tuple[Check, ...]:
+             orders_read: Set[str], streamed: Set[str] = frozenset()) -> tuple[Check, ...]:
     """The searches due this cycle, on the venues that answered the cycle's read (a down venue is searched
     once it is back: it stays due). `orders_read`: venues whose open orders this cycle has already seen and
-    checked (ours in flight there, or a live order stream)."""
-    return tuple(Check(v, v not in orders_read, trades_since(w)) for v in readable
-                 if due(w := watches.get(v, Watch()), now, every))
+    checked (ours in flight there, or a live order stream). `streamed`: venues whose order stream has shown
+    every order, unbroken, since their last search, each id checked as it came: their trades need no REST
+    read (a venue's first search always reads them: the stream shows nothing from before it started)."""
+    return tuple(Check(v, v not in orders_read, trades_since(w), trades=v not in streamed or w.checked_at is None)
+                 for v in readable if due(w := watches.get(v, Watch()), now, every))
 
 
 def checked(watch: Watch, now: datetime, trade_times_ms: Iterable[int | None]) -> Watch:

@@ -287,22 +287,38 @@ class Keeper:
         """Another keeper on any venue, within about `[keeper] foreign_check` seconds: open orders from a live
         order stream each cycle (free); the searches `foreign.schedule` says are due (REST). Sets
         `_foreign_now` when one halts."""
+        streamed: dict[str, list[int]] = {}  # venue -> exchange times of the orders its stream showed
         for n in raw_states:
             v = self.venues[n]
-            if n not in orders_read and isinstance(v, StreamedVenue) and v.alive():
+            if not isinstance(v, StreamedVenue) or not v.alive():
+                continue
+            if n not in orders_read:
                 ids = [venue_order(o, f"{n}.stream.orders").client_id for o in list(v.orders.values())]
                 if await self.detect_foreign(n, ids):
                     self._foreign_now = True
                 orders_read.add(n)
+            shown, times = v.streamed_order_ids()  # every order since the last cycle, open or done
+            if await self.detect_foreign(n, shown):
+                self._foreign_now = True
+            if not v.order_stream_broken:
+                streamed[n] = times
         now = self.clock()
         for c in schedule(self.foreign_watch, now, every=self.config.keeper.foreign_check, readable=list(raw_states),
-                          orders_read=orders_read):
+                          orders_read=orders_read, streamed=set(streamed)):
             venue = self.venues[c.venue]
+            if not c.orders and not c.trades:  # the order stream showed it all, each id checked as it came
+                self.foreign_watch[c.venue] = checked(self.foreign_watch.get(c.venue, Watch()), now,
+                                                      streamed[c.venue])
+                continue
+            if isinstance(venue, StreamedVenue) and venue.alive():
+                venue.order_stream_broken = False  # covered from here on, unless it breaks (set again then)
             try:
                 order_ids = [o.client_id for o in await venue.open_orders()] if c.orders else []
                 trades = [t for s in venue.symbols for t in await venue.fetch_my_trades(s, c.trades_since_ms)]
             except VenueError as exc:  # stays due: searched again next cycle
                 log.warning("keeper.foreign_check_failed", venue=c.venue, error=str(exc)[:200])
+                if isinstance(venue, StreamedVenue):
+                    venue.order_stream_broken = True
                 continue
             if await self.detect_foreign(c.venue, order_ids, [t.client_id for t in trades]):
                 self._foreign_now = True

@@ -93,6 +93,11 @@ class StreamedVenue(CcxtVenue):
         self.was_up = False
         self.synced_at: float | None = None  # last REST resync (clock seconds)
         self.gap = True  # a stream failed or reconnected since the last resync: the view may be wrong
+        # The order stream shows every order of the account as it changes (ours, a person's, another keeper's;
+        # filled at once or not): while it has not broken since the foreign-keeper search last ran, its client
+        # ids stand in for that search's REST trade read (hedged/foreign.py, Keeper._search_foreign)
+        self.order_stream_broken = True
+        self._order_ids_checked: set[str] = set()
         self.healthy: dict[str, bool] = {}  # per watch loop: subscribed and not failed since
         self.differences = 0  # REST/stream differences found while streams were healthy throughout
         self.resyncs = 0
@@ -165,6 +170,8 @@ class StreamedVenue(CcxtVenue):
             except Exception as exc:
                 self.healthy[name] = False
                 self.gap = True
+                if name in PRIVATE:
+                    self.order_stream_broken = True
                 failures += 1
                 if name in PRIVATE and self.flavour.forget is not None:
                     self.flavour.forget(self.pro)  # expired or not: a fresh listen key, then reconnect
@@ -199,8 +206,26 @@ class StreamedVenue(CcxtVenue):
             if self.flavour.forget is not None:
                 self.flavour.forget(self.pro)
             self.gap = True
+            self.order_stream_broken = True
             return False
         return True
+
+    def streamed_order_ids(self) -> tuple[list[str], list[int]]:
+        """Client ids of the orders the order stream has shown since the last call, and their exchange times
+        (ms). Read from ccxt.pro's order cache, which keeps every update, also those a watch's answer skipped
+        when several were handled in one turn."""
+        ids: list[str] = []
+        times: list[int] = []
+        for o in [*list(getattr(self.pro, "orders", None) or []), *self.orders.values()]:
+            cid = o.get("clientOrderId") if isinstance(o, Mapping) else None
+            if not cid or cid in self._order_ids_checked:
+                continue
+            self._order_ids_checked.add(str(cid))
+            ids.append(str(cid))
+            at = o.get("lastUpdateTimestamp") or o.get("timestamp")
+            if at:
+                times.append(int(at))
+        return ids, times
 
     # --- applying stream messages --------------------------------------------------------------------
     def _apply(self, name: str, got: Any) -> None:
@@ -381,6 +406,7 @@ class StreamedVenue(CcxtVenue):
         alive = self.alive()
         if not alive:
             self.gap = True
+            self.order_stream_broken = True
             await self._note_down(now)
         elif self.down_since is not None:
             log.info("stream.up", venue=self.name, down_for=round(now - self.down_since, 2))

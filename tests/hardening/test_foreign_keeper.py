@@ -6,6 +6,7 @@ searches still costs 3 requests per venue."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,6 +102,11 @@ def test_the_search_schedule_is_pure() -> None:
     assert schedule({"a": w}, t0 + timedelta(hours=1), every=60, readable=[], orders_read=set()) == ()  # down
     assert checked(w, at, []).newest_trade_ms == 5_000_000  # no trades: the window does not move back
     assert fresh(["x", "y"], {"x"}) == {"y"}
+    # an unbroken order stream since the last search stands in for its trade read: nothing over REST; a venue
+    # never searched still reads its trades (the stream shows nothing from before it started)
+    covered = schedule({"a": w}, t0 + timedelta(seconds=60), every=60, readable=["a", "b"], orders_read={"a", "b"},
+                       streamed={"a", "b"})
+    assert [(c.venue, c.orders, c.trades) for c in covered] == [("a", False, False), ("b", False, True)]
 
 
 async def test_a_live_order_stream_shows_a_foreign_order_at_the_next_cycle(harness_factory: Any, hand: Any,
@@ -131,3 +137,48 @@ async def test_a_live_order_stream_shows_a_foreign_order_at_the_next_cycle(harne
     assert v.requests - before <= 2  # no search was due: the view told (a resync may fall due meanwhile)
     alerts = await critical_alerts(h)
     assert len(alerts) == 1 and "t1_streamed03-0" in alerts[0]["message"]
+
+
+async def test_a_streamed_venue_catches_a_foreign_order_filled_at_once_without_a_rest_search(
+        harness_factory: Any, hand: Any, emulator: Emulator) -> None:
+    """The order stream shows every order of the account, filled at once or not: while it has not broken since
+    the last search, its ids stand in for the search's REST trade read. A quiet streamed venue costs only its
+    resyncs; another keeper's market order that never rests still halts at the next cycle."""
+    venues = {"sim": {"exchange": "bybit", "url": emulator.url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
+                      "timeout": 2, "stream": True}}
+    h = await harness_factory(keeper={"foreign_check": 30, "resync": 3600}, venues=venues, hedge=QUIET["hedge"])
+    v = h.venues["sim"]
+    from hedged.stream import StreamedVenue
+
+    assert isinstance(v, StreamedVenue)
+    for _ in range(600):  # the streams subscribe in the background: wait, generously
+        if v.alive() and not v.gap:
+            break
+        await h.keeper.cycle()
+        await asyncio.sleep(0.05)
+    assert v.alive()
+    # the first search ran before the streams were up (REST); the next one, streams up, reads REST once more:
+    # the order stream covers from there on
+    h.clock.advance(timedelta(seconds=31))
+    assert (await h.keeper.cycle()).state is TradingState.RUNNING
+    assert not v.order_stream_broken
+    calls: Counter[str] = Counter()  # REST calls by ccxt method, as the metrics hook sees them
+    v.on_request = lambda venue, call, seconds, error: calls.update([call])
+    for _ in range(3):  # searches fall due; the unbroken stream answers them
+        h.clock.advance(timedelta(seconds=31))
+        before = v.requests
+        quiet = await h.keeper.cycle()
+        assert quiet.state is TradingState.RUNNING and v.requests == before  # not one REST request
+    assert calls["fetch_my_trades"] == 0
+    placed = await hand.create_order(INV, "market", "sell", 100, None, {"clientOrderId": "t1_streamfill04-0"})
+    got = await hand.fetch_order(placed["id"], INV, {"acknowledged": True})
+    assert got["status"] == "closed"  # never open: only the order stream (or a trade) shows it
+    for _ in range(600):
+        caught = await h.keeper.cycle()
+        if caught.state is TradingState.HALTED:
+            break
+        await asyncio.sleep(0.05)
+    assert caught.state is TradingState.HALTED and caught.sent == 0
+    assert calls["fetch_my_trades"] == 0  # no REST search needed (its fill asked for a resync: balance, positions)
+    alerts = await critical_alerts(h)
+    assert len(alerts) == 1 and "t1_streamfill04-0" in alerts[0]["message"]
