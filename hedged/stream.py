@@ -239,11 +239,7 @@ class StreamedVenue(CcxtVenue):
                 before = _balances(self.balance)
                 self.balance = new
                 self.changed["balance"] = now
-                after = _balances(self.balance)
-                for coin in {*before, *after}:
-                    if before.get(coin) != after.get(coin):
-                        self.coin_moved[coin] = now
-                moved = after != before
+                moved = _stamp_moves(before, _balances(self.balance), self.coin_moved, now)
                 if moved:
                     self.moved["balance"] = now
                 # a price move changes equity and margin, not wallet totals: that is a price event
@@ -259,11 +255,7 @@ class StreamedVenue(CcxtVenue):
                 else:
                     self.positions.pop(sym, None)
             self.changed["positions"] = now
-            now_held = _positions(self.positions.values())
-            for sym in {*held, *now_held}:
-                if held.get(sym) != now_held.get(sym):
-                    self.position_moved[sym] = now
-            moved = now_held != held
+            moved = _stamp_moves(held, _positions(self.positions.values()), self.position_moved, now)
             if moved:
                 self.moved["positions"] = now
             self._event(Event.POSITION if moved else Event.PRICE)
@@ -540,6 +532,16 @@ def _dialed(pro: Any) -> list[Any]:
 
 def _last_heard(client: Any) -> int:
     return int(getattr(client, "last_message_at", None) or getattr(client, "lastPong", None) or 0)
+
+
+def _stamp_moves(before: Mapping[str, Any], after: Mapping[str, Any], stamps: dict[str, float], now: float) -> bool:
+    """Stamp `now` on every key (coin, symbol) whose value differs between the two; whether any did."""
+    moved = False
+    for key in {*before, *after}:
+        if before.get(key) != after.get(key):
+            stamps[key] = now
+            moved = True
+    return moved
 
 
 def _merge_coins(rest: Mapping[str, Any], view: Mapping[str, Any], keep: set[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hedged.foreign import OVERLAP_MS, Watch, checked, fresh, schedule
 from hedged.model import TradingState
 from hedged.sim.client import make_client
 from hedged.sim.server import Emulator
+from hedged.stream import StreamedVenue
 
 INV = "BTC/USD:BTC"
 # Polled: the request budgets below are a polling venue's; a streamed venue's open orders come with every
@@ -38,6 +39,22 @@ async def hand(emulator: Emulator) -> AsyncIterator[Any]:
 async def critical_alerts(h: Any) -> list[dict[str, Any]]:
     alerts = [e.payload for e in await h.store.events_after(0, 1000, kinds=(EventKind.ALERT,))]
     return [a for a in alerts if isinstance(a, dict) and a.get("code") == "foreign_keeper"]
+
+
+async def streamed(harness_factory: Any, emulator: Emulator, **keeper: Any) -> tuple[Any, StreamedVenue]:
+    """A keeper on a streamed Bybit venue `sim` hedging nothing (QUIET's hedge), its streams alive."""
+    venues = {"sim": {"exchange": "bybit", "url": emulator.url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
+                      "timeout": 2, "stream": True}}
+    h = await harness_factory(keeper=keeper, venues=venues, hedge=QUIET["hedge"])
+    v = h.venues["sim"]
+    assert isinstance(v, StreamedVenue)
+    for _ in range(600):  # the streams subscribe in the background: wait, generously
+        if v.alive() and not v.gap:
+            break
+        await h.keeper.cycle()
+        await asyncio.sleep(0.05)
+    assert v.alive()
+    return h, v
 
 
 def ours_on_book(emu: Emulator) -> list[str]:
@@ -112,19 +129,7 @@ def test_the_search_schedule_is_pure() -> None:
 async def test_a_live_order_stream_shows_a_foreign_order_at_the_next_cycle(harness_factory: Any, hand: Any,
                                                                            emulator: Emulator) -> None:
     """With streams, open orders come free in every cycle: no need to wait for the scheduled search."""
-    venues = {"sim": {"exchange": "bybit", "url": emulator.url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
-                      "timeout": 2, "stream": True}}
-    h = await harness_factory(keeper={"foreign_check": 3600}, venues=venues, hedge=QUIET["hedge"])
-    v = h.venues["sim"]
-    from hedged.stream import StreamedVenue
-
-    assert isinstance(v, StreamedVenue)
-    for _ in range(600):  # the streams subscribe in the background: wait, generously
-        if v.alive() and not v.gap:
-            break
-        await h.keeper.cycle()
-        await asyncio.sleep(0.05)
-    assert v.alive()
+    h, v = await streamed(harness_factory, emulator, foreign_check=3600)
     assert (await h.keeper.cycle()).state is TradingState.RUNNING
     await hand.create_order(INV, "limit", "sell", 100, 90000, {"clientOrderId": "t1_streamed03-0"})
     for _ in range(600):  # the order reaches the view over the socket
@@ -144,19 +149,7 @@ async def test_a_streamed_venue_catches_a_foreign_order_filled_at_once_without_a
     """The order stream shows every order of the account, filled at once or not: while it has not broken since
     the last search, its ids stand in for the search's REST trade read. A quiet streamed venue costs only its
     resyncs; another keeper's market order that never rests still halts at the next cycle."""
-    venues = {"sim": {"exchange": "bybit", "url": emulator.url, "api_key_env": "SIM_KEY", "secret_env": "SIM_SECRET",
-                      "timeout": 2, "stream": True}}
-    h = await harness_factory(keeper={"foreign_check": 30, "resync": 3600}, venues=venues, hedge=QUIET["hedge"])
-    v = h.venues["sim"]
-    from hedged.stream import StreamedVenue
-
-    assert isinstance(v, StreamedVenue)
-    for _ in range(600):  # the streams subscribe in the background: wait, generously
-        if v.alive() and not v.gap:
-            break
-        await h.keeper.cycle()
-        await asyncio.sleep(0.05)
-    assert v.alive()
+    h, v = await streamed(harness_factory, emulator, foreign_check=30, resync=3600)
     # the first search ran before the streams were up (REST); the next one, streams up, reads REST once more:
     # the order stream covers from there on
     h.clock.advance(timedelta(seconds=31))
