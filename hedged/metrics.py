@@ -361,7 +361,9 @@ class Metrics:
     # --- health --------------------------------------------------------------------------------------
     def health(self) -> Health:
         """The verdict on the last cycle's end state (never a live query)."""
-        age = self.clock() - self._last_ok if self._last_ok is not None else None
+        # rounded once, as the body shows it: the verdict judges the figure it reports (0.6004 s was 503 while
+        # the body said 0.6 against a 0.6 s limit)
+        age = round(self.clock() - self._last_ok, 3) if self._last_ok is not None else None
         state, reason, fault = self._verdict
         return health_verdict(state=state, state_reason=reason, age=age, interval=self.config.keeper.interval,
                               fault=fault, last_error=self._last_error)
