@@ -284,22 +284,19 @@ class Keeper:
         return True
 
     async def _search_foreign(self, raw_states: Mapping[str, Any], orders_read: set[str]) -> None:
-        """Another keeper on any venue, within about `[keeper] foreign_check` seconds: open orders from a live
-        order stream each cycle (free); the searches `foreign.schedule` says are due (REST). Sets
-        `_foreign_now` when one halts."""
+        """Another keeper on any venue, within about `[keeper] foreign_check` seconds: every order a live order
+        stream has shown, open or done, each cycle (free); the searches `foreign.schedule` says are due (REST,
+        or nothing where the order stream has not broken since the last). Sets `_foreign_now` when one halts."""
         streamed: dict[str, list[int]] = {}  # venue -> exchange times of the orders its stream showed
         for n in raw_states:
             v = self.venues[n]
             if not isinstance(v, StreamedVenue) or not v.alive():
                 continue
-            if n not in orders_read:
-                ids = [venue_order(o, f"{n}.stream.orders").client_id for o in list(v.orders.values())]
-                if await self.detect_foreign(n, ids):
-                    self._foreign_now = True
-                orders_read.add(n)
-            shown, times = v.streamed_order_ids()  # every order since the last cycle, open or done
+            orders_read.add(n)  # its open orders (in the view) are among what the stream has shown
+            shown, times = v.streamed_order_ids()  # every order not yet checked, open or done
             if await self.detect_foreign(n, shown):
                 self._foreign_now = True
+            v.checked_order_ids(shown)
             if not v.order_stream_broken:
                 streamed[n] = times
         now = self.clock()

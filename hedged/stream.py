@@ -211,21 +211,24 @@ class StreamedVenue(CcxtVenue):
         return True
 
     def streamed_order_ids(self) -> tuple[list[str], list[int]]:
-        """Client ids of the orders the order stream has shown since the last call, and their exchange times
-        (ms). Read from ccxt.pro's order cache, which keeps every update, also those a watch's answer skipped
-        when several were handled in one turn."""
-        ids: list[str] = []
+        """Client ids of the orders the order stream has shown that are not yet `checked_order_ids`, and their
+        exchange times (ms). Read from ccxt.pro's order cache, which keeps every update, also those a watch's
+        answer skipped when several were handled in one turn. Offered again until checked, so a check that
+        fails (the store unreadable or a halt unwritable) misses none."""
+        ids: dict[str, None] = {}
         times: list[int] = []
         for o in [*list(getattr(self.pro, "orders", None) or []), *self.orders.values()]:
             cid = o.get("clientOrderId") if isinstance(o, Mapping) else None
-            if not cid or cid in self._order_ids_checked:
+            if not cid or cid in self._order_ids_checked or cid in ids:
                 continue
-            self._order_ids_checked.add(str(cid))
-            ids.append(str(cid))
+            ids[str(cid)] = None
             at = o.get("lastUpdateTimestamp") or o.get("timestamp")
             if at:
                 times.append(int(at))
-        return ids, times
+        return list(ids), times
+
+    def checked_order_ids(self, ids: Iterable[str]) -> None:
+        self._order_ids_checked.update(ids)
 
     # --- applying stream messages --------------------------------------------------------------------
     def _apply(self, name: str, got: Any) -> None:

@@ -166,6 +166,12 @@ async def test_a_streamed_venue_catches_a_foreign_order_filled_at_once_without_a
     placed = await hand.create_order(INV, "market", "sell", 100, None, {"clientOrderId": "t1_streamfill04-0"})
     got = await hand.fetch_order(placed["id"], INV, {"acknowledged": True})
     assert got["status"] == "closed"  # never open: only the order stream (or a trade) shows it
+    for _ in range(600):  # it reaches ccxt.pro's order cache over the socket
+        if "t1_streamfill04-0" in v.streamed_order_ids()[0]:
+            break
+        await asyncio.sleep(0.05)
+    # offered until a check has run on it (a failed check misses nothing): looking does not consume it
+    assert "t1_streamfill04-0" in v.streamed_order_ids()[0]
     for _ in range(600):
         caught = await h.keeper.cycle()
         if caught.state is TradingState.HALTED:
@@ -173,5 +179,6 @@ async def test_a_streamed_venue_catches_a_foreign_order_filled_at_once_without_a
         await asyncio.sleep(0.05)
     assert caught.state is TradingState.HALTED and caught.sent == 0
     assert calls["fetch_my_trades"] == 0  # no REST search needed (its fill asked for a resync: balance, positions)
+    assert "t1_streamfill04-0" not in v.streamed_order_ids()[0]  # checked
     alerts = await critical_alerts(h)
     assert len(alerts) == 1 and "t1_streamfill04-0" in alerts[0]["message"]
